@@ -1,0 +1,3 @@
+//! One module per `meschain` subcommand: argument parsing and printing only.
+
+pub mod signalr;

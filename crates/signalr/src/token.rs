@@ -1,0 +1,322 @@
+//! Access tokens: HS256 JWTs keyed with the UTF-8 bytes of an access key.
+//!
+//! Minting follows the official SDK (reference §B.1, §B.2): claims first, then `nbf`, `exp`,
+//! `iat`, `aud`; user id in `asrs.s.uid` and `nameid`; repeated claim types as arrays.
+//! Validation is what the service does (§C.4): signature with any configured key, `exp`
+//! enforced, audience compared leniently by the caller-supplied rule.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AccessKey;
+
+/// Tokens longer than this are refused by the SDK (`AzureSignalRAccessTokenTooLongException`)
+/// and break browsers that put them in a query string.
+pub const MAX_TOKEN_LENGTH: usize = 4096;
+
+/// The SDK's default lifetime for client tokens.
+pub const DEFAULT_LIFETIME_SECS: u64 = 3600;
+
+/// The claim carrying the user id for the service.
+pub const USER_ID_CLAIM: &str = "asrs.s.uid";
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MintError {
+    #[error("access token would be {0} characters, above the {MAX_TOKEN_LENGTH}-character limit")]
+    TooLong(usize),
+    #[error("could not sign access token")]
+    Signing,
+}
+
+/// What a client token says about the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ClientClaims<'a> {
+    pub user_id: Option<&'a str>,
+    /// Forwarded to upstream in `X-ASRS-User-Claims`; the service itself ignores them.
+    pub roles: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ClientPayload<'a> {
+    #[serde(rename = "asrs.s.uid", skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nameid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Value>,
+    nbf: u64,
+    exp: u64,
+    iat: u64,
+    aud: &'a str,
+}
+
+/// A signing key ready for repeated use on a hot path.
+pub struct SigningKey {
+    key: EncodingKey,
+    header: Header,
+}
+
+impl SigningKey {
+    pub fn hs256(key: &AccessKey) -> Self {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some("JWT".into());
+        SigningKey { key: EncodingKey::from_secret(key.as_bytes()), header }
+    }
+
+    /// Mints a client access token for `audience` (see [`crate::ConnectionString::client_audience`]).
+    pub fn client_token(
+        &self,
+        audience: &str,
+        claims: &ClientClaims<'_>,
+        now: u64,
+        lifetime_secs: u64,
+    ) -> Result<String, MintError> {
+        // .NET serialises one claim of a type as a string and several as an array.
+        let role = match claims.roles {
+            [] => None,
+            [one] => Some(Value::String(one.clone())),
+            many => Some(Value::Array(many.iter().cloned().map(Value::String).collect())),
+        };
+        let payload = ClientPayload {
+            uid: claims.user_id,
+            nameid: claims.user_id,
+            role,
+            nbf: now,
+            exp: now.saturating_add(lifetime_secs),
+            iat: now,
+            aud: audience,
+        };
+        self.sign(&payload)
+    }
+
+    /// Mints a token for one REST API call. `audience` is the request URL as the SDK builds it.
+    pub fn rest_token(&self, audience: &str, now: u64, lifetime_secs: u64) -> Result<String, MintError> {
+        #[derive(Serialize)]
+        struct RestPayload<'a> {
+            nbf: u64,
+            exp: u64,
+            iat: u64,
+            aud: &'a str,
+        }
+        self.sign(&RestPayload { nbf: now, exp: now.saturating_add(lifetime_secs), iat: now, aud: audience })
+    }
+
+    fn sign<T: Serialize>(&self, payload: &T) -> Result<String, MintError> {
+        let token = jsonwebtoken::encode(&self.header, payload, &self.key).map_err(|_| MintError::Signing)?;
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(MintError::TooLong(token.len()));
+        }
+        Ok(token)
+    }
+}
+
+/// Why a presented token was refused. The messages are the ASP.NET JwtBearer
+/// `error_description`s the real service sends in `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("The token is malformed")]
+    Malformed,
+    #[error("The signature is invalid")]
+    InvalidSignature,
+    #[error("The token is expired")]
+    Expired,
+    #[error("The audience is invalid")]
+    InvalidAudience,
+    #[error("The signing algorithm is not allowed")]
+    InvalidAlgorithm,
+}
+
+/// The claims of a validated token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ValidatedClaims {
+    #[serde(default)]
+    pub aud: Option<Value>,
+    #[serde(default)]
+    pub exp: Option<u64>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+impl ValidatedClaims {
+    /// The user id as the service resolves it: `asrs.s.uid` > `nameid` > `sub` (§B.4).
+    pub fn user_id(&self) -> Option<&str> {
+        [USER_ID_CLAIM, "nameid", "sub"].iter().find_map(|name| match self.other.get(*name) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
+            Some(Value::Array(items)) => items.first().and_then(Value::as_str).filter(|s| !s.is_empty()),
+            _ => None,
+        })
+    }
+
+    /// Every claim as `(type, value)` pairs, arrays flattened, in token order; system
+    /// timestamps and `aud` excluded. This is what upstream gets in `X-ASRS-User-Claims`.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, value) in &self.other {
+            if matches!(name.as_str(), "nbf" | "iat") {
+                continue;
+            }
+            match value {
+                Value::Array(items) => out.extend(items.iter().map(|v| (name.clone(), scalar(v)))),
+                v => out.push((name.clone(), scalar(v))),
+            }
+        }
+        out
+    }
+
+    pub fn audiences(&self) -> Vec<&str> {
+        match &self.aud {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Validates a token the way the service does: HS256 or HS512 signed with one of `keys`,
+/// not expired (`leeway_secs` of clock skew allowed), and an audience that `audience_ok` accepts.
+pub fn validate(
+    token: &str,
+    keys: &[AccessKey],
+    leeway_secs: u64,
+    audience_ok: impl Fn(&str) -> bool,
+) -> Result<ValidatedClaims, ValidationError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| ValidationError::Malformed)?;
+    if !matches!(header.alg, Algorithm::HS256 | Algorithm::HS512) {
+        return Err(ValidationError::InvalidAlgorithm);
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = leeway_secs;
+    validation.validate_aud = false;
+    validation.validate_nbf = false;
+    validation.set_required_spec_claims(&["exp"]);
+    let mut last = ValidationError::InvalidSignature;
+    for key in keys {
+        match jsonwebtoken::decode::<ValidatedClaims>(token, &DecodingKey::from_secret(key.as_bytes()), &validation) {
+            Ok(data) => {
+                let claims = data.claims;
+                if !claims.audiences().into_iter().any(&audience_ok) {
+                    return Err(ValidationError::InvalidAudience);
+                }
+                return Ok(claims);
+            }
+            Err(e) => {
+                use jsonwebtoken::errors::ErrorKind;
+                last = match e.kind() {
+                    ErrorKind::InvalidSignature => ValidationError::InvalidSignature,
+                    ErrorKind::ExpiredSignature => return Err(ValidationError::Expired),
+                    ErrorKind::MissingRequiredClaim(_) => return Err(ValidationError::Malformed),
+                    _ => ValidationError::Malformed,
+                };
+            }
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn key(s: &str) -> AccessKey {
+        AccessKey::new(s)
+    }
+
+    fn payload(token: &str) -> serde_json::Value {
+        let part = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn test_client_token_claims_and_order() {
+        let roles = vec!["admin".to_string()];
+        let t = SigningKey::hs256(&key("k"))
+            .client_token("https://x/client/?hub=h", &ClientClaims { user_id: Some("alice"), roles: &roles }, NOW, 3600)
+            .unwrap();
+        let part = t.split('.').nth(1).unwrap();
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
+        assert_eq!(
+            raw,
+            r#"{"asrs.s.uid":"alice","nameid":"alice","role":"admin","nbf":1700000000,"exp":1700003600,"iat":1700000000,"aud":"https://x/client/?hub=h"}"#
+        );
+        let header = jsonwebtoken::decode_header(&t).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+    }
+
+    #[test]
+    fn test_several_roles_become_an_array() {
+        let roles = vec!["admin".to_string(), "super_admin".to_string()];
+        let t = SigningKey::hs256(&key("k"))
+            .client_token("a", &ClientClaims { user_id: None, roles: &roles }, NOW, 10)
+            .unwrap();
+        assert_eq!(payload(&t)["role"], serde_json::json!(["admin", "super_admin"]));
+        assert!(payload(&t).get("asrs.s.uid").is_none());
+    }
+
+    #[test]
+    fn test_too_long_is_refused() {
+        let roles: Vec<String> = (0..400).map(|i| format!("role-{i}")).collect();
+        let err = SigningKey::hs256(&key("k"))
+            .client_token("a", &ClientClaims { user_id: Some("u"), roles: &roles }, NOW, 10)
+            .unwrap_err();
+        assert!(matches!(err, MintError::TooLong(n) if n > MAX_TOKEN_LENGTH));
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    #[test]
+    fn test_validate_roundtrip_with_second_key() {
+        let t = SigningKey::hs256(&key("secondary"))
+            .client_token("aud1", &ClientClaims { user_id: Some("bob"), roles: &[] }, now(), 60)
+            .unwrap();
+        let claims = validate(&t, &[key("primary"), key("secondary")], 0, |a| a == "aud1").unwrap();
+        assert_eq!(claims.user_id(), Some("bob"));
+        assert!(claims.pairs().contains(&("asrs.s.uid".to_string(), "bob".to_string())));
+    }
+
+    #[test]
+    fn test_validate_failures() {
+        let signer = SigningKey::hs256(&key("k"));
+        let good = signer.client_token("aud", &ClientClaims::default(), now(), 60).unwrap();
+        assert_eq!(validate(&good, &[key("other")], 0, |_| true).unwrap_err(), ValidationError::InvalidSignature);
+        assert_eq!(validate(&good, &[key("k")], 0, |a| a == "x").unwrap_err(), ValidationError::InvalidAudience);
+        let expired = signer.client_token("aud", &ClientClaims::default(), now() - 7200, 60).unwrap();
+        assert_eq!(validate(&expired, &[key("k")], 5, |_| true).unwrap_err(), ValidationError::Expired);
+        assert_eq!(validate("garbage", &[key("k")], 0, |_| true).unwrap_err(), ValidationError::Malformed);
+        assert_eq!(validate("a.b.c", &[key("k")], 0, |_| true).unwrap_err(), ValidationError::Malformed);
+        // alg:none is refused before any key is tried.
+        let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(format!(r#"{{"aud":"aud","exp":{}}}"#, now() + 60));
+        let unsigned = format!("{none_header}.{body}.");
+        assert!(validate(&unsigned, &[key("k")], 0, |_| true).is_err());
+    }
+
+    #[test]
+    fn test_hs512_and_sub_fallback() {
+        let header = Header::new(Algorithm::HS512);
+        let claims = serde_json::json!({"sub": "carol", "aud": "a", "exp": now() + 60});
+        let t = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"k")).unwrap();
+        let c = validate(&t, &[key("k")], 0, |_| true).unwrap();
+        assert_eq!(c.user_id(), Some("carol"));
+    }
+
+    #[test]
+    fn test_missing_exp_is_malformed() {
+        let claims = serde_json::json!({"aud": "a"});
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"k")).unwrap();
+        assert_eq!(validate(&t, &[key("k")], 0, |_| true).unwrap_err(), ValidationError::Malformed);
+    }
+}

@@ -1,0 +1,1 @@
+//! MesChain Realtime functions.
