@@ -52,7 +52,10 @@ pub fn header_tokens(headers: &HeaderMap) -> Vec<String> {
 
 /// The last `access_token` query value, as ASP.NET reads it.
 pub fn query_token(query: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "access_token").last().map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "access_token")
+        .last()
+        .map(|(_, v)| v.into_owned())
 }
 
 fn is_loopback(host: &str) -> bool {

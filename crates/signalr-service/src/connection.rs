@@ -43,8 +43,7 @@ impl Connection {
         capacity: usize,
     ) -> (Connection, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let conn =
-            Connection { id, hub, user_id, protocol, tx, close: Mutex::new(None), close_notify: Notify::new() };
+        let conn = Connection { id, hub, user_id, protocol, tx, close: Mutex::new(None), close_notify: Notify::new() };
         (conn, rx)
     }
 

@@ -22,7 +22,7 @@ use crate::connection::{CloseRequest, Connection};
 pub const MAX_USER_GROUP_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// One message serialised once per protocol.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Frames {
     pub json: Bytes,
     pub msgpack: Bytes,
@@ -244,7 +244,8 @@ impl Hub {
 
     pub fn remove_user_from_all_groups(&self, user: &str) {
         let mut s = self.write();
-        let mut groups: HashSet<String> = s.user_groups.get(user).into_iter().flatten().map(|(g, _)| g.clone()).collect();
+        let mut groups: HashSet<String> =
+            s.user_groups.get(user).into_iter().flatten().map(|(g, _)| g.clone()).collect();
         for c in s.user_connections(user) {
             groups.extend(s.connection_groups.get(&c).into_iter().flatten().cloned());
         }

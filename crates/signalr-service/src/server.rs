@@ -31,8 +31,8 @@ pub fn app(svc: Arc<Service>) -> Router {
 
 async fn cors(request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
-    let preflight = request.method() == Method::OPTIONS
-        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let requested_headers = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
     let requested_method = request.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD).cloned();
     let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };

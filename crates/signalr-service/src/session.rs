@@ -157,10 +157,7 @@ impl Session {
         let mut batch: Vec<Bytes> = Vec::new();
         let conn = self.conn.clone();
 
-        let mut end = match self.receive(Bytes::from(rest)) {
-            Err(e) => Some(e),
-            Ok(()) => None,
-        };
+        let mut end = self.receive(Bytes::from(rest)).err();
         while end.is_none() {
             tokio::select! {
                 biased;
@@ -185,10 +182,7 @@ impl Session {
                             Err(_) => break,
                         }
                     }
-                    if !matches!(timeout(cfg.client_timeout, transport.send(&mut batch, binary)).await, Ok(true)) {
-                        end = Some(End::Client(None));
-                    }
-                    batch.clear();
+                    end = write(transport, &conn, &mut batch, binary, cfg.client_timeout).await;
                     last_sent = Instant::now();
                 }
                 _ = &mut sleep => {
@@ -201,10 +195,7 @@ impl Session {
                         }));
                     } else if now >= last_sent + cfg.keep_alive_interval {
                         batch.push(Bytes::from(hub_protocol::ping_frame(self.protocol)));
-                        if !matches!(timeout(cfg.client_timeout, transport.send(&mut batch, binary)).await, Ok(true)) {
-                            end = Some(End::Client(None));
-                        }
-                        batch.clear();
+                        end = write(transport, &conn, &mut batch, binary, cfg.client_timeout).await;
                         last_sent = now;
                     }
                     sleep.as_mut().reset((last_recv + cfg.client_timeout).min(last_sent + cfg.keep_alive_interval));
@@ -314,6 +305,26 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Writes a batch. A client that stops reading blocks the write; a close request (the queue
+/// overflowing meanwhile, or a REST close) or the client timeout ends the wait.
+async fn write(
+    transport: &mut Transport,
+    conn: &Connection,
+    batch: &mut Vec<Bytes>,
+    binary: bool,
+    limit: Duration,
+) -> Option<End> {
+    let end = tokio::select! {
+        r = timeout(limit, transport.send(batch, binary)) => match r {
+            Ok(true) => None,
+            _ => Some(End::Client(None)),
+        },
+        req = conn.closed() => Some(End::Service(req)),
+    };
+    batch.clear();
+    end
 }
 
 fn protocol_error(e: hub_protocol::ProtocolError) -> End {

@@ -82,7 +82,10 @@ pub fn headers(config: &Config, caller: &Caller, category: &str, event: &str) ->
         h.push((sig::HEADER_USER_ID, u.clone()));
     }
     if !caller.claims.is_empty() {
-        h.push((sig::HEADER_USER_CLAIMS, sig::format_claims(caller.claims.iter().map(|(t, v)| (t.as_str(), v.as_str())))));
+        h.push((
+            sig::HEADER_USER_CLAIMS,
+            sig::format_claims(caller.claims.iter().map(|(t, v)| (t.as_str(), v.as_str()))),
+        ));
     }
     if caller.client_query.len() > 1 {
         h.push((sig::HEADER_CLIENT_QUERY, caller.client_query.clone()));
@@ -153,6 +156,7 @@ async fn post(
 
 /// A connection's upstream queue; the task behind it starts on the first event.
 pub struct Queue {
+    hub: String,
     tx: Option<mpsc::Sender<(String, Event)>>,
     caller: Option<Caller>,
     config: Arc<Config>,
@@ -162,7 +166,7 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(config: Arc<Config>, http: reqwest::Client, caller: Caller) -> Queue {
-        Queue { tx: None, caller: Some(caller), config, http, conn: None }
+        Queue { hub: caller.hub.clone(), tx: None, caller: Some(caller), config, http, conn: None }
     }
 
     /// The connection that receives blocking invocations' completions.
@@ -170,16 +174,11 @@ impl Queue {
         self.conn = Some(conn);
     }
 
-    pub fn hub(&self) -> &str {
-        self.caller.as_ref().map_or("", |c| c.hub.as_str())
-    }
-
     /// Queues an event if a template matches it. Returns `Err` with the URL-less outcome when
     /// no template matches (callers answer blocking invocations themselves) and `Ok(false)` when
     /// the queue is full.
     pub fn push(&mut self, ev: Event) -> Result<bool, Event> {
-        let hub = self.hub().to_string();
-        let Some(url) = resolve(&self.config, &hub, ev.category, &ev.event) else {
+        let Some(url) = resolve(&self.config, &self.hub, ev.category, &ev.event) else {
             return Err(ev);
         };
         if self.tx.is_none() {
@@ -227,10 +226,7 @@ mod tests {
 
     #[test]
     fn test_headers_sign_with_every_key() {
-        let config = Config {
-            access_keys: vec![AccessKey::new("k1"), AccessKey::new("k2")],
-            ..Config::default()
-        };
+        let config = Config { access_keys: vec![AccessKey::new("k1"), AccessKey::new("k2")], ..Config::default() };
         let h = headers(&config, &caller(), "messages", "broadcast");
         let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
         let signature = get(sig::HEADER_SIGNATURE).unwrap();
@@ -255,8 +251,14 @@ mod tests {
     fn test_completion_semantics() {
         let body = Bytes::from_static(b"{\"type\":3,\"invocationId\":\"0\",\"result\":1}\x1e");
         assert_eq!(completion_for(Protocol::Json, "0", Ok((200, body.clone()))), body);
-        assert_eq!(completion_for(Protocol::Json, "0", Ok((204, Bytes::new()))), "{\"type\":3,\"invocationId\":\"0\"}\x1e");
-        assert_eq!(completion_for(Protocol::Json, "0", Ok((200, Bytes::new()))), "{\"type\":3,\"invocationId\":\"0\"}\x1e");
+        assert_eq!(
+            completion_for(Protocol::Json, "0", Ok((204, Bytes::new()))),
+            "{\"type\":3,\"invocationId\":\"0\"}\x1e"
+        );
+        assert_eq!(
+            completion_for(Protocol::Json, "0", Ok((200, Bytes::new()))),
+            "{\"type\":3,\"invocationId\":\"0\"}\x1e"
+        );
         assert_eq!(
             completion_for(Protocol::Json, "0", Ok((404, Bytes::from_static(b"nope")))),
             "{\"type\":3,\"invocationId\":\"0\",\"error\":\"Invocation failed, status code 404\"}\x1e"

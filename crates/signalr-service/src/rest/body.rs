@@ -26,7 +26,8 @@ pub fn frames(content_type: Option<&str>, body: &[u8]) -> Result<Frames, BodyErr
 }
 
 fn json_frames(body: &[u8]) -> Result<Frames, BodyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| BodyError::Invalid("The request body is not valid JSON."))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| BodyError::Invalid("The request body is not valid JSON."))?;
     let Value::Object(obj) = value else {
         return Err(BodyError::Invalid("The request body must be a JSON object."));
     };
@@ -56,7 +57,7 @@ fn json_frames(body: &[u8]) -> Result<Frames, BodyError> {
 fn binary_frames(body: &[u8]) -> Result<Frames, BodyError> {
     let bad = BodyError::Invalid("The request body must be a MessagePack map of 'json' and 'messagepack' payloads.");
     let mut reader = body;
-    let Ok(rmpv::Value::Map(entries)) = rmpv::decode::read_value_with_max_depth(&mut reader, 4) else {
+    let Ok(rmpv::Value::Map(entries)) = rmpv::decode::read_value_with_max_depth(&mut reader, 16) else {
         return Err(bad);
     };
     let mut json = None;
@@ -90,7 +91,8 @@ mod tests {
 
     #[test]
     fn test_bad_bodies() {
-        for bad in [&b"nope"[..], b"[]", b"{}", br#"{"target":""}"#, br#"{"target":1}"#, br#"{"target":"t","arguments":5}"#]
+        for bad in
+            [&b"nope"[..], b"[]", b"{}", br#"{"target":""}"#, br#"{"target":1}"#, br#"{"target":"t","arguments":5}"#]
         {
             assert!(matches!(frames(None, bad), Err(BodyError::Invalid(_))), "{bad:?}");
         }

@@ -133,7 +133,11 @@ pub async fn handle(
             Ok(f) => Some(f),
             Err(BodyError::Invalid(m)) => return invalid(m),
             Err(BodyError::UnsupportedMediaType) => {
-                return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Error.Request.UnsupportedMediaType", "Unsupported content type.");
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Error.Request.UnsupportedMediaType",
+                    "Unsupported content type.",
+                );
             }
         }
     } else {

@@ -58,6 +58,9 @@ impl HttpConnection {
     }
 }
 
+// One per connection, created once and owned by its task: the size difference costs nothing,
+// while boxing the socket would add an allocation per connection.
+#[allow(clippy::large_enum_variant)]
 pub enum Transport {
     WebSocket(WebSocket),
     Http { inbound: mpsc::Receiver<Bytes>, outbound: mpsc::Sender<Bytes>, conn: Arc<HttpConnection> },

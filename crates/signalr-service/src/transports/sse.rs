@@ -35,7 +35,8 @@ pub fn start(svc: Arc<Service>, token: String, pending: Pending, client_query: S
         let frame = rx.recv().await?;
         Some((Ok(format_event(&frame)), rx))
     });
-    let mut response = (StatusCode::OK, Body::from_stream(futures_util::StreamExt::chain(first, events))).into_response();
+    let mut response =
+        (StatusCode::OK, Body::from_stream(futures_util::StreamExt::chain(first, events))).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache,no-store"));
