@@ -178,7 +178,7 @@ pub async fn transport(
             (StatusCode::CONFLICT, "WebSocket connection is already in use for this ID").into_response()
         }
         (Method::GET, Some(Live::Http(conn))) => match conn.kind {
-            HttpKind::LongPolling if !is_sse && ws.is_err() => long_polling::poll(&svc, &conn).await,
+            HttpKind::LongPolling if !is_sse && ws.is_err() => long_polling::poll(&svc, &id, &conn).await,
             _ => bad_request("Cannot change transports mid-connection"),
         },
         (Method::POST, Some(Live::Http(conn))) => {

@@ -117,7 +117,18 @@ pub async fn run(start: Start, mut transport: Transport) {
         None
     };
     hub.remove(&conn);
-    svc.remove_live(&token);
+    if transport.is_long_polling() {
+        // The last frames (the Close) still wait for a poll; that poll or, if none comes, this
+        // timer forgets the token.
+        let svc = svc.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(svc.config.client_timeout).await;
+            svc.remove_live(&token);
+        });
+    } else {
+        svc.remove_live(&token);
+    }
     let _ = session.upstream.push(Event::disconnected(error.as_deref()));
     transport.close().await;
     drop(pending.slot);

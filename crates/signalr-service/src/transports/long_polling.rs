@@ -25,7 +25,7 @@ pub fn start(svc: Arc<Service>, token: String, pending: Pending, client_query: S
     StatusCode::OK.into_response()
 }
 
-pub async fn poll(svc: &Service, conn: &HttpConnection) -> Response {
+pub async fn poll(svc: &Service, token: &str, conn: &HttpConnection) -> Response {
     conn.poll_cancel.notify_waiters();
     let mut slot = conn.poll.lock().await;
     let Some(rx) = slot.as_mut() else {
@@ -38,6 +38,7 @@ pub async fn poll(svc: &Service, conn: &HttpConnection) -> Response {
     };
     let Some(first) = first else {
         *slot = None;
+        svc.remove_live(token);
         return StatusCode::NO_CONTENT.into_response();
     };
     let mut body = BytesMut::from(&first[..]);

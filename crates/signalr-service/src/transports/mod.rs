@@ -71,6 +71,10 @@ impl Transport {
         matches!(self, Transport::Http { conn, .. } if conn.kind == HttpKind::ServerSentEvents)
     }
 
+    pub fn is_long_polling(&self) -> bool {
+        matches!(self, Transport::Http { conn, .. } if conn.kind == HttpKind::LongPolling)
+    }
+
     /// The next chunk of client bytes; `None` once the client is gone. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Bytes> {
         match self {
