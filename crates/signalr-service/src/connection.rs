@@ -68,17 +68,23 @@ impl Connection {
         let mut slot = self.close.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(request);
-            self.close_notify.notify_one();
+            // Every waiter: the connection task may be waiting in two places (its main loop and
+            // a blocked write).
+            self.close_notify.notify_waiters();
         }
     }
 
     /// Waits until a close was requested and returns the request.
     pub async fn closed(&self) -> CloseRequest {
         loop {
+            // Registered before the check, so a request between the check and the wait is seen.
+            let notified = self.close_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(r) = self.close.lock().unwrap_or_else(|e| e.into_inner()).clone() {
                 return r;
             }
-            self.close_notify.notified().await;
+            notified.await;
         }
     }
 }

@@ -62,6 +62,10 @@ pub async fn start(config: Config, listener: tokio::net::TcpListener) -> std::io
     let app = server::app(svc.clone());
     let mut server_rx = rx;
     let server = tokio::spawn(async move {
+        // Hub messages are small and latency matters more than segment count.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_rx.wait_for(|s| *s).await;
         });

@@ -167,13 +167,19 @@ impl Session {
         tokio::pin!(sleep);
         let mut batch: Vec<Bytes> = Vec::new();
         let conn = self.conn.clone();
+        // Created once, not per loop turn: a busy connection goes round this loop for every
+        // frame it sends, and re-creating these futures each time was measurable.
+        let closed = conn.closed();
+        tokio::pin!(closed);
+        let shutting_down = async move { shutdown.wait_for(|s| *s).await.map(|_| ()) };
+        tokio::pin!(shutting_down);
 
         let mut end = self.receive(Bytes::from(rest)).err();
         while end.is_none() {
             tokio::select! {
                 biased;
-                req = conn.closed() => end = Some(End::Service(req)),
-                _ = async { shutdown.wait_for(|s| *s).await.map(|_| ()) } => {
+                req = &mut closed => end = Some(End::Service(req)),
+                _ = &mut shutting_down => {
                     end = Some(End::Service(CloseRequest { error: None, allow_reconnect: true, abort: false }));
                 }
                 data = transport.recv() => match data {
