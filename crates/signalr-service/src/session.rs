@@ -48,9 +48,26 @@ fn handshake_error(req: &hub_protocol::HandshakeRequest, sse: bool) -> Result<Pr
     Ok(protocol)
 }
 
+/// The SDK's custom handshake timeout claim (§B.4), in seconds, at most 30.
+const HANDSHAKE_TIMEOUT_CLAIM: &str = "asrs.s.cht";
+const MAX_CUSTOM_HANDSHAKE_TIMEOUT: u64 = 30;
+
+/// The handshake timeout for a connection: the token's `asrs.s.cht` if valid, else the default.
+pub fn handshake_timeout(claims: &meschain_signalr::token::ValidatedClaims, default: Duration) -> Duration {
+    let secs = match claims.other.get(HANDSHAKE_TIMEOUT_CLAIM) {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    match secs {
+        Some(s) if (1..=MAX_CUSTOM_HANDSHAKE_TIMEOUT).contains(&s) => Duration::from_secs(s),
+        _ => default,
+    }
+}
+
 /// Reads the handshake; on success returns the protocol and any bytes that followed it.
-async fn handshake(svc: &Service, transport: &mut Transport) -> Option<(Protocol, Vec<u8>)> {
-    let deadline = Instant::now() + svc.config.handshake_timeout;
+async fn handshake(svc: &Service, transport: &mut Transport, limit: Duration) -> Option<(Protocol, Vec<u8>)> {
+    let deadline = Instant::now() + limit;
     let mut buf = Vec::new();
     loop {
         let chunk = match timeout_at(deadline, transport.recv()).await {
@@ -81,7 +98,8 @@ async fn timeout_at<F: std::future::Future>(deadline: Instant, f: F) -> Option<F
 
 pub async fn run(start: Start, mut transport: Transport) {
     let Start { svc, token, pending, client_query } = start;
-    let Some((protocol, rest)) = handshake(&svc, &mut transport).await else {
+    let limit = handshake_timeout(&pending.claims, svc.config.handshake_timeout);
+    let Some((protocol, rest)) = handshake(&svc, &mut transport, limit).await else {
         svc.remove_live(&token);
         transport.close().await;
         return;
@@ -350,4 +368,33 @@ fn protocol_error(e: hub_protocol::ProtocolError) -> End {
         allow_reconnect: false,
         abort: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: serde_json::Value) -> meschain_signalr::token::ValidatedClaims {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn test_custom_handshake_timeout_claim() {
+        let d = Duration::from_secs(15);
+        assert_eq!(handshake_timeout(&claims(serde_json::json!({})), d), d);
+        assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": "20"})), d), Duration::from_secs(20));
+        assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": 25})), d), Duration::from_secs(25));
+        assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": "99"})), d), d);
+        assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": "x"})), d), d);
+    }
+
+    #[test]
+    fn test_handshake_checks() {
+        let req = |p: &str, v| hub_protocol::HandshakeRequest { protocol: p.into(), version: v };
+        assert_eq!(handshake_error(&req("json", 1), true), Ok(Protocol::Json));
+        assert_eq!(handshake_error(&req("messagepack", 2), false), Ok(Protocol::MessagePack));
+        assert!(handshake_error(&req("messagepack", 1), true).unwrap_err().contains("'Binary' transfer format"));
+        assert!(handshake_error(&req("json", 0), false).is_err());
+        assert!(handshake_error(&req("blob", 1), false).is_err());
+    }
 }

@@ -337,3 +337,16 @@ async fn test_cors_preflight_and_echo() {
     assert_eq!(r.headers()["access-control-allow-origin"], "http://app.example");
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn test_shutdown_closes_clients_and_stops_listening() {
+    let svc = start(test_config()).await;
+    let addr = svc.local_addr();
+    let mut c = connect(&svc, "chat", None, Protocol::MessagePack).await;
+    let started = std::time::Instant::now();
+    let shutdown = tokio::spawn(svc.shutdown());
+    assert_eq!(c.next().await, Some(Message::Close { error: None, allow_reconnect: true }));
+    shutdown.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "shutdown took {:?}", started.elapsed());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -65,3 +65,46 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(argv: &[&str]) -> Args {
+        Cli::try_parse_from(std::iter::once("signalr").chain(argv.iter().copied())).unwrap().args
+    }
+
+    #[test]
+    fn test_keys_and_upstream() {
+        let cfg = config(&args(&["--access-key", "a", "--access-key", "b", "--upstream", "http://x/{event}"])).unwrap();
+        assert_eq!(cfg.access_keys, vec![AccessKey::new("a"), AccessKey::new("b")]);
+        assert_eq!(cfg.upstream, vec![UpstreamTemplate::any("http://x/{event}")]);
+        assert!(config(&args(&["--access-key", "a", "--access-key", "b", "--access-key", "c"])).is_err());
+        assert!(config(&args(&["--access-key", " "])).is_err());
+        let random = config(&args(&[])).unwrap();
+        assert_eq!(random.access_keys.len(), 1);
+        assert_eq!(args(&[]).port, 8888);
+    }
+
+    #[test]
+    fn test_settings_file() {
+        let path = std::env::temp_dir().join(format!("meschain-settings-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"UpstreamSettings":{"Templates":[{"UrlTemplate":"http://u","HubPattern":"chat"}]}}"#)
+            .unwrap();
+        let cfg = config(&args(&["--settings", path.to_str().unwrap()])).unwrap();
+        assert_eq!(cfg.upstream.len(), 1);
+        assert!(cfg.upstream[0].matches("chat", "messages", "x") && !cfg.upstream[0].matches("news", "messages", "x"));
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(config(&args(&["--settings", path.to_str().unwrap()])).is_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(config(&args(&["--settings", "/nonexistent/settings.json"])).is_err());
+        assert!(Cli::try_parse_from(["signalr", "--settings", "f", "--upstream", "u"]).is_err());
+    }
+}
