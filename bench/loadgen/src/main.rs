@@ -50,6 +50,9 @@ struct Args {
     drain_ms: u64,
     #[arg(long, default_value = "bench")]
     hub: String,
+    /// Runtime worker threads of the load generator (it shares the machine with the server).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 fn now_micros() -> u64 {
@@ -163,9 +166,16 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let key = AccessKey::new(args.key.clone());
     let signer = SigningKey::hs256(&key);
     let aud = format!("http://localhost/client/?hub={}", args.hub);

@@ -281,6 +281,11 @@ impl Hub {
         }
     }
 
+    fn is_empty(&self) -> bool {
+        let s = self.read();
+        s.connections.is_empty() && s.user_groups.is_empty()
+    }
+
     pub fn connection_count(&self) -> usize {
         self.read().connections.len()
     }
@@ -292,18 +297,42 @@ impl Hub {
 }
 
 /// All hubs, keyed by the lower-cased (application-scoped) hub name.
+///
+/// A hub exists while it has connections or user→group memberships; empty hubs are dropped by
+/// the sweep, so REST calls naming arbitrary hubs cannot grow memory. Creating-and-writing and
+/// the emptiness check both happen under the registry lock, so nothing is ever written into a
+/// hub that was just dropped.
 #[derive(Default)]
 pub struct Registry {
     hubs: Mutex<HashMap<String, Arc<Hub>>>,
 }
 
 impl Registry {
-    pub fn hub(&self, name: &str) -> Arc<Hub> {
-        self.hubs.lock().unwrap_or_else(|e| e.into_inner()).entry(name.to_string()).or_default().clone()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Hub>>> {
+        self.hubs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hub if it exists; read-only callers treat a missing hub as an empty one.
+    pub fn get(&self, name: &str) -> Option<Arc<Hub>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Runs `f` on the hub, creating it if needed, under the registry lock.
+    pub fn with_hub<R>(&self, name: &str, f: impl FnOnce(&Arc<Hub>) -> R) -> R {
+        let mut hubs = self.lock();
+        f(hubs.entry(name.to_string()).or_default())
     }
 
     pub fn hubs(&self) -> Vec<Arc<Hub>> {
-        self.hubs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.lock().values().cloned().collect()
+    }
+
+    /// Expires user→group memberships, then drops hubs left with nothing in them.
+    pub fn sweep(&self, now: Instant) {
+        for hub in self.hubs() {
+            hub.sweep(now);
+        }
+        self.lock().retain(|_, hub| !hub.is_empty());
     }
 }
 
@@ -343,6 +372,24 @@ mod tests {
         assert_eq!(hub.send(Target::Connection("b"), &[], &frames("w")), 1);
         hub.remove(&a);
         assert!(!hub.connection_exists("a") && !hub.user_exists("u1"));
+    }
+
+    #[test]
+    fn test_empty_hubs_are_dropped() {
+        let reg = Registry::default();
+        let now = Instant::now();
+        let (a, _ra) = conn("a", None);
+        let hub = reg.with_hub("h", |h| {
+            h.add(a.clone(), now);
+            h.clone()
+        });
+        reg.with_hub("users-only", |h| h.add_user_to_group("u", "g", Some(Duration::from_secs(5)), now));
+        reg.with_hub("nothing", |_| ());
+        reg.sweep(now);
+        assert!(reg.get("h").is_some() && reg.get("users-only").is_some() && reg.get("nothing").is_none());
+        hub.remove(&a);
+        reg.sweep(now + Duration::from_secs(6));
+        assert!(reg.get("h").is_none() && reg.get("users-only").is_none());
     }
 
     #[test]

@@ -106,8 +106,6 @@ impl Service {
     pub fn sweep(&self, now: Instant) {
         let timeout = self.config.pending_timeout;
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, p| now.duration_since(p.created) <= timeout);
-        for hub in self.registry.hubs() {
-            hub.sweep(now);
-        }
+        self.registry.sweep(now);
     }
 }

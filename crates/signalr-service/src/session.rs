@@ -124,8 +124,10 @@ pub async fn run(start: Start, mut transport: Transport) {
     let mut upstream = upstream::Queue::new(svc.config.clone(), svc.http.clone(), caller);
     upstream.set_connection(conn.clone());
 
-    let hub = svc.registry.hub(&pending.hub);
-    hub.add(conn.clone(), std::time::Instant::now());
+    let hub = svc.registry.with_hub(&pending.hub, |hub| {
+        hub.add(conn.clone(), std::time::Instant::now());
+        hub.clone()
+    });
     let mut frames = vec![Bytes::from(hub_protocol::handshake_response(None))];
     let mut session = Session { svc: svc.clone(), conn: conn.clone(), protocol, upstream, buf: Vec::new() };
     let error = if transport.send(&mut frames, false).await {

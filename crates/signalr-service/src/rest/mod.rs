@@ -144,7 +144,12 @@ pub async fn handle(
         None
     };
 
-    let h = svc.registry.hub(&hub_key);
+    if let Op::AddUserToGroup { user, group } = &op {
+        svc.registry.with_hub(&hub_key, |h| h.add_user_to_group(user, group, ttl, Instant::now()));
+        return StatusCode::from_u16(op.success(v1)).unwrap_or(StatusCode::OK).into_response();
+    }
+    // Everything else only reads or shrinks state: a hub nobody is in behaves as an empty one.
+    let h = svc.registry.get(&hub_key).unwrap_or_default();
     let ok = StatusCode::from_u16(op.success(v1)).unwrap_or(StatusCode::OK).into_response();
     let excluded = &p.excluded;
     let reason = p.reason.as_deref();
@@ -196,10 +201,7 @@ pub async fn handle(
         Op::UserExists(_) => not_found("Warning.User.NotExisted"),
         Op::UserInGroup { user, group } if h.user_in_group(user, group, now) => ok,
         Op::UserInGroup { .. } => not_found("Info.User.NotInGroup"),
-        Op::AddUserToGroup { user, group } => {
-            h.add_user_to_group(user, group, ttl, now);
-            ok
-        }
+        Op::AddUserToGroup { .. } => unreachable!("handled above"),
         Op::RemoveUserFromGroup { user, group } => {
             h.remove_user_from_group(user, group);
             ok
