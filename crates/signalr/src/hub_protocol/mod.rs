@@ -59,6 +59,19 @@ impl Protocol {
             Protocol::MessagePack => "application/x-msgpack",
         }
     }
+
+    /// The caller's protocol from an upstream request's `Content-Type` (parameters and case
+    /// ignored); `None` for anything else, which upstream handlers answer with 415 (§E.3).
+    pub fn from_upstream_content_type(content_type: &str) -> Option<Protocol> {
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if mime.eq_ignore_ascii_case("application/json") {
+            Some(Protocol::Json)
+        } else if mime.eq_ignore_ascii_case("application/x-msgpack") {
+            Some(Protocol::MessagePack)
+        } else {
+            None
+        }
+    }
 }
 
 /// Why a frame or message was refused. Messages are short and safe to send to the client.
@@ -291,6 +304,17 @@ mod tests {
         assert!(parse_invocation_body(false, br#"{"type":6}"#).is_err());
         assert!(parse_invocation_body(true, b"\x91\x06").is_err());
         assert!(parse_invocation_body(true, b"\xc1").is_err());
+    }
+
+    #[test]
+    fn test_protocol_from_content_type() {
+        assert_eq!(Protocol::from_upstream_content_type("application/json; charset=utf-8"), Some(Protocol::Json));
+        assert_eq!(Protocol::from_upstream_content_type("Application/X-MsgPack"), Some(Protocol::MessagePack));
+        assert_eq!(Protocol::from_upstream_content_type("text/plain"), None);
+        for p in [Protocol::Json, Protocol::MessagePack] {
+            assert_eq!(Protocol::from_upstream_content_type(p.upstream_content_type()), Some(p));
+            assert_eq!(Protocol::from_name(p.name()), Some(p));
+        }
     }
 
     #[test]
