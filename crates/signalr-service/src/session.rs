@@ -65,6 +65,33 @@ pub fn handshake_timeout(claims: &meschain_signalr::token::ValidatedClaims, defa
     }
 }
 
+const AUTH_EXPIRED_ERROR: &str = "Connection closed because the access token expired.";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// With `asrs.s.coae` set, how long until `asrs.s.aeo` (unix seconds) passes; the service then
+/// closes the connection. `None` when the token does not ask for it.
+pub fn auth_expires_in(claims: &meschain_signalr::token::ValidatedClaims, now: u64) -> Option<Duration> {
+    use serde_json::Value;
+    let enabled = match claims.other.get("asrs.s.coae") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    if !enabled {
+        return None;
+    }
+    let at = match claims.other.get("asrs.s.aeo") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .or(claims.exp)?;
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
 /// Reads the handshake; on success returns the protocol and any bytes that followed it.
 async fn handshake(svc: &Service, transport: &mut Transport, limit: Duration) -> Option<(Protocol, Vec<u8>)> {
     let deadline = Instant::now() + limit;
@@ -128,6 +155,18 @@ pub async fn run(start: Start, mut transport: Transport) {
         hub.add(conn.clone(), std::time::Instant::now());
         hub.clone()
     });
+    // Close-on-auth-expiration (§B.5): only when the token asks for it.
+    let expiry = auth_expires_in(&pending.claims, unix_now()).map(|after| {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            conn.request_close(CloseRequest {
+                error: Some(AUTH_EXPIRED_ERROR.to_string()),
+                allow_reconnect: false,
+                abort: false,
+            });
+        })
+    });
     let mut frames = vec![Bytes::from(hub_protocol::handshake_response(None))];
     let mut session = Session { svc: svc.clone(), conn: conn.clone(), protocol, upstream, buf: Vec::new() };
     let error = if transport.send(&mut frames, false).await {
@@ -136,6 +175,9 @@ pub async fn run(start: Start, mut transport: Transport) {
     } else {
         None
     };
+    if let Some(timer) = expiry {
+        timer.abort();
+    }
     hub.remove(&conn);
     if transport.is_long_polling() {
         // The last frames (the Close) still wait for a poll; that poll or, if none comes, this
@@ -388,6 +430,24 @@ mod tests {
         assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": 25})), d), Duration::from_secs(25));
         assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": "99"})), d), d);
         assert_eq!(handshake_timeout(&claims(serde_json::json!({"asrs.s.cht": "x"})), d), d);
+    }
+
+    #[test]
+    fn test_close_on_auth_expiration_claims() {
+        let c = |j| claims(j);
+        assert_eq!(auth_expires_in(&c(serde_json::json!({"exp": 200})), 100), None);
+        assert_eq!(
+            auth_expires_in(&c(serde_json::json!({"asrs.s.coae": "True", "asrs.s.aeo": "160"})), 100),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            auth_expires_in(&c(serde_json::json!({"asrs.s.coae": true, "exp": 150})), 100),
+            Some(Duration::from_secs(50))
+        );
+        assert_eq!(
+            auth_expires_in(&c(serde_json::json!({"asrs.s.coae": true, "asrs.s.aeo": 50})), 100),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]

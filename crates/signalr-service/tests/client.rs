@@ -350,3 +350,35 @@ async fn test_shutdown_closes_clients_and_stops_listening() {
     assert!(started.elapsed() < Duration::from_secs(3), "shutdown took {:?}", started.elapsed());
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn test_close_on_auth_expiration() {
+    let svc = start(test_config()).await;
+    let claims = json!({
+        "asrs.s.uid": "u",
+        "asrs.s.coae": "True",
+        "asrs.s.aeo": now() + 1,
+        "exp": now() + 3600,
+        "aud": "http://localhost/client/?hub=chat",
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes());
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let r = http()
+        .post(format!("{}/client/negotiate?hub=chat&negotiateVersion=1", base(&svc)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    let n = Negotiated {
+        connection_id: body["connectionId"].as_str().unwrap().into(),
+        token: body["connectionToken"].as_str().unwrap().into(),
+        access_token: token,
+    };
+    let mut ws = connect_raw(&svc, "chat", &n).await;
+    ws.send(WsMessage::text("{\"protocol\":\"json\",\"version\":1}\x1e")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_data().as_ref(), b"{}\x1e");
+    let close = tokio::time::timeout(Duration::from_secs(4), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(close.into_text().unwrap().contains("access token expired"));
+    svc.shutdown().await;
+}
