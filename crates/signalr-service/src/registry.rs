@@ -9,7 +9,7 @@
 //! queues, so a send to 10,000 connections holds it for microseconds per connection and never
 //! waits on a client.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use crate::connection::{CloseRequest, Connection};
 
 /// A user→group membership without `ttl` lasts at most this long (§D.3).
 pub const MAX_USER_GROUP_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Only the latest this-many memberships without `ttl` are kept per user (§D.3).
+pub const MAX_UNTIMED_GROUPS_PER_USER: usize = 100;
 
 /// One message serialised once per protocol.
 #[derive(Clone, Debug)]
@@ -44,6 +46,8 @@ struct HubState {
     groups: HashMap<String, HashSet<String>>,
     connection_groups: HashMap<String, HashSet<String>>,
     user_groups: HashMap<String, HashMap<String, Instant>>,
+    /// Per user, memberships added without `ttl`, oldest first.
+    untimed: HashMap<String, VecDeque<String>>,
 }
 
 impl HubState {
@@ -76,7 +80,17 @@ impl HubState {
         self.users.get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
 
+    fn forget_untimed(&mut self, user: &str, group: &str) {
+        if let Some(q) = self.untimed.get_mut(user) {
+            q.retain(|g| g != group);
+            if q.is_empty() {
+                self.untimed.remove(user);
+            }
+        }
+    }
+
     fn remove_user_from_group(&mut self, user: &str, group: &str) {
+        self.forget_untimed(user, group);
         if let Some(gs) = self.user_groups.get_mut(user) {
             gs.remove(group);
             if gs.is_empty() {
@@ -232,6 +246,16 @@ impl Hub {
         for c in s.user_connections(user) {
             s.join(&c, group);
         }
+        s.forget_untimed(user, group);
+        if ttl.is_none() {
+            let q = s.untimed.entry(user.to_string()).or_default();
+            q.push_back(group.to_string());
+            if q.len() > MAX_UNTIMED_GROUPS_PER_USER
+                && let Some(oldest) = q.pop_front()
+            {
+                s.remove_user_from_group(user, &oldest);
+            }
+        }
         let ttl = ttl.unwrap_or(MAX_USER_GROUP_TTL).min(MAX_USER_GROUP_TTL);
         if !ttl.is_zero() {
             s.user_groups.entry(user.to_string()).or_default().insert(group.to_string(), now + ttl);
@@ -372,6 +396,22 @@ mod tests {
         assert_eq!(hub.send(Target::Connection("b"), &[], &frames("w")), 1);
         hub.remove(&a);
         assert!(!hub.connection_exists("a") && !hub.user_exists("u1"));
+    }
+
+    #[test]
+    fn test_only_latest_untimed_groups_kept() {
+        let hub = Hub::default();
+        let now = Instant::now();
+        for i in 0..=MAX_UNTIMED_GROUPS_PER_USER {
+            hub.add_user_to_group("u", &format!("g{i}"), None, now);
+        }
+        hub.add_user_to_group("u", "timed", Some(Duration::from_secs(60)), now);
+        assert!(!hub.user_in_group("u", "g0", now));
+        assert!(hub.user_in_group("u", "g1", now));
+        assert!(hub.user_in_group("u", &format!("g{MAX_UNTIMED_GROUPS_PER_USER}"), now));
+        assert!(hub.user_in_group("u", "timed", now));
+        hub.remove_user_from_all_groups("u");
+        assert!(hub.is_empty());
     }
 
     #[test]
