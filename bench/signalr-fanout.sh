@@ -34,7 +34,8 @@ cleanup() { if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true
 trap cleanup EXIT
 
 {
-  echo "# signalr-fanout $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r)"
+  echo "# signalr-fanout $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# The load generator runs on the same cores as the server; its CPU share is reported below."
   for n in $N_LIST; do
     rate_var="RATE_$n"
     rate=${!rate_var:-20}
