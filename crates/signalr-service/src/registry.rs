@@ -313,11 +313,6 @@ impl Hub {
     pub fn connection_count(&self) -> usize {
         self.read().connections.len()
     }
-
-    /// Every connection, for shutdown.
-    pub fn all(&self) -> Vec<Arc<Connection>> {
-        self.read().connections.values().cloned().collect()
-    }
 }
 
 /// All hubs, keyed by the lower-cased (application-scoped) hub name.
