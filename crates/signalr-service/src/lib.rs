@@ -109,6 +109,7 @@ impl RunningService {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.sweeper.abort();
+        self.service.clear_pending();
         let mut server = self.server;
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
             server.abort();

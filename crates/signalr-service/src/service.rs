@@ -102,6 +102,11 @@ impl Service {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(token);
     }
 
+    /// Forgets every negotiated-but-unused token (shutdown).
+    pub fn clear_pending(&self) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Periodic housekeeping: expired pending tokens and user→group memberships.
     pub fn sweep(&self, now: Instant) {
         let timeout = self.config.pending_timeout;

@@ -261,3 +261,39 @@ async fn test_sends_reach_the_right_connections() {
     assert_eq!(carol.next().await, Some(Message::Close { error: Some("r".into()), allow_reconnect: false }));
     svc.shutdown().await;
 }
+
+/// The handler's view: parse `connection_string()`, derive URLs and audiences from it as the
+/// SDK does, and use them against the running service.
+#[tokio::test]
+async fn test_connection_string_drives_the_service() {
+    use meschain_signalr::ConnectionString;
+    use meschain_signalr::token::{ClientClaims, SigningKey};
+    let svc = start(test_config()).await;
+    let cs: ConnectionString = svc.connection_string().parse().unwrap();
+    assert_eq!(cs.access_key().unwrap().expose(), KEY);
+    assert_eq!(cs.client_url("Chat"), format!("http://localhost:{}/client/?hub=chat", svc.local_addr().port()));
+    let signer = SigningKey::hs256(cs.access_key().unwrap());
+
+    // Client side: negotiate at the client URL with a token for the client audience.
+    let token = signer
+        .client_token(&cs.client_audience("chat"), &ClientClaims { user_id: Some("u1"), roles: &[] }, now(), 60)
+        .unwrap();
+    let negotiate = cs.client_url("chat").replace("/client/?", "/client/negotiate?");
+    let r = http().post(format!("{negotiate}&negotiateVersion=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // REST side: `{server_base}api/hubs/chat/:send?api-version=…`, aud on the audience base.
+    let path = "api/hubs/chat/:send?api-version=2022-06-01";
+    let rest_token = signer.rest_token(&format!("{}{path}", cs.audience_base()), now(), 60).unwrap();
+    let r = http()
+        .post(format!("{}{path}", cs.server_base()))
+        .bearer_auth(rest_token)
+        .json(&json!({"Target": "t", "Arguments": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = http().head(format!("{}api/health?api-version=2022-06-01", cs.server_base())).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    svc.shutdown().await;
+}
