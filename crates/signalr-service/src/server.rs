@@ -25,8 +25,20 @@ pub fn app(svc: Arc<Service>) -> Router {
         .route("/client/", any(client::transport))
         .route("/api/{*rest}", any(rest::handle))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(move |req: Request, next: Next| refuse_oversize(body_limit, req, next)))
         .layer(middleware::from_fn(cors))
         .with_state(svc)
+}
+
+/// Answers 413 from the announced `Content-Length` alone, instead of waiting for (or reading)
+/// a body that would be refused anyway.
+async fn refuse_oversize(limit: usize, request: Request, next: Next) -> Response {
+    let announced =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(request).await
 }
 
 async fn cors(request: Request, next: Next) -> Response {

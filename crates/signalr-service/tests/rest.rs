@@ -297,3 +297,37 @@ async fn test_connection_string_drives_the_service() {
     assert_eq!(r.status(), 200);
     svc.shutdown().await;
 }
+
+/// Raw HTTP garbage on every endpoint: refused with a 4xx (or the connection dropped), and the
+/// service keeps serving.
+#[tokio::test]
+async fn test_garbage_http_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let svc = start(test_config()).await;
+    let addr = svc.local_addr();
+    let requests: Vec<Vec<u8>> = vec![
+        b"POST /client/negotiate?hub=chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        b"POST /client/negotiate?hub=%ZZ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        b"GET /client/?hub=chat&id=%FF%FE HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n\r\n".to_vec(),
+        b"POST /api/hubs/%FF/:send?api-version=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        b"DELETE /api/hubs/chat/connections/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\n\r\n".to_vec(),
+        b"GARBAGE\r\n\r\n".to_vec(),
+        format!("GET /client/?{} HTTP/1.1\r\nHost: x\r\n\r\n", "hub=a&".repeat(20_000)).into_bytes(),
+        b"POST /api/hubs/chat/:send?api-version=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n".to_vec(),
+    ];
+    for (i, req) in requests.into_iter().enumerate() {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&req).await.unwrap();
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect(&format!("request {i}"))
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(400);
+        assert!((400..500).contains(&status), "{head}");
+    }
+    let r = rest(&svc, Method::POST, &format!("/api/hubs/chat/:send?{V}"), Some(json!({"target":"t"}))).await;
+    assert_eq!(r.status(), 202);
+    svc.shutdown().await;
+}
