@@ -321,7 +321,7 @@ async fn test_garbage_http_requests() {
         let mut buf = vec![0u8; 512];
         let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
             .await
-            .expect(&format!("request {i}"))
+            .unwrap_or_else(|_| panic!("request {i}"))
             .unwrap_or(0);
         let head = String::from_utf8_lossy(&buf[..n]).to_string();
         let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(400);
