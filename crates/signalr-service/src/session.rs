@@ -119,6 +119,22 @@ async fn handshake(svc: &Service, transport: &mut Transport, limit: Duration) ->
     }
 }
 
+/// Makes the connection token unknown once its connection ended. Long polling's last frames
+/// (a Close, or a handshake error) still wait for a poll; that poll or, if none comes, a timer
+/// forgets the token.
+fn forget_token(svc: &Arc<Service>, token: &str, transport: &Transport) {
+    if transport.is_long_polling() {
+        let svc = svc.clone();
+        let token = token.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(svc.config.client_timeout).await;
+            svc.remove_live(&token);
+        });
+    } else {
+        svc.remove_live(token);
+    }
+}
+
 async fn timeout_at<F: std::future::Future>(deadline: Instant, f: F) -> Option<F::Output> {
     tokio::time::timeout_at(deadline, f).await.ok()
 }
@@ -127,7 +143,7 @@ pub async fn run(start: Start, mut transport: Transport) {
     let Start { svc, token, pending, client_query } = start;
     let limit = handshake_timeout(&pending.claims, svc.config.handshake_timeout);
     let Some((protocol, rest)) = handshake(&svc, &mut transport, limit).await else {
-        svc.remove_live(&token);
+        forget_token(&svc, &token, &transport);
         transport.close().await;
         return;
     };
@@ -179,18 +195,7 @@ pub async fn run(start: Start, mut transport: Transport) {
         timer.abort();
     }
     hub.remove(&conn);
-    if transport.is_long_polling() {
-        // The last frames (the Close) still wait for a poll; that poll or, if none comes, this
-        // timer forgets the token.
-        let svc = svc.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(svc.config.client_timeout).await;
-            svc.remove_live(&token);
-        });
-    } else {
-        svc.remove_live(&token);
-    }
+    forget_token(&svc, &token, &transport);
     let _ = session.upstream.push(Event::disconnected(error.as_deref()));
     transport.close().await;
     drop(pending.slot);

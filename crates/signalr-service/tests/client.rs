@@ -382,3 +382,19 @@ async fn test_close_on_auth_expiration() {
     assert!(close.into_text().unwrap().contains("access token expired"));
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn test_long_polling_handshake_error_reaches_the_next_poll() {
+    let svc = start(test_config()).await;
+    let n = negotiate(&svc, "chat", None).await;
+    let url = format!("{}/client/?hub=chat&id={}", base(&svc), n.token);
+    let first = http().get(&url).bearer_auth(&n.access_token).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let hs = http().post(&url).bearer_auth(&n.access_token).body("{\"protocol\":\"xml\",\"version\":1}\x1e");
+    assert_eq!(hs.send().await.unwrap().status(), 200);
+    let r = http().get(&url).bearer_auth(&n.access_token).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap(), "{\"error\":\"The protocol 'xml' is not supported.\"}\x1e");
+    let r = http().get(&url).bearer_auth(&n.access_token).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    svc.shutdown().await;
+}
