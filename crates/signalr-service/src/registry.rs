@@ -168,9 +168,15 @@ impl Hub {
     }
 
     fn for_each(&self, target: Target<'_>, excluded: &[String], mut f: impl FnMut(&Arc<Connection>)) {
+        // A linear scan is fastest for the usual handful of exclusions; many get a set.
+        let set: Option<HashSet<&str>> = (excluded.len() > 16).then(|| excluded.iter().map(String::as_str).collect());
+        let is_excluded = |id: &str| match &set {
+            Some(set) => set.contains(id),
+            None => excluded.iter().any(|e| e == id),
+        };
         let s = self.read();
         let mut visit = |id: &String| {
-            if excluded.iter().any(|e| e == id) {
+            if is_excluded(id) {
                 return;
             }
             if let Some(c) = s.connections.get(id) {
@@ -377,6 +383,9 @@ mod tests {
         hub.add(a.clone(), now);
         hub.add(b.clone(), now);
         assert_eq!(hub.send(Target::All, &["b".into()], &frames("x")), 1);
+        let many: Vec<String> = (0..40).map(|i| format!("x{i}")).chain(["a".to_string()]).collect();
+        assert_eq!(hub.send(Target::All, &many, &frames("y")), 1);
+        assert_eq!(rb.try_recv().unwrap(), "y");
         assert_eq!(ra.try_recv().unwrap(), "x");
         assert!(rb.try_recv().is_err());
         assert_eq!(hub.send(Target::User("u2"), &[], &frames("y")), 1);
