@@ -112,6 +112,11 @@ pub fn completion_for(protocol: Protocol, invocation_id: &str, outcome: Result<(
     }
 }
 
+/// A URL fit for logs: the query may hold a secret (Azure Functions' `?code=`), so it is dropped.
+fn redacted(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
+}
+
 async fn post(
     http: &reqwest::Client,
     config: &Config,
@@ -126,7 +131,7 @@ async fn post(
     let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(url, error = %e, "upstream call failed");
+            tracing::warn!(url = redacted(url), error = %e.without_url(), "upstream call failed");
             // The emulator synthesises a 500 for an unreachable upstream.
             return Ok((500, Bytes::new()));
         }
@@ -149,7 +154,7 @@ async fn post(
         }
     }
     if !(200..300).contains(&status) {
-        tracing::info!(url, status, event = %ev.event, "upstream answered with a non-success status");
+        tracing::info!(url = redacted(url), status, event = %ev.event, "upstream answered with a non-success status");
     }
     Ok((status, Bytes::from(body)))
 }
@@ -245,6 +250,12 @@ mod tests {
         assert_eq!(resolve(&config, "chat", "connections", "connected").as_deref(), Some("http://a/connected"));
         assert_eq!(resolve(&config, "chat", "messages", "x").as_deref(), Some("http://b/chat"));
         assert_eq!(resolve(&Config::default(), "chat", "messages", "x"), None);
+    }
+
+    #[test]
+    fn test_logged_urls_lose_their_query() {
+        assert_eq!(redacted("http://h/runtime/webhooks/signalr?code=secret"), "http://h/runtime/webhooks/signalr");
+        assert_eq!(redacted("http://h/x"), "http://h/x");
     }
 
     #[test]
