@@ -1,1 +1,3 @@
 //! MesChain Realtime functions.
+
+pub mod auth;
