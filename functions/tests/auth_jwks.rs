@@ -386,6 +386,39 @@ async fn test_stale_keys_are_refreshed_in_the_background_and_keep_serving() {
     assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::UnknownKey));
 }
 
+#[tokio::test]
+async fn test_caller_that_goes_away_does_not_cancel_the_fetch() {
+    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    idp.set_jwks_mode(Mode::Slow(300));
+    let auth = direct(&format!("{}/keys", idp.base), options(10_000, 2_000));
+    let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
+    // The request future is dropped mid-fetch, as when a client hangs up.
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), auth.authenticate(&bearer(&rs))).await;
+    assert!(abandoned.is_err());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The fetch finished anyway: no wait for the rate limit, no second fetch.
+    let started = Instant::now();
+    assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(idp.jwks_hits(), 1);
+}
+
+#[tokio::test]
+async fn test_warm_up_loads_keys_once() {
+    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let auth = oidc(&idp, options(10_000, 2_000));
+    auth.warm_up().await.unwrap();
+    auth.warm_up().await.unwrap();
+    assert_eq!((idp.discovery_hits(), idp.jwks_hits()), (1, 1));
+    let rs = token(Algorithm::RS256, "r1", &rsa("a"), &idp.base, "u");
+    assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
+    assert_eq!(idp.jwks_hits(), 1);
+
+    let idp = Idp::start(json!({"keys": []})).await;
+    let auth = oidc(&idp, options(10_000, 2_000));
+    assert_eq!(auth.warm_up().await, Err(AuthError::KeySourceUnavailable));
+}
+
 async fn wait_for(cond: impl Fn() -> bool) {
     for _ in 0..200 {
         if cond() {

@@ -211,7 +211,7 @@ impl JwksCache {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let this = self.clone();
             handle.spawn(async move {
-                let _ = this.refresh(seen_generation).await;
+                let _ = this.refresh_now(seen_generation).await;
             });
         }
     }
@@ -227,7 +227,28 @@ impl JwksCache {
 
     /// Fetches a new key set unless another caller already replaced `seen_generation` or
     /// the rate limit says not yet. Returns the newest set either way.
-    pub async fn refresh(&self, seen_generation: u64) -> Result<Arc<KeySet>, AuthError> {
+    ///
+    /// The fetch runs in its own task: a caller that goes away (the client hung up and the
+    /// request future was dropped) must not cancel a fetch others are queued behind, nor
+    /// leave the cache empty until the next allowed attempt.
+    pub async fn refresh(self: &Arc<Self>, seen_generation: u64) -> Result<Arc<KeySet>, AuthError> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.refresh_now(seen_generation).await }).await {
+            Ok(result) => result,
+            Err(_) => Err(AuthError::KeySourceUnavailable),
+        }
+    }
+
+    /// Loads keys if none were loaded yet; for warming the cache at start.
+    pub async fn warm_up(self: &Arc<Self>) -> Result<(), AuthError> {
+        let set = self.current();
+        if set.fetched_at.is_none() {
+            self.refresh(set.generation).await?;
+        }
+        Ok(())
+    }
+
+    async fn refresh_now(&self, seen_generation: u64) -> Result<Arc<KeySet>, AuthError> {
         let mut state = self.refresh.lock().await;
         let current = self.current();
         if current.generation != seen_generation {

@@ -97,6 +97,16 @@ impl Authenticator {
         self.verify_token(token).await
     }
 
+    /// Loads the provider's keys now, so the first caller does not wait for them. Meant to
+    /// be spawned after the server is listening (start-up must not wait on the network); a
+    /// failure is logged by the cache and retried on demand.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        match &self.inner.jwks {
+            Some(jwks) => jwks.warm_up().await,
+            None => Ok(()),
+        }
+    }
+
     /// Verifies a bare JWT (what follows `Bearer `).
     pub async fn verify_token(&self, token: &str) -> Result<Identity, AuthError> {
         if token.len() > MAX_AUTHORIZATION_BYTES {
