@@ -336,7 +336,7 @@ async fn get_body(client: &reqwest::Client, url: Url, max: usize) -> Result<Vec<
         return Err(FetchError::TooLarge);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(FetchError::Http)? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Http(e.without_url()))? {
         if body.len() + chunk.len() > max {
             return Err(FetchError::TooLarge);
         }

@@ -380,6 +380,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn test_keys_named_in_the_token_header_are_never_used() {
+        use base64::Engine;
+        let server = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
+        let attacker = JwksServer::start(json!({"keys": [rsa_jwk("b", "evil")]})).await;
+        let auth = Authenticator::new(jwks_config(&server));
+        // Signed with key b, carrying key b inline (`jwk`) and a URL to a set with it (`jku`).
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        for kid in ["evil", "r1"] {
+            let header = json!({"alg": "RS256", "kid": kid, "jku": attacker.jwks_url(), "jwk": rsa_jwk("b", kid)});
+            let signing_input = format!("{}.{}", b64(&header), b64(&hs_claims("admin")));
+            let sig = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &rsa("b"), Algorithm::RS256).unwrap();
+            let token = format!("{signing_input}.{sig}");
+            let expected = if kid == "r1" { AuthError::InvalidSignature } else { AuthError::UnknownKey };
+            assert_eq!(auth.authenticate(&bearer(&token)).await, Err(expected));
+        }
+        assert_eq!(attacker.hits(), 0);
+    }
+
+    #[tokio::test]
     async fn test_oidc_issuer_discovery_and_default_issuer() {
         let server = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
         let auth = Authenticator::new(AuthConfig {
