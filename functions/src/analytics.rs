@@ -63,7 +63,14 @@ mod tests {
     use super::*;
 
     fn event(n: u64) -> AnalyticsEvent {
-        AnalyticsEvent { kind: "connection.connected", hub: "h".into(), connection_id: None, user_id: None, at_ms: n, detail: None }
+        AnalyticsEvent {
+            kind: "connection.connected",
+            hub: "h".into(),
+            connection_id: None,
+            user_id: None,
+            at_ms: n,
+            detail: None,
+        }
     }
 
     #[tokio::test]

@@ -7,8 +7,9 @@ use meschain_signalr::token::SigningKey;
 
 use crate::analytics::{AnalyticsSink, InMemoryAnalytics};
 use crate::auth::Authenticator;
+use crate::cors::CorsPolicy;
 use crate::presence::Presence;
-use crate::settings::Settings;
+use crate::settings::{Settings, SignalRSettings};
 use crate::signalr_rest::{Endpoint, SignalRRest, retry::RetryPolicy};
 
 /// Recent analytics events kept in memory until the Cosmos DB store is configured.
@@ -16,7 +17,9 @@ const IN_MEMORY_ANALYTICS_EVENTS: usize = 10_000;
 
 /// Everything a function needs, shared by all requests.
 pub struct AppState {
-    pub settings: Settings,
+    pub signalr: SignalRSettings,
+    pub cors: CorsPolicy,
+    pub token_lifetime_secs: u64,
     /// Signs client access tokens with the primary key.
     pub client_tokens: SigningKey,
     pub authenticator: Authenticator,
@@ -27,15 +30,18 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings) -> Self {
-        let client_tokens = SigningKey::hs256(&settings.signalr.primary_key);
-        let authenticator = Authenticator::new(settings.auth.clone());
-        let signalr = &settings.signalr;
+        // The schedule and queue name are the host's business; they were validated at start.
+        let Settings { signalr, auth, cors, token_lifetime_secs, .. } = settings;
+        let client_tokens = SigningKey::hs256(&signalr.primary_key);
+        let authenticator = Authenticator::new(auth);
         let endpoints = std::iter::once(Endpoint::new(signalr.connection.clone(), &signalr.primary_key))
             .chain(signalr.fallback.iter().map(|(cs, key)| Endpoint::new(cs.clone(), key)))
             .collect();
         let rest = SignalRRest::new(endpoints, RetryPolicy::default());
         AppState {
-            settings,
+            signalr,
+            cors,
+            token_lifetime_secs,
             client_tokens,
             authenticator,
             rest,

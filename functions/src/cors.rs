@@ -117,7 +117,10 @@ mod tests {
     fn test_preflight_allowed_and_not() {
         let p = CorsPolicy::parse("https://admin.example.com").unwrap();
         let r = p.preflight(
-            &req(Method::OPTIONS, &[("origin", "https://admin.example.com"), ("access-control-request-method", "POST")]),
+            &req(
+                Method::OPTIONS,
+                &[("origin", "https://admin.example.com"), ("access-control-request-method", "POST")],
+            ),
             "POST, OPTIONS",
         );
         assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -131,7 +134,10 @@ mod tests {
         );
         assert!(r.headers.get("access-control-allow-origin").is_none());
         let r = p.preflight(
-            &req(Method::OPTIONS, &[("origin", "https://admin.example.com"), ("access-control-request-method", "DELETE")]),
+            &req(
+                Method::OPTIONS,
+                &[("origin", "https://admin.example.com"), ("access-control-request-method", "DELETE")],
+            ),
             "POST, OPTIONS",
         );
         assert!(r.headers.get("access-control-allow-origin").is_none());

@@ -68,7 +68,16 @@ async fn serve(port: u16, settings: Settings) -> std::io::Result<()> {
     // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "handler listening");
-    axum::serve(listener, app(AppState::new(settings))).with_graceful_shutdown(shutdown_signal()).await?;
+    let state = AppState::new(settings);
+    // Fetch the identity provider's keys now rather than on the first login, without delaying
+    // readiness: the host starts routing as soon as GET / answers.
+    let authenticator = state.authenticator.clone();
+    tokio::spawn(async move {
+        if let Err(e) = authenticator.warm_up().await {
+            tracing::warn!("login keys not loaded yet: {}", e.description());
+        }
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("handler stopped");
     Ok(())
 }

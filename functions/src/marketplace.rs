@@ -17,8 +17,14 @@ pub enum Marketplace {
 }
 
 impl Marketplace {
-    pub const ALL: [Marketplace; 6] =
-        [Marketplace::Trendyol, Marketplace::Hepsiburada, Marketplace::N11, Marketplace::Amazon, Marketplace::Ebay, Marketplace::Ozon];
+    pub const ALL: [Marketplace; 6] = [
+        Marketplace::Trendyol,
+        Marketplace::Hepsiburada,
+        Marketplace::N11,
+        Marketplace::Amazon,
+        Marketplace::Ebay,
+        Marketplace::Ozon,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,8 +59,13 @@ pub enum SyncOperation {
 }
 
 impl SyncOperation {
-    pub const ALL: [SyncOperation; 5] =
-        [SyncOperation::Products, SyncOperation::Inventory, SyncOperation::Prices, SyncOperation::Orders, SyncOperation::Full];
+    pub const ALL: [SyncOperation; 5] = [
+        SyncOperation::Products,
+        SyncOperation::Inventory,
+        SyncOperation::Prices,
+        SyncOperation::Orders,
+        SyncOperation::Full,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

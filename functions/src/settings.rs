@@ -9,9 +9,8 @@ use std::fmt;
 
 use meschain_signalr::connection_string::{ConnectionString, Credential};
 use meschain_signalr::{AccessKey, token};
-use url::Url;
 
-use crate::auth::{AuthConfig, JwksSource, Secret};
+use crate::auth::AuthConfig;
 use crate::cors::CorsPolicy;
 
 /// The setting names. Fixed by the issue and by the SignalR Functions extension.
@@ -32,11 +31,7 @@ pub mod names {
     pub const CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 }
 
-/// HS256 needs a key at least as long as its hash (RFC 7518 §3.2).
-const MIN_JWT_SECRET_BYTES: usize = 32;
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
-/// Clock skew tolerated on login tokens' `exp`/`nbf`.
-const AUTH_LEEWAY_SECS: u64 = 30;
 
 /// The SignalR instance the app talks to.
 #[derive(Debug, Clone)]
@@ -105,7 +100,15 @@ impl Settings {
         let mut report = |name: &'static str, problem: String| problems.push(SettingProblem { name, problem });
 
         let signalr = parse_signalr(&get, &mut report);
-        let auth = parse_auth(&get, &mut report);
+        let auth = match AuthConfig::from_settings(&get) {
+            Ok(a) => Some(a),
+            Err(invalid) => {
+                for i in invalid {
+                    report(i.name, i.reason.to_string());
+                }
+                None
+            }
+        };
 
         let cors = match get(names::CORS_ALLOWED_ORIGINS) {
             None => Some(CorsPolicy::default()),
@@ -161,9 +164,14 @@ impl Settings {
         };
 
         match (signalr, auth, cors, token_lifetime_secs, schedule, queue) {
-            (Some(signalr), Some(auth), Some(cors), Some(token_lifetime_secs), Some(admin_broadcast_schedule), Some(sync_queue_name))
-                if problems.is_empty() =>
-            {
+            (
+                Some(signalr),
+                Some(auth),
+                Some(cors),
+                Some(token_lifetime_secs),
+                Some(admin_broadcast_schedule),
+                Some(sync_queue_name),
+            ) if problems.is_empty() => {
                 Ok(Settings { signalr, auth, cors, token_lifetime_secs, admin_broadcast_schedule, sync_queue_name })
             }
             _ => Err(SettingsError(problems)),
@@ -171,20 +179,26 @@ impl Settings {
     }
 }
 
-fn parse_signalr(get: &impl Fn(&str) -> Option<String>, report: &mut impl FnMut(&'static str, String)) -> Option<SignalRSettings> {
+fn parse_signalr(
+    get: &impl Fn(&str) -> Option<String>,
+    report: &mut impl FnMut(&'static str, String),
+) -> Option<SignalRSettings> {
     let primary = match get(names::SIGNALR_CONNECTION_STRING) {
         None => {
             report(names::SIGNALR_CONNECTION_STRING, "is required".into());
             return None;
         }
-        Some(raw) => raw.parse::<ConnectionString>().map_err(|e| report(names::SIGNALR_CONNECTION_STRING, e.to_string())).ok()?,
+        Some(raw) => {
+            raw.parse::<ConnectionString>().map_err(|e| report(names::SIGNALR_CONNECTION_STRING, e.to_string())).ok()?
+        }
     };
     let Credential::AccessKey(primary_key) = primary.credential.clone() else {
         // Entra ID signing keys must be fetched from the service (reference §B.7); this
         // version signs client tokens only with an access key.
         report(
             names::SIGNALR_CONNECTION_STRING,
-            "AuthType (Entra ID) connection strings are not supported yet: client tokens are signed with an AccessKey".into(),
+            "AuthType (Entra ID) connection strings are not supported yet: client tokens are signed with an AccessKey"
+                .into(),
         );
         return None;
     };
@@ -223,85 +237,6 @@ fn parse_signalr(get: &impl Fn(&str) -> Option<String>, report: &mut impl FnMut(
     Some(SignalRSettings { connection: primary, primary_key, secondary_key, fallback })
 }
 
-fn parse_auth(get: &impl Fn(&str) -> Option<String>, report: &mut impl FnMut(&'static str, String)) -> Option<AuthConfig> {
-    let mut ok = true;
-    let hs256_secret = get(names::AUTH_JWT_SECRET).and_then(|s| {
-        if s.len() < MIN_JWT_SECRET_BYTES {
-            report(names::AUTH_JWT_SECRET, format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"));
-            ok = false;
-            None
-        } else {
-            Some(Secret::new(s))
-        }
-    });
-
-    let mut key_url = |name: &'static str| -> Option<Url> {
-        let raw = get(name)?;
-        match Url::parse(&raw) {
-            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => Some(u),
-            _ => {
-                report(name, "must be an https URL (http is accepted only for localhost)".into());
-                ok = false;
-                None
-            }
-        }
-    };
-    let jwks_url = key_url(names::AUTH_JWKS_URL);
-    let oidc_issuer = key_url(names::AUTH_OIDC_ISSUER);
-    let jwks = match (jwks_url, oidc_issuer) {
-        (Some(_), Some(_)) => {
-            report(names::AUTH_JWKS_URL, format!("set either {} or {}, not both", names::AUTH_JWKS_URL, names::AUTH_OIDC_ISSUER));
-            ok = false;
-            None
-        }
-        (Some(u), None) => Some(JwksSource::Url(u)),
-        (None, Some(u)) => Some(JwksSource::OidcIssuer(u)),
-        (None, None) => None,
-    };
-
-    let trust_easy_auth = match get(names::AUTH_TRUST_EASY_AUTH).map(|s| s.to_ascii_lowercase()) {
-        None => false,
-        Some(s) if matches!(s.as_str(), "true" | "1" | "yes") => true,
-        Some(s) if matches!(s.as_str(), "false" | "0" | "no") => false,
-        Some(_) => {
-            report(names::AUTH_TRUST_EASY_AUTH, "must be true or false".into());
-            ok = false;
-            false
-        }
-    };
-
-    if ok && hs256_secret.is_none() && jwks.is_none() && !trust_easy_auth {
-        report(
-            names::AUTH_JWT_SECRET,
-            format!(
-                "no way to identify callers: set {}, {} or {}, or {}=true",
-                names::AUTH_JWT_SECRET,
-                names::AUTH_JWKS_URL,
-                names::AUTH_OIDC_ISSUER,
-                names::AUTH_TRUST_EASY_AUTH
-            ),
-        );
-        ok = false;
-    }
-    ok.then(|| AuthConfig {
-        hs256_secret,
-        jwks,
-        issuer: get(names::AUTH_ISSUER),
-        audience: get(names::AUTH_AUDIENCE),
-        trust_easy_auth,
-        leeway_secs: AUTH_LEEWAY_SECS,
-    })
-}
-
-fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 /// A shape check, not a parser: six fields of NCRONTAB characters. The host parses it for real.
 fn looks_like_ncrontab(s: &str) -> bool {
     let fields: Vec<&str> = s.split_whitespace().collect();
@@ -326,7 +261,10 @@ pub(crate) mod tests {
 
     pub(crate) fn base() -> HashMap<&'static str, String> {
         HashMap::from([
-            (names::SIGNALR_CONNECTION_STRING, "Endpoint=http://localhost;Port=8888;AccessKey=primary-key;Version=1.0;".to_string()),
+            (
+                names::SIGNALR_CONNECTION_STRING,
+                "Endpoint=http://localhost;Port=8888;AccessKey=primary-key;Version=1.0;".to_string(),
+            ),
             (names::AUTH_JWT_SECRET, SECRET.to_string()),
             (names::AUTH_ISSUER, "meschain-dev".to_string()),
             (names::AUTH_AUDIENCE, "meschain-realtime".to_string()),
@@ -357,7 +295,15 @@ pub(crate) mod tests {
     #[test]
     fn test_all_missing_reports_every_required_name() {
         let names: Vec<_> = problems(&HashMap::new()).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, vec![names::SIGNALR_CONNECTION_STRING, names::AUTH_JWT_SECRET, names::ADMIN_BROADCAST_SCHEDULE, names::SYNC_QUEUE_NAME]);
+        assert_eq!(
+            names,
+            vec![
+                names::SIGNALR_CONNECTION_STRING,
+                names::AUTH_JWT_SECRET,
+                names::ADMIN_BROADCAST_SCHEDULE,
+                names::SYNC_QUEUE_NAME
+            ]
+        );
     }
 
     #[test]
@@ -401,14 +347,17 @@ pub(crate) mod tests {
     #[test]
     fn test_secondary_key_and_jwks_choices() {
         let mut m = base();
-        m.insert(names::SIGNALR_SECONDARY_CONNECTION_STRING, "Endpoint=http://localhost;Port=8888;AccessKey=secondary-key".into());
+        m.insert(
+            names::SIGNALR_SECONDARY_CONNECTION_STRING,
+            "Endpoint=http://localhost;Port=8888;AccessKey=secondary-key".into(),
+        );
         m.insert(names::AUTH_JWKS_URL, "https://login.example.com/keys".into());
         let s = load(&m).unwrap();
         assert_eq!(s.signalr.keys().len(), 2);
-        assert!(matches!(s.auth.jwks, Some(JwksSource::Url(_))));
+        assert!(matches!(s.auth.jwks, Some(crate::auth::JwksSource::Url(_))));
 
         m.insert(names::AUTH_OIDC_ISSUER, "https://login.example.com/".into());
-        assert!(problems(&m).iter().any(|(_, p)| p.contains("not both")));
+        assert!(problems(&m).iter().any(|(n, _)| *n == names::AUTH_OIDC_ISSUER));
 
         let mut m = base();
         m.insert(names::AUTH_JWKS_URL, "http://evil.example.com/keys".into());
@@ -421,7 +370,7 @@ pub(crate) mod tests {
     fn test_easy_auth_alone_is_an_identity_source() {
         let mut m = base();
         m.remove(names::AUTH_JWT_SECRET);
-        assert!(problems(&m).iter().any(|(_, p)| p.contains("no way to identify callers")));
+        assert!(problems(&m).iter().any(|(_, p)| p.contains("no caller could authenticate")));
         m.insert(names::AUTH_TRUST_EASY_AUTH, "TRUE".into());
         assert!(load(&m).unwrap().auth.trust_easy_auth);
     }

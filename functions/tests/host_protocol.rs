@@ -64,7 +64,8 @@ async fn test_bad_envelopes_get_4xx_and_the_handler_keeps_serving() {
     }
     // Over the body limit, enveloped and forwarded.
     let huge = vec![b'x'; 5 * 1024 * 1024];
-    let (status, json) = json_of(c.post(format!("{}/negotiate", h.base)).body(huge.clone()).send().await.unwrap()).await;
+    let (status, json) =
+        json_of(c.post(format!("{}/negotiate", h.base)).body(huge.clone()).send().await.unwrap()).await;
     assert_eq!((status, json["error"].as_str()), (413, Some("payload_too_large")));
     let (status, _) = json_of(c.post(format!("{}/api/negotiate", h.base)).body(huge).send().await.unwrap()).await;
     assert_eq!(status, 413);
@@ -157,7 +158,12 @@ fn test_sigterm_finishes_in_flight_work() {
     let body = serde_json::to_vec(&json!({"Data": {"req": {"Method": "POST", "Headers": {}}}})).unwrap();
     let mut stream = TcpStream::connect(&addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "POST /negotiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    write!(
+        stream,
+        "POST /negotiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
     stream.write_all(&body[..10]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
 

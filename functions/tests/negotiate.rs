@@ -13,7 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 
 fn login(claims: Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes())).unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes()))
+        .unwrap()
 }
 
 fn claims(sub: &str, roles: &[&str]) -> Value {
@@ -52,7 +53,11 @@ async fn test_admin_gets_admin_hub_token() {
     let h = Handler::start(&settings());
     let (status, headers, body) = negotiate(&h, "", &[bearer(&login(claims("alice", &["admin"])))]).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["accessToken", "url"], "exactly url and accessToken");
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["accessToken", "url"],
+        "exactly url and accessToken"
+    );
     assert_eq!(body["url"], "http://localhost:8888/client/?hub=meschainadminhub");
     assert_eq!(headers["cache-control"], "no-store");
     let c = decode_client_token(body["accessToken"].as_str().unwrap(), "MesChainAdminHub");
@@ -186,5 +191,48 @@ async fn test_enveloped_negotiate() {
     assert_eq!(inner["url"], "http://localhost:8888/client/?hub=meschaindashboardhub");
     let c = decode_client_token(inner["accessToken"].as_str().unwrap(), "MesChainDashboardHub");
     assert_eq!(c["asrs.s.uid"], "alice");
-    assert!(body["Logs"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("negotiated MesChainDashboardHub")));
+    assert!(
+        body["Logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("negotiated MesChainDashboardHub"))
+    );
+}
+
+/// With RS256 keys from a JWKS, a token "signed" with HS256 using the public key as the HMAC
+/// secret (algorithm confusion) is refused, while the genuine RS256 token works.
+#[tokio::test]
+async fn test_algorithm_confusion_with_jwks() {
+    const RSA_KEY: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-a.key.pem");
+    const RSA_PUB: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-a.pub.pem");
+    let signing = EncodingKey::from_rsa_pem(RSA_KEY).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("k1".into());
+    let jwks = json!({ "keys": [jwk] });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/keys", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/keys", axum::routing::get(move || async move { axum::Json(jwks) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut s = settings();
+    s.remove("AUTH_JWT_SECRET");
+    s.insert("AUTH_JWKS_URL", jwks_url);
+    let h = Handler::start(&s);
+
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let genuine = jsonwebtoken::encode(&header, &claims("rita", &["admin"]), &signing).unwrap();
+    let (status, _, body) = negotiate(&h, "", &[bearer(&genuine)]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut confused = Header::new(Algorithm::HS256);
+    confused.kid = Some("k1".into());
+    let forged =
+        jsonwebtoken::encode(&confused, &claims("mallory", &["super_admin"]), &EncodingKey::from_secret(RSA_PUB))
+            .unwrap();
+    let (status, headers, body) = negotiate(&h, "", &[bearer(&forged)]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.contains_key("www-authenticate"));
 }

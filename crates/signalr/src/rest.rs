@@ -70,13 +70,18 @@ impl Operation<'_> {
     fn parts(&self) -> (Method, String, Vec<(&'static str, String)>, Expectation) {
         use Operation::*;
         let e = escape;
-        let many = |name: &'static str, items: &[String]| items.iter().map(move |i| (name, i.clone())).collect::<Vec<_>>();
+        let many =
+            |name: &'static str, items: &[String]| items.iter().map(move |i| (name, i.clone())).collect::<Vec<_>>();
         let reason = |r: &Option<&str>| r.map(|r| ("reason", r.to_string())).into_iter().collect::<Vec<_>>();
         match self {
             SendToAll { excluded } => (Method::Post, "/:send".into(), many("excluded", excluded), SENT),
             SendToUser { user } => (Method::Post, format!("/users/{}/:send", e(user)), vec![], SENT),
-            SendToConnection { connection } => (Method::Post, format!("/connections/{}/:send", e(connection)), vec![], SENT),
-            SendToGroup { group, excluded } => (Method::Post, format!("/groups/{}/:send", e(group)), many("excluded", excluded), SENT),
+            SendToConnection { connection } => {
+                (Method::Post, format!("/connections/{}/:send", e(connection)), vec![], SENT)
+            }
+            SendToGroup { group, excluded } => {
+                (Method::Post, format!("/groups/{}/:send", e(group)), many("excluded", excluded), SENT)
+            }
             AddConnectionToGroup { group, connection } => (
                 Method::Put,
                 format!("/groups/{}/connections/{}", e(group), e(connection)),
@@ -101,16 +106,21 @@ impl Operation<'_> {
             RemoveUserFromGroup { group, user } => {
                 (Method::Delete, format!("/users/{}/groups/{}", e(user), e(group)), vec![], NO_CONTENT)
             }
-            RemoveUserFromAllGroups { user } => (Method::Delete, format!("/users/{}/groups", e(user)), vec![], NO_CONTENT),
+            RemoveUserFromAllGroups { user } => {
+                (Method::Delete, format!("/users/{}/groups", e(user)), vec![], NO_CONTENT)
+            }
             CloseConnection { connection, reason: r } => (
                 Method::Delete,
                 format!("/connections/{}", e(connection)),
                 reason(r),
                 Expectation { success: &[200], not_found_code: Some("Warning.Connection.NotExisted") },
             ),
-            CloseAll { excluded, reason: r } => {
-                (Method::Post, "/:closeConnections".into(), [many("excluded", excluded), reason(r)].concat(), NO_CONTENT)
-            }
+            CloseAll { excluded, reason: r } => (
+                Method::Post,
+                "/:closeConnections".into(),
+                [many("excluded", excluded), reason(r)].concat(),
+                NO_CONTENT,
+            ),
             CloseGroup { group, excluded, reason: r } => (
                 Method::Post,
                 format!("/groups/{}/:closeConnections", e(group)),
@@ -169,7 +179,13 @@ pub fn call(cs: &ConnectionString, hub: &str, op: &Operation<'_>) -> RestCall {
         url.push('=');
         url.push_str(&escape(&v));
     }
-    RestCall { method, url, audience: format!("{}{versioned}", cs.audience_base()), has_body: op.sends_message(), expect }
+    RestCall {
+        method,
+        url,
+        audience: format!("{}{versioned}", cs.audience_base()),
+        has_body: op.sends_message(),
+        expect,
+    }
 }
 
 /// The health check call (`HEAD /api/health`).
@@ -197,7 +213,10 @@ mod tests {
         let excluded = vec!["c 1".to_string(), "c2".to_string()];
         let c = call(&cs(), "MesChainAdminHub", &Operation::SendToAll { excluded: &excluded });
         assert_eq!(c.method, Method::Post);
-        assert_eq!(c.url, "https://internal:8443/api/hubs/meschainadminhub/:send?api-version=2022-06-01&excluded=c%201&excluded=c2");
+        assert_eq!(
+            c.url,
+            "https://internal:8443/api/hubs/meschainadminhub/:send?api-version=2022-06-01&excluded=c%201&excluded=c2"
+        );
         assert_eq!(c.audience, "https://x.service.signalr.net/api/hubs/meschainadminhub/:send?api-version=2022-06-01");
         assert!(c.has_body);
         assert_eq!(c.expect.success, &[202]);
@@ -206,7 +225,10 @@ mod tests {
     #[test]
     fn test_group_paths_are_escaped() {
         let c = call(&cs(), "h", &Operation::AddConnectionToGroup { group: "marketplace:trendyol", connection: "a/b" });
-        assert_eq!(c.url, "https://internal:8443/api/hubs/h/groups/marketplace%3Atrendyol/connections/a%2Fb?api-version=2022-06-01");
+        assert_eq!(
+            c.url,
+            "https://internal:8443/api/hubs/h/groups/marketplace%3Atrendyol/connections/a%2Fb?api-version=2022-06-01"
+        );
         assert_eq!(c.expect.not_found_code, Some("Error.Connection.NotExisted"));
     }
 

@@ -98,8 +98,12 @@ mod tests {
                 let trigger = bindings.iter().find(|x| x["type"] == "httpTrigger").unwrap();
                 assert_eq!(trigger["name"], b.request);
                 assert_eq!(trigger["route"], b.route);
-                let methods: Vec<String> =
-                    trigger["methods"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_ascii_uppercase()).collect();
+                let methods: Vec<String> = trigger["methods"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_str().unwrap().to_ascii_uppercase())
+                    .collect();
                 let expected: Vec<String> = b.methods.iter().map(|m| m.to_string()).collect();
                 assert_eq!(methods, expected);
                 let out = bindings.iter().find(|x| x["type"] == "http").unwrap();

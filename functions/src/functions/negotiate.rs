@@ -15,9 +15,9 @@ use serde_json::json;
 use super::HttpBinding;
 use crate::app::AppState;
 use crate::auth::AuthError;
-use crate::hubs::{self, HubChoiceError};
 use crate::host::InvocationContext;
 use crate::host::http::{HttpRequest, HttpResponse};
+use crate::hubs::{self, HubChoiceError};
 
 pub const BINDING: HttpBinding =
     HttpBinding { route: "negotiate", request: "req", response: "res", methods: &[Method::POST, Method::OPTIONS] };
@@ -26,7 +26,7 @@ const ALLOWED_METHODS: &str = "POST, OPTIONS";
 
 pub async fn run(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequest) -> HttpResponse {
     if req.method == Method::OPTIONS {
-        return state.settings.cors.preflight(req, ALLOWED_METHODS);
+        return state.cors.preflight(req, ALLOWED_METHODS);
     }
     let mut resp = if req.method == Method::POST {
         negotiate(state, ctx, req).await
@@ -37,7 +37,7 @@ pub async fn run(state: &AppState, ctx: &mut InvocationContext, req: &HttpReques
     };
     // Tokens are per caller and short-lived: no cache may keep them.
     resp.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    state.settings.cors.decorate(req, &mut resp);
+    state.cors.decorate(req, &mut resp);
     resp
 }
 
@@ -58,23 +58,44 @@ async fn negotiate(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequ
     let hub = match hubs::choose(&identity.roles, requested) {
         Ok(hub) => hub,
         Err(HubChoiceError::UnknownHub) => {
-            return HttpResponse::error(StatusCode::BAD_REQUEST, "unknown_hub", "hub must be one of MesChainAdminHub, MesChainMarketplaceHub, MesChainDashboardHub");
+            return HttpResponse::error(
+                StatusCode::BAD_REQUEST,
+                "unknown_hub",
+                "hub must be one of MesChainAdminHub, MesChainMarketplaceHub, MesChainDashboardHub",
+            );
         }
         Err(HubChoiceError::Forbidden(hub)) => {
             ctx.log(format!("negotiate refused: user {} may not use {hub}", identity.user_id));
-            return HttpResponse::error(StatusCode::FORBIDDEN, "forbidden_hub", &format!("your role does not allow {hub}"));
+            return HttpResponse::error(
+                StatusCode::FORBIDDEN,
+                "forbidden_hub",
+                &format!("your role does not allow {hub}"),
+            );
         }
     };
 
-    let cs = &state.settings.signalr.connection;
+    let cs = &state.signalr.connection;
     let claims = ClientClaims { user_id: Some(&identity.user_id), roles: &identity.roles };
-    let token = match state.client_tokens.client_token(&cs.client_audience(hub.name()), &claims, crate::app::now(), state.settings.token_lifetime_secs) {
+    let token = match state.client_tokens.client_token(
+        &cs.client_audience(hub.name()),
+        &claims,
+        crate::app::now(),
+        state.token_lifetime_secs,
+    ) {
         Ok(t) => t,
         Err(MintError::TooLong(_)) => {
-            return HttpResponse::error(StatusCode::BAD_REQUEST, "identity_too_large", "your identity carries too many roles for a SignalR access token");
+            return HttpResponse::error(
+                StatusCode::BAD_REQUEST,
+                "identity_too_large",
+                "your identity carries too many roles for a SignalR access token",
+            );
         }
         Err(MintError::Signing) => {
-            return HttpResponse::error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "could not issue an access token");
+            return HttpResponse::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "could not issue an access token",
+            );
         }
     };
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));

@@ -92,10 +92,12 @@ pub(crate) fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a V
 
 /// `"\"abc\""` → `abc`; anything that is not a JSON string literal is returned as is.
 fn unquote(s: &str) -> String {
-    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
-        if let Ok(Value::String(inner)) = serde_json::from_str::<Value>(s) {
-            return inner;
-        }
+    if s.len() >= 2
+        && s.starts_with('"')
+        && s.ends_with('"')
+        && let Ok(Value::String(inner)) = serde_json::from_str::<Value>(s)
+    {
+        return inner;
     }
     s.to_string()
 }
@@ -161,7 +163,8 @@ mod tests {
         assert_eq!(decode_data(&json!("plain text")), json!("plain text"));
         assert_eq!(decode_data(&json!({"x":true})), json!({"x":true}));
         // Three layers: only two are undone, the rest is data.
-        let three = serde_json::to_string(&serde_json::to_string(&serde_json::to_string(&json!(1)).unwrap()).unwrap()).unwrap();
+        let three =
+            serde_json::to_string(&serde_json::to_string(&serde_json::to_string(&json!(1)).unwrap()).unwrap()).unwrap();
         assert_eq!(decode_data(&json!(three)), json!("1"));
     }
 

@@ -33,11 +33,13 @@ impl HttpRequest {
 
     /// Builds the request from the envelope's `Data.<binding>` object (reference §C3).
     pub fn from_envelope(binding: &str, value: &Value) -> Result<Self, EnvelopeError> {
-        let bad = |problem: &str| EnvelopeError::BadBinding { binding: binding.to_string(), problem: problem.to_string() };
+        let bad =
+            |problem: &str| EnvelopeError::BadBinding { binding: binding.to_string(), problem: problem.to_string() };
         let Value::Object(req) = value else { return Err(bad("must be an HTTP request object")) };
 
         let method = match get_ci(req, "Method") {
-            Some(Value::String(m)) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| bad("Method is not an HTTP method"))?,
+            Some(Value::String(m)) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| bad("Method is not an HTTP method"))?,
             _ => return Err(bad("Method is missing")),
         };
 
@@ -45,7 +47,8 @@ impl HttpRequest {
         match get_ci(req, "Headers") {
             Some(Value::Object(map)) => {
                 for (name, values) in map {
-                    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("Headers has an invalid header name"))?;
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| bad("Headers has an invalid header name"))?;
                     let mut push = |v: &str| -> Result<(), EnvelopeError> {
                         let v = HeaderValue::from_str(v).map_err(|_| bad("Headers has an invalid header value"))?;
                         headers.append(name.clone(), v);
@@ -224,7 +227,10 @@ mod tests {
             (json!({"Method": "GET", "Headers": []}), "Headers must be an object"),
             (json!({"Method": "GET", "Query": 5}), "Query must be an object"),
             (json!({"Method": "GET", "Query": {"a": 1}}), "Query values"),
-            (json!({"Method": "POST", "Headers": {"content-type": ["application/octet-stream"]}, "Body": "!!"}), "base64"),
+            (
+                json!({"Method": "POST", "Headers": {"content-type": ["application/octet-stream"]}, "Body": "!!"}),
+                "base64",
+            ),
         ] {
             let err = HttpRequest::from_envelope("req", &v).unwrap_err().to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");

@@ -88,7 +88,9 @@ async fn read_body(mut body: Body) -> Result<Bytes, Response> {
         Ok(())
     };
     match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
-        Err(_elapsed) => Err(error(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body arrived too slowly")),
+        Err(_elapsed) => {
+            Err(error(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body arrived too slowly"))
+        }
         Ok(Err(())) => Err(error(StatusCode::BAD_REQUEST, "bad_request", "could not read the request body")),
         Ok(Ok(())) if over => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,7 +105,13 @@ async fn read_body(mut body: Body) -> Result<Bytes, Response> {
 fn log_outcome(function: &str, id: &str, started: Instant, status: StatusCode) {
     let micros = started.elapsed().as_micros() as u64;
     if status.is_server_error() {
-        tracing::error!(function, invocation_id = id, duration_us = micros, status = status.as_u16(), "invocation failed");
+        tracing::error!(
+            function,
+            invocation_id = id,
+            duration_us = micros,
+            status = status.as_u16(),
+            "invocation failed"
+        );
     } else {
         tracing::info!(function, invocation_id = id, duration_us = micros, status = status.as_u16(), "invocation done");
     }
@@ -140,7 +148,8 @@ async fn invoke_enveloped(state: &AppState, function: Function, id: String, req:
     let Some(binding) = function.http_binding() else {
         return error(StatusCode::NOT_FOUND, "unknown_function", "no function with that name");
     };
-    let http_req = match envelope.binding(binding.request).and_then(|v| HttpRequest::from_envelope(binding.request, v)) {
+    let http_req = match envelope.binding(binding.request).and_then(|v| HttpRequest::from_envelope(binding.request, v))
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(function = function.name(), invocation_id = %ctx.invocation_id, "bad envelope: {e}");

@@ -103,7 +103,10 @@ impl SignalRRest {
     /// Whether the active endpoint answers its health check.
     pub async fn healthy(&self) -> bool {
         let call = rest::health(self.active().connection());
-        matches!(self.attempt(self.active(), &call, None, self.policy.attempt_timeout).await, Ok(Answer::Status { status: 200, .. }))
+        matches!(
+            self.attempt(self.active(), &call, None, self.policy.attempt_timeout).await,
+            Ok(Answer::Status { status: 200, .. })
+        )
     }
 
     async fn execute(&self, hub: &str, op: &Operation<'_>, body: Option<&Value>) -> Result<bool, RestError> {
@@ -111,8 +114,12 @@ impl SignalRRest {
         let mut last = String::from("no attempt was made");
         let now = now_ms();
         // Healthy endpoints first, in configured order; benched ones as a last resort.
-        let order: Vec<&Endpoint> =
-            self.endpoints.iter().filter(|e| !e.is_benched(now)).chain(self.endpoints.iter().filter(|e| e.is_benched(now))).collect();
+        let order: Vec<&Endpoint> = self
+            .endpoints
+            .iter()
+            .filter(|e| !e.is_benched(now))
+            .chain(self.endpoints.iter().filter(|e| e.is_benched(now)))
+            .collect();
         for endpoint in order {
             let call = rest::call(endpoint.connection(), hub, op);
             let mut attempt_no = 0;
@@ -122,7 +129,9 @@ impl SignalRRest {
                     return Err(RestError::Unavailable(format!("retry budget spent; last failure: {last}")));
                 };
                 let (outcome, retry_after, error_code) = match self.attempt(endpoint, &call, body, timeout).await? {
-                    Answer::Status { status, retry_after, error_code } => (Attempt::Status(status), retry_after, error_code),
+                    Answer::Status { status, retry_after, error_code } => {
+                        (Attempt::Status(status), retry_after, error_code)
+                    }
                     Answer::Timeout => (Attempt::Timeout, None, None),
                     Answer::ConnectFailed => (Attempt::ConnectFailed, None, None),
                 };
@@ -130,7 +139,10 @@ impl SignalRRest {
                     if call.expect.success.contains(&status) {
                         return Ok(true);
                     }
-                    if status == 404 && call.expect.not_found_code.is_some() && error_code.as_deref() == call.expect.not_found_code {
+                    if status == 404
+                        && call.expect.not_found_code.is_some()
+                        && error_code.as_deref() == call.expect.not_found_code
+                    {
                         return Ok(false);
                     }
                     if !outcome.is_transient() {
@@ -142,7 +154,8 @@ impl SignalRRest {
                     Attempt::Timeout => "timed out".into(),
                     Attempt::ConnectFailed => "could not connect".into(),
                 };
-                match self.policy.next_delay(attempt_no, outcome, retry_after, started.elapsed(), rand::random::<f64>()) {
+                match self.policy.next_delay(attempt_no, outcome, retry_after, started.elapsed(), rand::random::<f64>())
+                {
                     Some(delay) => tokio::time::sleep(delay).await,
                     None => break,
                 }
@@ -153,8 +166,17 @@ impl SignalRRest {
         Err(RestError::Unavailable(last))
     }
 
-    async fn attempt(&self, endpoint: &Endpoint, call: &RestCall, body: Option<&Value>, timeout: Duration) -> Result<Answer, RestError> {
-        let token = endpoint.signer.rest_token(&call.audience, now_ms() / 1000, REST_TOKEN_LIFETIME_SECS).map_err(|_| RestError::Token)?;
+    async fn attempt(
+        &self,
+        endpoint: &Endpoint,
+        call: &RestCall,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Answer, RestError> {
+        let token = endpoint
+            .signer
+            .rest_token(&call.audience, now_ms() / 1000, REST_TOKEN_LIFETIME_SECS)
+            .map_err(|_| RestError::Token)?;
         let method = match call.method {
             Method::Head => reqwest::Method::HEAD,
             Method::Post => reqwest::Method::POST,

@@ -52,7 +52,14 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt number `attempt + 1` (attempts count from 1), or `None` to give
     /// up. `jitter` is a uniform draw from [0, 1); `elapsed` is the time spent so far.
-    pub fn next_delay(&self, attempt: u32, outcome: Attempt, retry_after: Option<Duration>, elapsed: Duration, jitter: f64) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        outcome: Attempt,
+        retry_after: Option<Duration>,
+        elapsed: Duration,
+        jitter: f64,
+    ) -> Option<Duration> {
         if !outcome.is_transient() || attempt >= self.max_attempts {
             return None;
         }
@@ -116,9 +123,18 @@ mod tests {
 
     #[test]
     fn test_retry_after_and_budget() {
-        assert_eq!(P.next_delay(1, Attempt::Status(429), Some(Duration::from_secs(1)), Duration::ZERO, 0.0), Some(Duration::from_secs(1)));
-        assert_eq!(P.next_delay(1, Attempt::Status(429), Some(Duration::from_secs(60)), Duration::ZERO, 0.0), Some(Duration::from_secs(2)));
-        assert_eq!(P.next_delay(1, Attempt::Status(503), Some(Duration::from_secs(1)), Duration::from_millis(4_500), 0.0), None);
+        assert_eq!(
+            P.next_delay(1, Attempt::Status(429), Some(Duration::from_secs(1)), Duration::ZERO, 0.0),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            P.next_delay(1, Attempt::Status(429), Some(Duration::from_secs(60)), Duration::ZERO, 0.0),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            P.next_delay(1, Attempt::Status(503), Some(Duration::from_secs(1)), Duration::from_millis(4_500), 0.0),
+            None
+        );
         assert_eq!(P.attempt_timeout(Duration::from_millis(4_800)), Some(Duration::from_millis(200)));
         assert_eq!(P.attempt_timeout(Duration::from_secs(6)), None);
     }

@@ -17,8 +17,14 @@ pub const AUDIENCE: &str = "meschain-realtime";
 /// Settings the tests start the handler with.
 pub fn settings() -> HashMap<&'static str, String> {
     HashMap::from([
-        ("AzureSignalRConnectionString", format!("Endpoint=http://localhost;Port=8888;AccessKey={ACCESS_KEY};Version=1.0;")),
-        ("AzureSignalRSecondaryConnectionString", format!("Endpoint=http://localhost;Port=8888;AccessKey={SECONDARY_KEY};Version=1.0;")),
+        (
+            "AzureSignalRConnectionString",
+            format!("Endpoint=http://localhost;Port=8888;AccessKey={ACCESS_KEY};Version=1.0;"),
+        ),
+        (
+            "AzureSignalRSecondaryConnectionString",
+            format!("Endpoint=http://localhost;Port=8888;AccessKey={SECONDARY_KEY};Version=1.0;"),
+        ),
         ("AUTH_JWT_SECRET", JWT_SECRET.to_string()),
         ("AUTH_ISSUER", ISSUER.to_string()),
         ("AUTH_AUDIENCE", AUDIENCE.to_string()),
@@ -47,7 +53,10 @@ impl Handler {
             .spawn()
             .expect("spawn handler");
         let (tx, rx) = mpsc::channel();
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -55,12 +64,17 @@ impl Handler {
                 }
             });
         }
+        // Owned from here on, so the process is killed and reaped even if the wait below fails.
+        let mut handler = Handler { child, base: String::new(), output: rx };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let line = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).expect("handler did not report its address");
+            let line = handler
+                .output
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("handler did not report its address");
             if let Some(addr) = line.split("addr=").nth(1) {
-                let addr = addr.split_whitespace().next().unwrap().to_string();
-                return Handler { child, base: format!("http://{addr}"), output: rx };
+                handler.base = format!("http://{}", addr.split_whitespace().next().unwrap());
+                return handler;
             }
         }
     }

@@ -59,7 +59,9 @@ impl HubMethod {
     /// Whether a caller with `roles` may invoke it.
     pub fn allowed(self, roles: &[String]) -> bool {
         match self {
-            HubMethod::JoinAdminGroup | HubMethod::BroadcastSystemAlert | HubMethod::HandleAdminCommand => hubs::is_admin(roles),
+            HubMethod::JoinAdminGroup | HubMethod::BroadcastSystemAlert | HubMethod::HandleAdminCommand => {
+                hubs::is_admin(roles)
+            }
             HubMethod::JoinMarketplaceGroup | HubMethod::TriggerSync => hubs::may_use(roles, Hub::Marketplace),
             HubMethod::SubscribeToDashboard => true,
         }
@@ -115,12 +117,20 @@ fn string_arg(args: &[Value], i: usize) -> Option<&str> {
 }
 
 /// Runs `method` for `caller`. Authorisation is checked here too, so no path can skip it.
-pub async fn call(env: &MethodEnv<'_>, caller: &Caller, method: HubMethod, args: &[Value], effects: &mut Effects) -> Result<Value, MethodError> {
+pub async fn call(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    method: HubMethod,
+    args: &[Value],
+    effects: &mut Effects,
+) -> Result<Value, MethodError> {
     if !method.allowed(&caller.roles) {
         return Err(MethodError::Forbidden);
     }
     match method {
-        HubMethod::JoinAdminGroup => join_group(env, caller, ADMINS_GROUP).await.map(|()| json!({ "group": ADMINS_GROUP })),
+        HubMethod::JoinAdminGroup => {
+            join_group(env, caller, ADMINS_GROUP).await.map(|()| json!({ "group": ADMINS_GROUP }))
+        }
         HubMethod::BroadcastSystemAlert => {
             const SIG: &str = "BroadcastSystemAlert(message: string, level: string)";
             let (Some(message), Some(level)) = (string_arg(args, 0), string_arg(args, 1)) else {
@@ -135,7 +145,8 @@ pub async fn call(env: &MethodEnv<'_>, caller: &Caller, method: HubMethod, args:
             admin_command(env, caller, command, &params, effects).await
         }
         HubMethod::JoinMarketplaceGroup => {
-            let name = string_arg(args, 0).ok_or(MethodError::BadArguments("JoinMarketplaceGroup(marketplace: string)"))?;
+            let name =
+                string_arg(args, 0).ok_or(MethodError::BadArguments("JoinMarketplaceGroup(marketplace: string)"))?;
             let marketplace = known_marketplace(name)?;
             join_group(env, caller, &marketplace.group()).await?;
             env.presence.joined_marketplace(caller.hub, &caller.connection_id, marketplace);
@@ -151,12 +162,19 @@ pub async fn call(env: &MethodEnv<'_>, caller: &Caller, method: HubMethod, args:
                 None | Some(Value::Null) => match joined.as_slice() {
                     [one] => *one,
                     [] => return Err(MethodError::Refused("Join a marketplace group before triggering a sync".into())),
-                    _ => return Err(MethodError::Refused("Name the marketplace: this connection joined several".into())),
+                    _ => {
+                        return Err(MethodError::Refused(
+                            "Name the marketplace: this connection joined several".into(),
+                        ));
+                    }
                 },
                 Some(_) => return Err(MethodError::BadArguments(SIG)),
             };
             if !joined.contains(&marketplace) {
-                return Err(MethodError::Refused(format!("Join marketplace '{}' before triggering its sync", marketplace.name())));
+                return Err(MethodError::Refused(format!(
+                    "Join marketplace '{}' before triggering its sync",
+                    marketplace.name()
+                )));
             }
             queue_sync(env, caller, marketplace, operation, effects).await
         }
@@ -207,7 +225,12 @@ async fn join_group(env: &MethodEnv<'_>, caller: &Caller, group: &str) -> Result
     }
 }
 
-async fn broadcast_alert(env: &MethodEnv<'_>, caller: &Caller, message: &str, level: &str) -> Result<Value, MethodError> {
+async fn broadcast_alert(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    message: &str,
+    level: &str,
+) -> Result<Value, MethodError> {
     let level = level.to_ascii_lowercase();
     if !ALERT_LEVELS.contains(&level.as_str()) {
         return Err(MethodError::Refused(format!("Alert level must be one of {}", ALERT_LEVELS.join(", "))));
@@ -223,7 +246,11 @@ async fn broadcast_alert(env: &MethodEnv<'_>, caller: &Caller, message: &str, le
     });
     let mut failed = 0;
     for hub in Hub::ALL {
-        if let Err(e) = env.rest.send(hub.name(), Operation::SendToAll { excluded: &[] }, "systemAlert", std::slice::from_ref(&alert)).await {
+        if let Err(e) = env
+            .rest
+            .send(hub.name(), Operation::SendToAll { excluded: &[] }, "systemAlert", std::slice::from_ref(&alert))
+            .await
+        {
             failed += 1;
             tracing::warn!(hub = hub.name(), "systemAlert not delivered: {e}");
         }
@@ -235,7 +262,13 @@ async fn broadcast_alert(env: &MethodEnv<'_>, caller: &Caller, message: &str, le
     }
 }
 
-async fn admin_command(env: &MethodEnv<'_>, caller: &Caller, command: &str, params: &Value, effects: &mut Effects) -> Result<Value, MethodError> {
+async fn admin_command(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    command: &str,
+    params: &Value,
+    effects: &mut Effects,
+) -> Result<Value, MethodError> {
     match command {
         "requestDashboardUpdate" => {
             let snapshot = crate::dashboard::snapshot(env.presence, env.now_ms);
@@ -248,14 +281,18 @@ async fn admin_command(env: &MethodEnv<'_>, caller: &Caller, command: &str, para
         }
         "triggerSync" => {
             const SIG: &str = "HandleAdminCommand(\"triggerSync\", { marketplace: string, operation: string })";
-            let (Some(m), Some(o)) = (params.get("marketplace").and_then(Value::as_str), params.get("operation").and_then(Value::as_str)) else {
+            let (Some(m), Some(o)) =
+                (params.get("marketplace").and_then(Value::as_str), params.get("operation").and_then(Value::as_str))
+            else {
                 return Err(MethodError::BadArguments(SIG));
             };
             queue_sync(env, caller, known_marketplace(m)?, known_operation(o)?, effects).await
         }
         "broadcastAlert" => {
             const SIG: &str = "HandleAdminCommand(\"broadcastAlert\", { message: string, level: string })";
-            let (Some(message), Some(level)) = (params.get("message").and_then(Value::as_str), params.get("level").and_then(Value::as_str)) else {
+            let (Some(message), Some(level)) =
+                (params.get("message").and_then(Value::as_str), params.get("level").and_then(Value::as_str))
+            else {
                 return Err(MethodError::BadArguments(SIG));
             };
             broadcast_alert(env, caller, message, level).await

@@ -34,9 +34,10 @@ pub const SYNC_OUTPUT: &str = "syncRequests";
 
 pub async fn run(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequest) -> HttpOutcome {
     if req.method != Method::POST {
-        return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "upstream calls are POSTed").into();
+        return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "upstream calls are POSTed")
+            .into();
     }
-    let up = match upstream::validate(req, &state.settings.signalr.keys()) {
+    let up = match upstream::validate(req, &state.signalr.keys()) {
         Ok(up) => up,
         Err(r) => {
             ctx.log(format!("upstream request refused: {}", r.message()));
@@ -68,7 +69,11 @@ async fn connection_event(state: &AppState, ctx: &mut InvocationContext, up: &Up
         state.presence.disconnected(up.hub, &up.connection_id, error.as_deref(), now);
         "connection.disconnected"
     } else {
-        return HttpResponse::error(StatusCode::BAD_REQUEST, "unknown_event", "connections events are connected and disconnected");
+        return HttpResponse::error(
+            StatusCode::BAD_REQUEST,
+            "unknown_event",
+            "connections events are connected and disconnected",
+        );
     };
     ctx.log(format!("{kind} {} on {}", up.connection_id, up.hub));
     state
@@ -96,13 +101,28 @@ async fn invocation(state: &AppState, ctx: &mut InvocationContext, up: &Upstream
         Ok(inv) => inv,
         Err(e) => {
             ctx.log(format!("invalid invocation body: {e}"));
-            return HttpResponse::error(StatusCode::BAD_REQUEST, "invalid_invocation", "the body is not a hub Invocation message").into();
+            return HttpResponse::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_invocation",
+                "the body is not a hub Invocation message",
+            )
+            .into();
         }
     };
     if !invocation.target.eq_ignore_ascii_case(&up.event) {
-        return HttpResponse::error(StatusCode::BAD_REQUEST, "target_mismatch", "the invocation target differs from X-ASRS-Event").into();
+        return HttpResponse::error(
+            StatusCode::BAD_REQUEST,
+            "target_mismatch",
+            "the invocation target differs from X-ASRS-Event",
+        )
+        .into();
     }
-    let caller = Caller { hub: up.hub, connection_id: up.connection_id.clone(), user_id: up.user_id.clone(), roles: up.roles.clone() };
+    let caller = Caller {
+        hub: up.hub,
+        connection_id: up.connection_id.clone(),
+        user_id: up.user_id.clone(),
+        roles: up.roles.clone(),
+    };
     let env = MethodEnv {
         rest: &state.rest,
         presence: &state.presence,

@@ -107,7 +107,11 @@ pub fn validate(req: &HttpRequest, keys: &[AccessKey]) -> Result<UpstreamRequest
     } else {
         return Err(Rejection::UnknownCategory);
     };
-    let user_id = req.header(upstream::HEADER_USER_ID).map(str::trim).filter(|u| !u.is_empty() && u.len() <= 1024).map(str::to_string);
+    let user_id = req
+        .header(upstream::HEADER_USER_ID)
+        .map(str::trim)
+        .filter(|u| !u.is_empty() && u.len() <= 1024)
+        .map(str::to_string);
     let roles = req
         .header(upstream::HEADER_USER_CLAIMS)
         .filter(|c| c.len() <= MAX_HEADER_LEN)
@@ -149,7 +153,13 @@ pub(crate) mod tests {
         HttpRequest { method: Method::POST, query: vec![], headers: map, body: Bytes::copy_from_slice(body) }
     }
 
-    pub(crate) fn signed(connection: &str, hub: &str, category: &str, event: &str, claims: &str) -> Vec<(&'static str, String)> {
+    pub(crate) fn signed(
+        connection: &str,
+        hub: &str,
+        category: &str,
+        event: &str,
+        claims: &str,
+    ) -> Vec<(&'static str, String)> {
         vec![
             ("content-type", "application/json".into()),
             ("x-asrs-connection-id", connection.into()),
@@ -168,7 +178,13 @@ pub(crate) mod tests {
 
     #[test]
     fn test_valid_request_and_identity() {
-        let h = signed("c1", "meschainadminhub", "messages", "JoinAdminGroup", "asrs.s.uid: alice, role: admin, role: super_admin, name: Doe, Jane");
+        let h = signed(
+            "c1",
+            "meschainadminhub",
+            "messages",
+            "JoinAdminGroup",
+            "asrs.s.uid: alice, role: admin, role: super_admin, name: Doe, Jane",
+        );
         let r = validate(&request(&as_refs(&h), b"{}"), &keys()).unwrap();
         assert_eq!(r.hub, Hub::Admin);
         assert_eq!(r.category, Category::Messages);
@@ -200,7 +216,11 @@ pub(crate) mod tests {
         assert_eq!(with("x-asrs-hub", None), Rejection::MissingHeader("x-asrs-hub"));
         assert_eq!(with("x-asrs-connection-id", Some(" ")), Rejection::MissingHeader("x-asrs-connection-id"));
         assert_eq!(with("x-asrs-signature", None), Rejection::BadSignature);
-        assert_eq!(with("x-asrs-signature", Some(&sign("c2", &keys()))), Rejection::BadSignature, "tampered connection id");
+        assert_eq!(
+            with("x-asrs-signature", Some(&sign("c2", &keys()))),
+            Rejection::BadSignature,
+            "tampered connection id"
+        );
         assert_eq!(with("x-asrs-signature", Some(&sign("c1", &[AccessKey::new("old")]))), Rejection::BadSignature);
         assert_eq!(with("x-asrs-hub", Some("chat")), Rejection::UnknownHub);
         assert_eq!(with("x-asrs-category", Some("other")), Rejection::UnknownCategory);
