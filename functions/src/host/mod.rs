@@ -27,10 +27,11 @@ impl InvocationContext {
         InvocationContext { invocation_id, function, enveloped, logs: Vec::new() }
     }
 
-    /// Records a line. Callers must never pass secrets or tokens.
+    /// Records a line. Callers must never pass secrets or tokens. Traced at debug level: the
+    /// per-invocation summary line is the info-level record, these detail it.
     pub fn log(&mut self, line: impl Into<String>) {
         let line = line.into();
-        tracing::info!(function = self.function, invocation_id = %self.invocation_id, "{line}");
+        tracing::debug!(function = self.function, invocation_id = %self.invocation_id, "{line}");
         self.logs.push(line);
     }
 
