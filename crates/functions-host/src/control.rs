@@ -143,10 +143,7 @@ async fn enqueue(State(s): State<ControlState>, Path(name): Path<String>, header
     match queue.enqueue(vec![msg]).await {
         Ok(stored) => {
             let m = &stored[0];
-            (
-                StatusCode::CREATED,
-                axum::Json(json!({ "sequenceNumber": m.sequence_number, "messageId": m.message_id })),
-            )
+            (StatusCode::CREATED, axum::Json(json!({ "sequenceNumber": m.sequence_number, "messageId": m.message_id })))
                 .into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -157,11 +154,8 @@ async fn list_messages(State(s): State<ControlState>, Path(name): Path<String>) 
     let Some(queue) = s.queues.get(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no queue named {name:?}"));
     };
-    let v: Vec<Value> = queue
-        .active()
-        .iter()
-        .map(|(m, locked)| message_view(m, if *locked { "locked" } else { "active" }))
-        .collect();
+    let v: Vec<Value> =
+        queue.active().iter().map(|(m, locked)| message_view(m, if *locked { "locked" } else { "active" })).collect();
     axum::Json(v).into_response()
 }
 
@@ -173,7 +167,11 @@ async fn list_dead(State(s): State<ControlState>, Path(name): Path<String>) -> R
     axum::Json(v).into_response()
 }
 
-async fn resubmit(State(s): State<ControlState>, Path((name, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn resubmit(
+    State(s): State<ControlState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = require_control(&headers) {
         return r;
     }

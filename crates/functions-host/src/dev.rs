@@ -57,8 +57,16 @@ pub fn signalr_connection_string(settings_value: Option<&str>, local_service: &s
             let (k, v) = kv.split_once('=')?;
             k.trim().eq_ignore_ascii_case("Endpoint").then(|| v.trim().to_string())
         })?;
-        let host = endpoint.split("://").nth(1).unwrap_or(&endpoint).split(['/', ':']).next().unwrap_or("").to_ascii_lowercase();
-        let local = host.is_empty() || host == "localhost" || host.starts_with("127.") || host == "[::1]" || host == "0.0.0.0";
+        let host = endpoint
+            .split("://")
+            .nth(1)
+            .unwrap_or(&endpoint)
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let local =
+            host.is_empty() || host == "localhost" || host.starts_with("127.") || host == "[::1]" || host == "0.0.0.0";
         (!local).then(|| cs.to_string())
     });
     real.unwrap_or_else(|| local_service.to_string())
@@ -86,7 +94,8 @@ impl DevHost {
         let data_dir = opts.data_dir.canonicalize().unwrap_or(opts.data_dir.clone());
         let port = opts.port.unwrap_or_else(|| app.host.local_settings_port(&app.settings));
         let addr = format!("127.0.0.1:{port}");
-        let listener = TcpListener::bind(&addr).await.map_err(|e| DevError::Listen { addr: addr.clone(), source: e })?;
+        let listener =
+            TcpListener::bind(&addr).await.map_err(|e| DevError::Listen { addr: addr.clone(), source: e })?;
         let local_addr = listener.local_addr().map_err(|e| DevError::Listen { addr, source: e })?;
 
         let keys = Keys::load(&app.settings, &data_dir)
@@ -221,7 +230,12 @@ impl DevHost {
         for f in &self.app.functions {
             let what = match &f.trigger {
                 Trigger::Http { methods, auth_level, .. } => {
-                    let url = self.http_urls.iter().find(|(n, _, _)| n == &f.name).map(|(_, u, _)| u.clone()).unwrap_or_default();
+                    let url = self
+                        .http_urls
+                        .iter()
+                        .find(|(n, _, _)| n == &f.name)
+                        .map(|(_, u, _)| u.clone())
+                        .unwrap_or_default();
                     let m = methods.as_ref().map(|m| m.join(",")).unwrap_or_else(|| "ALL".into());
                     format!("[{m}] {url} ({auth_level:?})")
                 }
@@ -232,10 +246,16 @@ impl DevHost {
             let disabled = if f.disabled { " [disabled]" } else { "" };
             s.push_str(&format!("    {}: {what}{disabled}\n", f.name));
         }
-        if let Some((_, url, _)) = self.http_urls.iter().find(|(n, u, _)| n.eq_ignore_ascii_case("negotiate") || u.ends_with("/negotiate")) {
+        if let Some((_, url, _)) =
+            self.http_urls.iter().find(|(n, u, _)| n.eq_ignore_ascii_case("negotiate") || u.ends_with("/negotiate"))
+        {
             s.push_str(&format!("  negotiate URL: {url}\n"));
         }
-        if let Some((_, url, _)) = self.http_urls.iter().find(|(n, u, _)| n.to_ascii_lowercase().contains("dashboard") || u.ends_with("/dashboard")) {
+        if let Some((_, url, _)) = self
+            .http_urls
+            .iter()
+            .find(|(n, u, _)| n.to_ascii_lowercase().contains("dashboard") || u.ends_with("/dashboard"))
+        {
             s.push_str(&format!("  dashboard URL: {url}\n"));
         }
         s.push_str(&format!("  function key:  {} (?code= or x-functions-key)\n", self.keys.function));
@@ -257,7 +277,10 @@ mod tests {
     fn test_signalr_override_rule() {
         let local = "Endpoint=http://127.0.0.1:8888;AccessKey=x;Version=1.0;";
         assert_eq!(signalr_connection_string(None, local), local);
-        assert_eq!(signalr_connection_string(Some("Endpoint=http://localhost:8888;AccessKey=y;Version=1.0;"), local), local);
+        assert_eq!(
+            signalr_connection_string(Some("Endpoint=http://localhost:8888;AccessKey=y;Version=1.0;"), local),
+            local
+        );
         let real = "Endpoint=https://mine.service.signalr.net;AccessKey=k;Version=1.0;";
         assert_eq!(signalr_connection_string(Some(real), local), real);
         assert_eq!(signalr_connection_string(Some(""), local), local);

@@ -56,15 +56,7 @@ pub const MAX_DATETIME_OFFSET: &str = "9999-12-31T23:59:59.9999999+00:00";
 pub const MAX_DATETIME_UTC: &str = "9999-12-31T23:59:59.9999999Z";
 
 fn base_iso(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
 }
 
 fn fraction(t: OffsetDateTime) -> String {
@@ -74,6 +66,11 @@ fn fraction(t: OffsetDateTime) -> String {
     }
     let s = format!(".{ticks:07}");
     s.trim_end_matches('0').to_string()
+}
+
+/// The current UTC time in the host's format, e.g. for `requestedAt` fields.
+pub fn utc_now_iso() -> String {
+    datetime_utc(OffsetDateTime::now_utc())
 }
 
 /// Parses the RFC 3339 timestamps this crate stores.

@@ -184,16 +184,7 @@ impl HttpState {
             })
             .collect();
         routes.sort_by_key(|r| r.template.precedence());
-        HttpState {
-            routes,
-            prefix: prefix.to_string(),
-            invoker,
-            queues,
-            keys,
-            cors,
-            cors_credentials,
-            public_base,
-        }
+        HttpState { routes, prefix: prefix.to_string(), invoker, queues, keys, cors, cors_credentials, public_base }
     }
 
     /// `(function name, url)` of each HTTP function, for the start-up banner.
@@ -237,7 +228,10 @@ pub async fn handle(state: Arc<HttpState>, req: Request<Body>) -> Response<Body>
     {
         let mut resp = Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid");
         let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+        );
         if let Some(rh) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, rh.clone());
         }
@@ -297,16 +291,17 @@ async fn route_request(state: &HttpState, req: Request<Body>) -> Response<Body> 
         let level = match state.keys.authorize(req.uri().query(), req.headers()) {
             Some(level) => Some(level),
             None if route.auth_level == AuthLevel::Anonymous => None,
-            None => return plain(StatusCode::UNAUTHORIZED, "Unauthorized: a function key is required (?code= or x-functions-key)"),
+            None => {
+                return plain(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: a function key is required (?code= or x-functions-key)",
+                );
+            }
         };
         if route.auth_level == AuthLevel::Admin && level != Some(AuthLevel::Admin) {
             return plain(StatusCode::UNAUTHORIZED, "Unauthorized: the master key is required");
         }
-        return if route.forward {
-            forward(state, req).await
-        } else {
-            wrapped(state, route, req, params, level).await
-        };
+        return if route.forward { forward(state, req).await } else { wrapped(state, route, req, params, level).await };
     }
     if method_mismatch {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
@@ -314,8 +309,17 @@ async fn route_request(state: &HttpState, req: Request<Body>) -> Response<Body> 
     plain(StatusCode::NOT_FOUND, "Not Found")
 }
 
-const HOP_BY_HOP: &[&str] =
-    &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host", "content-length"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+];
 
 async fn forward(state: &HttpState, req: Request<Body>) -> Response<Body> {
     let port = match state.invoker.ready_port().await {
@@ -376,9 +380,28 @@ async fn forward(state: &HttpState, req: Request<Body>) -> Response<Body> {
 /// ASP.NET's spelling of common header names (hyper lower-cases everything on receipt).
 fn header_display_name(name: &HeaderName) -> String {
     const KNOWN: &[&str] = &[
-        "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
-        "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Expect", "Host", "If-Match",
-        "If-Modified-Since", "If-None-Match", "Origin", "Pragma", "Range", "Referer", "Transfer-Encoding", "Upgrade",
+        "Accept",
+        "Accept-Charset",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Authorization",
+        "Cache-Control",
+        "Connection",
+        "Content-Encoding",
+        "Content-Length",
+        "Content-Type",
+        "Cookie",
+        "Expect",
+        "Host",
+        "If-Match",
+        "If-Modified-Since",
+        "If-None-Match",
+        "Origin",
+        "Pragma",
+        "Range",
+        "Referer",
+        "Transfer-Encoding",
+        "Upgrade",
         "User-Agent",
     ];
     KNOWN
@@ -491,7 +514,8 @@ fn form_pairs(q: &str) -> Vec<(String, String)> {
         .filter(|s| !s.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let d = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().to_string();
+            let d =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().to_string();
             (d(k), d(v))
         })
         .collect()
@@ -505,11 +529,8 @@ async fn wrapped(
     level: Option<AuthLevel>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     }
@@ -703,13 +724,18 @@ mod tests {
         let resp = http_output_response(&f, &r).unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
-        let r = crate::invoke::parse_response(Some("application/json"), br#"{"Outputs":{"res":{"statusCode":"201","body":"made"}}}"#).unwrap();
+        let r = crate::invoke::parse_response(
+            Some("application/json"),
+            br#"{"Outputs":{"res":{"statusCode":"201","body":"made"}}}"#,
+        )
+        .unwrap();
         let resp = http_output_response(&f, &r).unwrap();
         assert_eq!(resp.status(), 201);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
         let r = crate::invoke::parse_response(Some("application/json"), br#"{"Outputs":{"res":"hello"}}"#).unwrap();
         assert!(http_output_response(&f, &r).is_err());
-        let r = crate::invoke::parse_response(Some("application/json"), br#"{"Outputs":{"res":{"statusCode":99999}}}"#).unwrap();
+        let r = crate::invoke::parse_response(Some("application/json"), br#"{"Outputs":{"res":{"statusCode":99999}}}"#)
+            .unwrap();
         assert!(http_output_response(&f, &r).is_err());
     }
 

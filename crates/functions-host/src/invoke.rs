@@ -192,8 +192,8 @@ mod tests {
 
     #[test]
     fn test_keys_are_case_insensitive_and_nulls_ok() {
-        let r = parse_response(Some("application/json"), br#"{"outputs":{"a":1},"logs":null,"returnValue":null}"#)
-            .unwrap();
+        let r =
+            parse_response(Some("application/json"), br#"{"outputs":{"a":1},"logs":null,"returnValue":null}"#).unwrap();
         assert_eq!(r.output("A"), Some(&serde_json::json!(1)));
         assert!(r.logs.is_empty());
         assert!(r.return_value.is_none());

@@ -93,7 +93,11 @@ impl Schedule {
                 date.next_day()?
             } else {
                 // Skip the whole month.
-                let (y, m) = if date.month() == Month::December { (date.year() + 1, Month::January) } else { (date.year(), date.month().next()) };
+                let (y, m) = if date.month() == Month::December {
+                    (date.year() + 1, Month::January)
+                } else {
+                    (date.year(), date.month().next())
+                };
                 Date::from_calendar_date(y, m, 1).ok()?
             };
         }
@@ -245,7 +249,19 @@ mod tests {
 
     #[test]
     fn test_rejects_bad_expressions() {
-        for bad in ["* * * * *", "60 * * * * *", "* * 24 * * *", "* * * 0 * *", "* * * * 13 *", "* * * * * 7", "*/0 * * * * *", "5-1 * * * * *", "a * * * * *", "1,,2 * * * * *", "* * * * * * *"] {
+        for bad in [
+            "* * * * *",
+            "60 * * * * *",
+            "* * 24 * * *",
+            "* * * 0 * *",
+            "* * * * 13 *",
+            "* * * * * 7",
+            "*/0 * * * * *",
+            "5-1 * * * * *",
+            "a * * * * *",
+            "1,,2 * * * * *",
+            "* * * * * * *",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -253,7 +269,10 @@ mod tests {
     #[test]
     fn test_min_interval() {
         let t = datetime!(2026-01-01 00:00 UTC);
-        assert_eq!(Schedule::parse("*/10 * * * * *").unwrap().min_interval(t), Some(std::time::Duration::from_secs(10)));
+        assert_eq!(
+            Schedule::parse("*/10 * * * * *").unwrap().min_interval(t),
+            Some(std::time::Duration::from_secs(10))
+        );
         assert_eq!(Schedule::parse("0 */1 * * * *").unwrap().min_interval(t), Some(std::time::Duration::from_secs(60)));
     }
 }

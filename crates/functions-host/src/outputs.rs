@@ -13,9 +13,7 @@ use crate::queue::{NewMessage, Queues};
 pub fn item_bytes(v: &Value) -> Option<Vec<u8>> {
     match v {
         Value::Null => None,
-        Value::String(s) => {
-            Some(dotnet_base64_decode(s).unwrap_or_else(|| s.as_bytes().to_vec()))
-        }
+        Value::String(s) => Some(dotnet_base64_decode(s).unwrap_or_else(|| s.as_bytes().to_vec())),
         other => Some(other.to_string().into_bytes()),
     }
 }
@@ -44,10 +42,8 @@ pub async fn apply(function: &Function, result: &InvocationResult, queues: &Queu
         if b.is("serviceBus") {
             let queue_name = b.str_prop("queueName").unwrap_or_default();
             let queue = queues.get(queue_name).ok_or_else(|| format!("unknown queue {queue_name:?}"))?;
-            let msgs: Vec<NewMessage> = items(value)
-                .into_iter()
-                .map(|body| NewMessage { body, ..Default::default() })
-                .collect();
+            let msgs: Vec<NewMessage> =
+                items(value).into_iter().map(|body| NewMessage { body, ..Default::default() }).collect();
             if !msgs.is_empty() {
                 queue.enqueue(msgs).await.map_err(|e| format!("writing output {:?}: {e}", b.name))?;
             }

@@ -13,8 +13,16 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use sha2::Sha256;
 
 /// Characters `encodeURIComponent` leaves alone.
-const URI_COMPONENT: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'!').remove(b'~').remove(b'*').remove(b'\'').remove(b'(').remove(b')');
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
 
 pub fn encode_uri_component(s: &str) -> String {
     utf8_percent_encode(s, URI_COMPONENT).to_string()
@@ -117,7 +125,10 @@ pub struct ConnectionString {
 
 impl std::fmt::Debug for ConnectionString {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionString").field("namespace_host", &self.namespace_host).field("key_name", &self.key_name).finish()
+        f.debug_struct("ConnectionString")
+            .field("namespace_host", &self.namespace_host)
+            .field("key_name", &self.key_name)
+            .finish()
     }
 }
 
@@ -125,7 +136,9 @@ impl ConnectionString {
     pub fn parse(s: &str) -> Result<ConnectionString, String> {
         let (mut endpoint, mut name, mut key, mut entity) = (None, None, None, None);
         for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("connection string part without '=': {:?}", k_only(part)))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("connection string part without '=': {:?}", k_only(part)))?;
             match k.to_ascii_lowercase().as_str() {
                 "endpoint" => endpoint = Some(v.to_string()),
                 "sharedaccesskeyname" => name = Some(v.to_string()),
@@ -202,7 +215,12 @@ mod tests {
 
     #[test]
     fn test_sas_known_vector() {
-        let t = sas_token("https://contoso.servicebus.windows.net/orders", "RootManageSharedAccessKey", "abc123", 1_700_000_000);
+        let t = sas_token(
+            "https://contoso.servicebus.windows.net/orders",
+            "RootManageSharedAccessKey",
+            "abc123",
+            1_700_000_000,
+        );
         assert_eq!(t, VECTOR);
     }
 
@@ -210,11 +228,23 @@ mod tests {
     fn test_verify() {
         let uri = "https://contoso.servicebus.windows.net/orders";
         assert_eq!(verify_sas(VECTOR, uri, "RootManageSharedAccessKey", "abc123", 1_600_000_000), Ok(()));
-        assert_eq!(verify_sas(VECTOR, uri, "RootManageSharedAccessKey", "wrong", 1_600_000_000), Err(SasError::BadSignature));
-        assert_eq!(verify_sas(VECTOR, uri, "Other", "abc123", 1_600_000_000), Err(SasError::UnknownKey));
-        assert_eq!(verify_sas(VECTOR, uri, "RootManageSharedAccessKey", "abc123", 1_800_000_000), Err(SasError::Expired));
         assert_eq!(
-            verify_sas(VECTOR, "https://contoso.servicebus.windows.net/other", "RootManageSharedAccessKey", "abc123", 0),
+            verify_sas(VECTOR, uri, "RootManageSharedAccessKey", "wrong", 1_600_000_000),
+            Err(SasError::BadSignature)
+        );
+        assert_eq!(verify_sas(VECTOR, uri, "Other", "abc123", 1_600_000_000), Err(SasError::UnknownKey));
+        assert_eq!(
+            verify_sas(VECTOR, uri, "RootManageSharedAccessKey", "abc123", 1_800_000_000),
+            Err(SasError::Expired)
+        );
+        assert_eq!(
+            verify_sas(
+                VECTOR,
+                "https://contoso.servicebus.windows.net/other",
+                "RootManageSharedAccessKey",
+                "abc123",
+                0
+            ),
             Err(SasError::WrongResource)
         );
         assert_eq!(verify_sas("Bearer x", uri, "a", "b", 0), Err(SasError::Malformed));

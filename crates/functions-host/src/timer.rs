@@ -187,7 +187,12 @@ mod tests {
             next: ts(datetime!(2023-10-12 20:13:49.640002 UTC)),
             last_updated: ts(datetime!(2023-10-12 20:13:49.640002 UTC)),
         };
-        let body = invocation_body("helloTimer", "timer", timer_info(Some(&s), false), datetime!(2023-10-12 20:13:49.640002 UTC));
+        let body = invocation_body(
+            "helloTimer",
+            "timer",
+            timer_info(Some(&s), false),
+            datetime!(2023-10-12 20:13:49.640002 UTC),
+        );
         let ours = &body["Data"]["timer"];
         let theirs = &fixture["Data"]["timer"];
         assert_eq!(ours["Schedule"], theirs["Schedule"]);
@@ -202,7 +207,11 @@ mod tests {
     #[test]
     fn test_unmonitored_status_is_null_and_first_last_is_min() {
         assert_eq!(timer_info(None, false)["ScheduleStatus"], Value::Null);
-        let s = ScheduleStatus { last: None, next: ts(datetime!(2026-01-01 00:00 UTC)), last_updated: ts(datetime!(2025-12-31 23:59 UTC)) };
+        let s = ScheduleStatus {
+            last: None,
+            next: ts(datetime!(2026-01-01 00:00 UTC)),
+            last_updated: ts(datetime!(2025-12-31 23:59 UTC)),
+        };
         assert_eq!(timer_info(Some(&s), true)["ScheduleStatus"]["Last"], "0001-01-01T00:00:00+00:00");
         assert_eq!(timer_info(Some(&s), true)["IsPastDue"], true);
     }

@@ -61,7 +61,8 @@ pub struct Worker {
     port: watch::Receiver<Option<u16>>,
     status: watch::Receiver<WorkerStatus>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<WorkerExit>,
+    task: Option<tokio::task::JoinHandle<WorkerExit>>,
+    exit: Option<WorkerExit>,
 }
 
 impl Worker {
@@ -70,7 +71,7 @@ impl Worker {
         let (status_tx, status) = watch::channel(WorkerStatus::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(supervise(spec, port_tx, status_tx, shutdown_rx));
-        Worker { port, status, shutdown, task }
+        Worker { port, status, shutdown, task: Some(task), exit: None }
     }
 
     pub fn port(&self) -> watch::Receiver<Option<u16>> {
@@ -87,13 +88,20 @@ impl Worker {
 
     /// Resolves when the supervisor gives up (never for a healthy handler).
     pub async fn wait(&mut self) -> WorkerExit {
-        (&mut self.task).await.unwrap_or_else(|e| WorkerExit::GaveUp(format!("supervisor panicked: {e}")))
+        if let Some(task) = self.task.as_mut() {
+            let exit = task.await.unwrap_or_else(|e| WorkerExit::GaveUp(format!("supervisor panicked: {e}")));
+            self.task = None;
+            self.exit = Some(exit);
+        }
+        self.exit.clone().unwrap_or(WorkerExit::Shutdown)
     }
 
     /// Kills the handler and waits for the supervisor to finish.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
     }
 }
 

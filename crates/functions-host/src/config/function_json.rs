@@ -115,7 +115,9 @@ pub enum Trigger {
         binary: bool,
     },
     /// A trigger the local host does not run (reported at start).
-    Unsupported { kind: String },
+    Unsupported {
+        kind: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -130,8 +132,8 @@ pub struct Function {
 impl Function {
     pub fn load(name: &str, path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Function, ConfigError> {
         let file = format!("{name}/function.json");
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
         Self::parse(name, &file, &text, lookup)
     }
 
@@ -156,18 +158,25 @@ impl Function {
         for (i, raw) in raw.bindings.into_iter().enumerate() {
             bindings.push(parse_binding(file, i, raw, lookup)?);
         }
-        let triggers: Vec<usize> =
-            (0..bindings.len()).filter(|&i| bindings[i].kind.ends_with("Trigger")).collect();
+        let triggers: Vec<usize> = (0..bindings.len()).filter(|&i| bindings[i].kind.ends_with("Trigger")).collect();
         let ti = match triggers.as_slice() {
             [i] => *i,
             [] => return Err(ConfigError::new(file, "bindings", "no trigger binding (exactly one is required)")),
             [_, second, ..] => {
-                return Err(ConfigError::new(file, format!("bindings[{second}]"), "a function has exactly one trigger"));
+                return Err(ConfigError::new(
+                    file,
+                    format!("bindings[{second}]"),
+                    "a function has exactly one trigger",
+                ));
             }
         };
         for (i, b) in bindings.iter().enumerate() {
             if bindings[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&b.name)) {
-                return Err(ConfigError::new(file, format!("bindings[{i}].name"), format!("duplicate name {:?}", b.name)));
+                return Err(ConfigError::new(
+                    file,
+                    format!("bindings[{i}].name"),
+                    format!("duplicate name {:?}", b.name),
+                ));
             }
         }
         let trigger = parse_trigger(name, file, ti, &bindings[ti])?;
@@ -227,7 +236,11 @@ fn parse_binding(
         "out" => Direction::Out,
         "inout" => Direction::InOut,
         other => {
-            return Err(ConfigError::new(file, field("direction"), format!("must be \"in\" or \"out\", found {other:?}")));
+            return Err(ConfigError::new(
+                file,
+                field("direction"),
+                format!("must be \"in\" or \"out\", found {other:?}"),
+            ));
         }
     };
     let name = take_str(&mut raw, "name")?;
@@ -244,7 +257,9 @@ fn parse_binding(
                     return Err(ConfigError::new(
                         file,
                         field(&k),
-                        format!("%{m}% does not resolve to a value (not in Values of the settings nor the environment)"),
+                        format!(
+                            "%{m}% does not resolve to a value (not in Values of the settings nor the environment)"
+                        ),
                     ));
                 }
                 Value::String(expanded)
@@ -309,8 +324,7 @@ fn parse_trigger(fname: &str, file: &str, i: usize, b: &Binding) -> Result<Trigg
                 Some(Value::String(r)) => r.trim_matches('/').to_string(),
                 Some(_) => return Err(ConfigError::new(file, field("route"), "must be a string")),
             };
-            crate::http_trigger::RouteTemplate::parse(&route)
-                .map_err(|e| ConfigError::new(file, field("route"), e))?;
+            crate::http_trigger::RouteTemplate::parse(&route).map_err(|e| ConfigError::new(file, field("route"), e))?;
             Ok(Trigger::Http { binding: b.name.clone(), route, methods, auth_level })
         }
         "timerTrigger" => {
@@ -380,7 +394,8 @@ mod tests {
 
     #[test]
     fn test_timer_schedule_from_setting() {
-        let f = parse(r#"{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"%SCHED%"}]}"#).unwrap();
+        let f = parse(r#"{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"%SCHED%"}]}"#)
+            .unwrap();
         assert!(matches!(f.trigger, Trigger::Timer { ref schedule_text, .. } if schedule_text == "*/5 * * * * *"));
     }
 
@@ -388,8 +403,14 @@ mod tests {
     fn test_errors_name_fields() {
         let cases = [
             (r#"{"bindings":[]}"#, "bindings"),
-            (r#"{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"* * *"}]}"#, "bindings[0].schedule"),
-            (r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","methods":["fetch"]}]}"#, "bindings[0].methods[0]"),
+            (
+                r#"{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":"* * *"}]}"#,
+                "bindings[0].schedule",
+            ),
+            (
+                r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","methods":["fetch"]}]}"#,
+                "bindings[0].methods[0]",
+            ),
             (r#"{"bindings":[{"type":"httpTrigger","direction":"sideways","name":"r"}]}"#, "bindings[0].direction"),
             (r#"{"bindings":[{"type":"httpTrigger","direction":"in"}]}"#, "bindings[0].name"),
             (r#"{"bindings":[{"type":"serviceBusTrigger","direction":"in","name":"m"}]}"#, "bindings[0].queueName"),
@@ -398,7 +419,10 @@ mod tests {
                 "bindings[1].queueName",
             ),
             (r#"{"bindings":{"type":"x"}}"#, "bindings"),
-            (r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","authLevel":"public"}]}"#, "bindings[0].authLevel"),
+            (
+                r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","authLevel":"public"}]}"#,
+                "bindings[0].authLevel",
+            ),
         ];
         for (text, field) in cases {
             let e = parse(text).unwrap_err();

@@ -96,11 +96,11 @@ impl HostConfig {
         let (section, ch) = match (raw.custom_handler, raw.http_worker) {
             (Some(c), _) => ("customHandler", c),
             (None, Some(c)) => ("httpWorker", c),
-            (None, None) => return Err(ConfigError::new(FILE, "customHandler", "missing (a custom handler app needs it)")),
+            (None, None) => {
+                return Err(ConfigError::new(FILE, "customHandler", "missing (a custom handler app needs it)"));
+            }
         };
-        let desc = ch
-            .description
-            .ok_or_else(|| ConfigError::new(FILE, format!("{section}.description"), "missing"))?;
+        let desc = ch.description.ok_or_else(|| ConfigError::new(FILE, format!("{section}.description"), "missing"))?;
         let executable = desc.default_executable_path.filter(|p| !p.trim().is_empty()).ok_or_else(|| {
             ConfigError::new(FILE, format!("{section}.description.defaultExecutablePath"), "missing or empty")
         })?;
@@ -120,14 +120,14 @@ impl HostConfig {
             Some(n) => n as usize,
             None => 16,
         };
-        let function_timeout = match raw.function_timeout.as_deref() {
-            None => Some(Duration::from_secs(30 * 60)),
-            Some("-1") => None,
-            Some(s) => Some(
-                parse_timespan(s)
-                    .ok_or_else(|| ConfigError::new(FILE, "functionTimeout", format!("not a hh:mm:ss timespan: {s:?}")))?,
-            ),
-        };
+        let function_timeout =
+            match raw.function_timeout.as_deref() {
+                None => Some(Duration::from_secs(30 * 60)),
+                Some("-1") => None,
+                Some(s) => Some(parse_timespan(s).ok_or_else(|| {
+                    ConfigError::new(FILE, "functionTimeout", format!("not a hh:mm:ss timespan: {s:?}"))
+                })?),
+            };
         Ok(HostConfig {
             custom_handler: CustomHandler {
                 executable,
@@ -181,8 +181,10 @@ mod tests {
 
     #[test]
     fn test_defaults_and_errors() {
-        let h = HostConfig::parse(r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"handler"}}}"#)
-            .unwrap();
+        let h = HostConfig::parse(
+            r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"handler"}}}"#,
+        )
+        .unwrap();
         assert_eq!(h.route_prefix, "api");
         assert_eq!(h.max_concurrent_calls, 16);
         assert!(!h.custom_handler.enable_forwarding_http_request);

@@ -85,7 +85,11 @@ impl Settings {
                         Value::Array(_) => "an array",
                         _ => "an object",
                     };
-                    return Err(ConfigError::new(file, format!("Values.{k}"), format!("must be a string, found {kind}")));
+                    return Err(ConfigError::new(
+                        file,
+                        format!("Values.{k}"),
+                        format!("must be a string, found {kind}"),
+                    ));
                 }
             }
         }

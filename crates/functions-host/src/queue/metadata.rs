@@ -137,7 +137,15 @@ mod tests {
             assert_eq!(std::mem::discriminant(ours), std::mem::discriminant(fv), "{k}");
         }
         // Exact values where the reference's rules fix them.
-        for k in ["DeliveryCount", "LockToken", "MessageId", "ContentType", "SequenceNumber", "MessageReceiver", "ApplicationProperties"] {
+        for k in [
+            "DeliveryCount",
+            "LockToken",
+            "MessageId",
+            "ContentType",
+            "SequenceNumber",
+            "MessageReceiver",
+            "ApplicationProperties",
+        ] {
             assert_eq!(md[k], fmd[k], "{k}");
         }
         assert_eq!(md["EnqueuedTimeUtc"], "\"2023-10-12T20:13:49Z\"");

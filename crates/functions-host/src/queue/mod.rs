@@ -28,7 +28,9 @@ pub fn validate_queue_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid queue name {name:?} (letters, digits, '.', '-', '_'; must start and end with a letter or digit)"))
+        Err(format!(
+            "invalid queue name {name:?} (letters, digits, '.', '-', '_'; must start and end with a letter or digit)"
+        ))
     }
 }
 

@@ -144,10 +144,10 @@ impl QueueStore {
                 if path.extension().and_then(|x| x.to_str()) != Some("msg") {
                     continue;
                 }
-                let parsed = fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<StoredMessage>(&b).ok())
-                    .filter(|m| path.file_name().and_then(|n| n.to_str()) == Some(file_name(m.sequence_number).as_str()));
+                let parsed =
+                    fs::read(&path).ok().and_then(|b| serde_json::from_slice::<StoredMessage>(&b).ok()).filter(|m| {
+                        path.file_name().and_then(|n| n.to_str()) == Some(file_name(m.sequence_number).as_str())
+                    });
                 match parsed {
                     Some(m) => {
                         max_seq = max_seq.max(m.sequence_number);
@@ -245,7 +245,11 @@ impl QueueStore {
         while let Some((&seq, _)) = self.available.iter().next() {
             let mut m = self.available.remove(&seq).expect("present");
             if m.delivery_count >= MAX_DELIVERY_COUNT {
-                self.move_to_dead(m, "MaxDeliveryCountExceeded", "Message could not be consumed after 10 delivery attempts.")?;
+                self.move_to_dead(
+                    m,
+                    "MaxDeliveryCountExceeded",
+                    "Message could not be consumed after 10 delivery attempts.",
+                )?;
                 continue;
             }
             m.delivery_count += 1;
@@ -255,10 +259,8 @@ impl QueueStore {
                 return Err(e.into());
             }
             let token = crate::envelope::guid();
-            self.locked.insert(
-                seq,
-                LockedEntry { message: m.clone(), token: token.clone(), until: now + self.lock_duration },
-            );
+            self.locked
+                .insert(seq, LockedEntry { message: m.clone(), token: token.clone(), until: now + self.lock_duration });
             return Ok(Some(Locked { message: m, lock_token: token }));
         }
         Ok(None)
@@ -286,7 +288,9 @@ impl QueueStore {
     pub fn abandon(&mut self, seq: u64, token: &str, error: &str) -> Result<(), StoreError> {
         let m = self.take_lock(seq, token)?;
         if m.delivery_count >= MAX_DELIVERY_COUNT {
-            let desc = format!("Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts. Last error: {error}");
+            let desc = format!(
+                "Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts. Last error: {error}"
+            );
             return self.move_to_dead(m, "MaxDeliveryCountExceeded", &desc);
         }
         self.available.insert(seq, m);
@@ -330,7 +334,10 @@ impl QueueStore {
         fs::remove_file(self.dir.join("deadletter").join(file_name(seq)))?;
         sync_dir(&self.dir.join("deadletter"))?;
         self.dead.remove(&seq);
-        fs::rename(self.dir.join("deadletter").join(file_name(new_seq)), self.dir.join("active").join(file_name(new_seq)))?;
+        fs::rename(
+            self.dir.join("deadletter").join(file_name(new_seq)),
+            self.dir.join("active").join(file_name(new_seq)),
+        )?;
         sync_dir(&self.dir.join("active"))?;
         sync_dir(&self.dir.join("deadletter"))?;
         self.available.insert(new_seq, m.clone());
