@@ -50,10 +50,11 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": msg.into() }))).into_response()
 }
 
-fn require_control(headers: &HeaderMap) -> Result<(), Response> {
+/// `Some(403 response)` when the anti-CSRF header is missing.
+fn require_control(headers: &HeaderMap) -> Option<Response> {
     match headers.get(CONTROL_HEADER) {
-        Some(v) if v == "1" => Ok(()),
-        _ => Err(error(StatusCode::FORBIDDEN, format!("missing header {CONTROL_HEADER}: 1"))),
+        Some(v) if v == "1" => None,
+        _ => Some(error(StatusCode::FORBIDDEN, format!("missing header {CONTROL_HEADER}: 1"))),
     }
 }
 
@@ -115,7 +116,7 @@ struct BrokerProperties {
 }
 
 async fn enqueue(State(s): State<ControlState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = require_control(&headers) {
+    if let Some(r) = require_control(&headers) {
         return r;
     }
     let Some(queue) = s.queues.get(&name) else {
@@ -172,7 +173,7 @@ async fn resubmit(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = require_control(&headers) {
+    if let Some(r) = require_control(&headers) {
         return r;
     }
     let Some(queue) = s.queues.get(&name) else {

@@ -32,18 +32,21 @@ pub struct DevOptions {
     /// Extra environment for the handler, applied after the settings' `Values` (e.g. the local
     /// SignalR connection string).
     pub extra_env: BTreeMap<String, String>,
+    /// Replaces `customHandler.description.defaultExecutablePath` (e.g. `target/debug/handler`
+    /// while developing, where the binary is not yet copied into the app root).
+    pub handler: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
     #[error("data folder {path}: {source}")]
     Data { path: String, source: std::io::Error },
     #[error("queue storage: {0}")]
-    Queue(#[from] queue::StoreError),
+    Queue(#[source] queue::StoreError),
 }
 
 /// The setting the SignalR bindings and our handler read.
@@ -114,14 +117,31 @@ impl DevHost {
             }
         }
         let lock = LOCK_DURATION.max(app.host.function_timeout.unwrap_or(Duration::ZERO) + Duration::from_secs(60));
-        let queues = Arc::new(Queues::open(&data_dir, &names, lock)?);
+        let queues = Arc::new(Queues::open(&data_dir, &names, lock).map_err(DevError::Queue)?);
 
+        let executable = match &opts.handler {
+            Some(h) => h.canonicalize().unwrap_or(h.clone()).display().to_string(),
+            None => app.host.custom_handler.executable.clone(),
+        };
+        if crate::worker::find_executable(&app.root, &executable).is_none() {
+            let (file, field) = match &opts.handler {
+                Some(_) => ("--handler".to_string(), "(path)".to_string()),
+                None => ("host.json".to_string(), "customHandler.description.defaultExecutablePath".to_string()),
+            };
+            return Err(DevError::Config(crate::config::ConfigError {
+                file,
+                field,
+                message: format!(
+                    "{executable:?} is neither a file in the app root nor a command on PATH (build the handler and pass --handler PATH, or copy it into the app root)"
+                ),
+            }));
+        }
         let mut env = app.settings.values.clone();
         env.extend(opts.extra_env.clone());
         let ch = &app.host.custom_handler;
         let working_directory = ch.working_directory.as_ref().map(|w| app.root.join(w)).unwrap_or(app.root.clone());
         let worker = Worker::start(WorkerSpec {
-            executable: ch.executable.clone(),
+            executable,
             arguments: ch.arguments.clone(),
             working_directory,
             app_root: app.root.clone(),
@@ -181,16 +201,16 @@ impl DevHost {
                 }
                 Trigger::ServiceBus { binding, queue, binary } => {
                     let q = queues.get(queue).expect("opened above").clone();
-                    tasks.push(tokio::spawn(queue::dispatch(
-                        q,
-                        f.clone(),
-                        binding.clone(),
-                        *binary,
-                        invoker.clone(),
-                        queues.clone(),
-                        app.host.max_concurrent_calls,
-                        shutdown_rx.clone(),
-                    )));
+                    let dispatcher = queue::Dispatcher {
+                        queue: q,
+                        function: f.clone(),
+                        binding: binding.clone(),
+                        binary: *binary,
+                        invoker: invoker.clone(),
+                        queues: queues.clone(),
+                        max_concurrent: app.host.max_concurrent_calls,
+                    };
+                    tasks.push(tokio::spawn(dispatcher.run(shutdown_rx.clone())));
                 }
                 Trigger::Unsupported { kind } => {
                     tracing::warn!(function = %f.name, "trigger type {kind} is not run by the local host");

@@ -100,7 +100,7 @@ pub fn sys(method_name: &str, now: OffsetDateTime) -> Value {
 /// a multiple of four. The host applies it to every string output of a non-http binding.
 pub fn dotnet_base64_decode(s: &str) -> Option<Vec<u8>> {
     let cleaned: String = s.chars().filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')).collect();
-    if cleaned.len() % 4 != 0 {
+    if !cleaned.len().is_multiple_of(4) {
         return None;
     }
     let engine = base64::engine::GeneralPurpose::new(

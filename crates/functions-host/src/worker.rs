@@ -5,7 +5,7 @@
 //! line with a prefix, because that is the only log channel a handler has outside invocations.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -247,13 +247,27 @@ async fn run_once(
             Err(e) => RunEnd::Failed(format!("waiting for the handler: {e}")),
         },
         _ = shutdown.changed() => {
-            let _ = child.kill().await;
+            stop_gracefully(&mut child).await;
             RunEnd::Shutdown
         }
     };
     port_tx.send_replace(None);
     status_tx.send_replace(WorkerStatus { pid: None, port: None, starts: *starts });
     end
+}
+
+/// SIGTERM, then SIGKILL after 5 s: lets the handler finish in-flight requests on shutdown.
+async fn stop_gracefully(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: plain syscall on our own child's pid, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }
 
 fn exit_reason(status: std::process::ExitStatus, when: &str) -> RunEnd {
@@ -264,12 +278,27 @@ fn exit_reason(status: std::process::ExitStatus, when: &str) -> RunEnd {
 }
 
 fn resolve_executable(spec: &WorkerSpec) -> PathBuf {
-    let p = PathBuf::from(&spec.executable);
+    find_executable(&spec.app_root, &spec.executable).unwrap_or_else(|| PathBuf::from(&spec.executable))
+}
+
+/// The host's rule: an absolute path as is; a relative one inside the app root if that file
+/// exists; otherwise a command looked up on PATH. `None` when none of these exists, so the
+/// problem is reported at start-up instead of as three failed restarts.
+pub fn find_executable(app_root: &Path, executable: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(executable);
     if p.is_absolute() {
-        return p;
+        return p.is_file().then_some(p);
     }
-    let in_root = spec.app_root.join(&p);
-    if in_root.is_file() { in_root } else { p }
+    let in_root = app_root.join(&p);
+    if in_root.is_file() {
+        return Some(in_root);
+    }
+    if p.components().count() > 1 {
+        return None;
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(&p)).find(|c| c.is_file()))
+        .unwrap_or(None)
 }
 
 fn forward_output(child: &mut Child, name: &str) {
@@ -296,6 +325,15 @@ fn forward_output(child: &mut Child, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_find_executable() {
+        let root = std::env::temp_dir();
+        assert!(find_executable(&root, "sh").is_some(), "found on PATH");
+        assert!(find_executable(&root, "definitely-not-a-command-xyz").is_none());
+        assert!(find_executable(&root, "/bin/sh").is_some());
+        assert!(find_executable(&root, "sub/dir/missing").is_none());
+    }
 
     #[test]
     fn test_restart_budget_three_in_thirty_minutes() {

@@ -59,10 +59,12 @@ fn make_app(tag: &str, functions: &[(&str, Value)], forwarding: bool, extra_valu
 
 async fn start(app: &TestApp) -> DevHost {
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
-    let host =
-        DevHost::start(loaded, DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new() })
-            .await
-            .unwrap();
+    let host = DevHost::start(
+        loaded,
+        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+    )
+    .await
+    .unwrap();
     assert!(host.wait_ready(Duration::from_secs(20)).await, "handler did not become ready");
     host
 }
@@ -454,10 +456,12 @@ async fn test_handler_crash_is_restarted() {
 async fn test_host_gives_up_after_three_failures() {
     let app = make_app("giveup", &[("q", sb_trigger("q"))], false, json!({ "EXIT_AT_START": "3" }));
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
-    let mut host =
-        DevHost::start(loaded, DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new() })
-            .await
-            .unwrap();
+    let mut host = DevHost::start(
+        loaded,
+        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+    )
+    .await
+    .unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(20), host.wait()).await.expect("gave up in time");
     match exit {
         WorkerExit::GaveUp(msg) => assert!(msg.contains("3 failures"), "{msg}"),
@@ -472,10 +476,12 @@ async fn test_intentional_restart_is_not_counted() {
     // keeps restarting instead of giving up after three.
     let app = make_app("exit200", &[("q", sb_trigger("q"))], false, json!({ "EXIT_AT_START": "200" }));
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
-    let mut host =
-        DevHost::start(loaded, DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new() })
-            .await
-            .unwrap();
+    let mut host = DevHost::start(
+        loaded,
+        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+    )
+    .await
+    .unwrap();
     let b = base(&host);
     assert!(tokio::time::timeout(Duration::from_secs(3), host.wait()).await.is_err(), "must not give up");
     let s = get_json(&format!("{b}/admin/host/status")).await;
@@ -495,7 +501,7 @@ fn child_host() {
         let port: u16 = std::env::var("FH_CHILD_PORT").unwrap().parse().unwrap();
         let host = DevHost::start(
             loaded,
-            DevOptions { data_dir: root.join(".data"), port: Some(port), extra_env: BTreeMap::new() },
+            DevOptions { data_dir: root.join(".data"), port: Some(port), extra_env: BTreeMap::new(), handler: None },
         )
         .await
         .unwrap();

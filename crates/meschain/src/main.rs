@@ -20,7 +20,7 @@ enum Command {
     /// Run the app under the local Functions host (handler, triggers, durable queue).
     Dev(cmd::dev::Args),
     /// Put a marketplace sync request on the local queue or an Azure Service Bus queue.
-    Enqueue(cmd::enqueue::Args),
+    Enqueue(Box<cmd::enqueue::Args>),
     /// Inspect the local queue of a running `meschain dev`.
     Queue(cmd::queue::Args),
     /// Mint a development login token from the local identity settings.
@@ -36,7 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Signalr(args) => cmd::signalr::run(args),
         Command::Dev(args) => cmd::dev::run(args),
-        Command::Enqueue(args) => cmd::enqueue::run(args),
+        Command::Enqueue(args) => cmd::enqueue::run(*args),
         Command::Queue(args) => cmd::queue::run(args),
         Command::Token(args) => cmd::token::run(args),
     };

@@ -127,8 +127,27 @@ impl Queues {
     }
 }
 
-/// Runs one `serviceBusTrigger` function until `shutdown` flips.
-pub async fn dispatch(
+/// One `serviceBusTrigger` function's consumer.
+pub struct Dispatcher {
+    pub queue: Arc<Queue>,
+    pub function: Arc<Function>,
+    pub binding: String,
+    pub binary: bool,
+    pub invoker: Invoker,
+    pub queues: Arc<Queues>,
+    pub max_concurrent: usize,
+}
+
+impl Dispatcher {
+    /// Runs until `shutdown` flips.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let Dispatcher { queue, function, binding, binary, invoker, queues, max_concurrent } = self;
+        dispatch(queue, function, binding, binary, invoker, queues, max_concurrent, shutdown).await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
     queue: Arc<Queue>,
     function: Arc<Function>,
     binding: String,

@@ -20,6 +20,10 @@ pub struct Args {
     /// HTTP port on 127.0.0.1 [default: Host.LocalHttpPort from the settings, else 7071; 0 = any].
     #[arg(long)]
     pub port: Option<u16>,
+    /// The custom handler executable, instead of host.json's defaultExecutablePath
+    /// (e.g. target/debug/handler before it is copied into the app root).
+    #[arg(long)]
+    pub handler: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -29,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let root = args.app_root.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", args.app_root.display()))?;
         let app = App::load(&root, &|name| std::env::var(name).ok())?;
         let data_dir = args.data_dir.unwrap_or_else(|| root.join(".data"));
-        let opts = DevOptions { data_dir, port: args.port, extra_env: BTreeMap::new() };
+        let opts = DevOptions { data_dir, port: args.port, extra_env: BTreeMap::new(), handler: args.handler };
         let mut host = DevHost::start(app, opts).await?;
         print!("{}", host.banner());
         if host.wait_ready(Duration::from_secs(35)).await {
