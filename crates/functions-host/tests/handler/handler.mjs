@@ -5,6 +5,7 @@
 //   queue message body {"output": X}   -> Outputs.out = X
 //   queue message body {"sleepMs": N}  -> answers after N ms
 //   queue message body {"badJson": true} -> 200 with text/plain (invalid for the host)
+//   queue message body {"marketplace": "always-fail"} -> HTTP 500 every time
 //   POST /crash (HTTP function "crash") -> exits with code 1
 import http from 'node:http';
 import fs from 'node:fs';
@@ -14,7 +15,8 @@ const record = process.env.RECORD_FILE;
 if (process.env.EXIT_AT_START) process.exit(Number(process.env.EXIT_AT_START));
 
 function log(entry) {
-  fs.appendFileSync(record, JSON.stringify(entry) + '\n');
+  // Benchmarks run without RECORD_FILE so the handler stays trivial.
+  if (record) fs.appendFileSync(record, JSON.stringify(entry) + '\n');
 }
 
 function decode(v) {
@@ -53,6 +55,7 @@ const server = http.createServer((req, res) => {
       const msg = decode(Object.values(data)[0]) || {};
       const count = Number(md.DeliveryCount);
       if (msg.fail !== undefined && count <= msg.fail) { json(500, { error: 'told to fail' }); return; }
+      if (msg.marketplace === 'always-fail') { json(500, { error: 'told to fail' }); return; }
       if (msg.badJson) { res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('ok'); return; }
       const reply = () => json(200, { Outputs: msg.output !== undefined ? { out: msg.output } : {}, Logs: [`done ${md.MessageId}`], ReturnValue: null });
       if (msg.sleepMs) setTimeout(reply, msg.sleepMs); else reply();
