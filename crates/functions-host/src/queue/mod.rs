@@ -7,7 +7,7 @@ pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -37,14 +37,13 @@ pub fn validate_queue_name(name: &str) -> Result<(), String> {
 /// One queue: its store and a wake-up for dispatchers.
 pub struct Queue {
     pub name: String,
-    store: Mutex<store::QueueStore>,
+    store: store::QueueStore,
     notify: Notify,
 }
 
 impl Queue {
-    fn with_store<T>(&self, f: impl FnOnce(&mut store::QueueStore) -> T) -> T {
-        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+    fn with_store<T>(&self, f: impl FnOnce(&store::QueueStore) -> T) -> T {
+        f(&self.store)
     }
 
     /// Durable enqueue (runs the fsyncs off the async threads).
@@ -60,7 +59,7 @@ impl Queue {
 
     async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut store::QueueStore) -> T + Send + 'static,
+        f: impl FnOnce(&store::QueueStore) -> T + Send + 'static,
     ) -> T {
         let q = self.clone();
         tokio::task::spawn_blocking(move || q.with_store(f)).await.expect("queue task")
@@ -109,7 +108,7 @@ impl Queues {
                 continue;
             }
             let store = store::QueueStore::open(&root.join(&key), lock_duration)?;
-            queues.insert(key, Arc::new(Queue { name: name.clone(), store: Mutex::new(store), notify: Notify::new() }));
+            queues.insert(key, Arc::new(Queue { name: name.clone(), store, notify: Notify::new() }));
         }
         Ok(Queues { root, queues })
     }
@@ -167,7 +166,9 @@ async fn dispatch(
         let notified = queue.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let received = queue.blocking(|s| s.receive(Instant::now())).await;
+        // Only the in-memory reservation happens here; its fsync runs in the invocation task so
+        // that up to `max_concurrent` deliveries are persisted in parallel.
+        let received = queue.blocking(|s| s.reserve(Instant::now())).await;
         let locked = match received {
             Ok(Some(l)) => l,
             Ok(None) => {
@@ -192,6 +193,16 @@ async fn dispatch(
         tokio::spawn(async move {
             let _permit = permit;
             let seq = locked.message.sequence_number;
+            let persisted = {
+                let l = locked.clone();
+                queue.blocking(move |s| s.persist_delivery(&l)).await
+            };
+            if let Err(e) = persisted {
+                tracing::error!(queue = %queue.name, "cannot record the delivery of message {seq}: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                queue.notify.notify_one();
+                return;
+            }
             let body = metadata::invocation_body(
                 &metadata::Delivery {
                     message: &locked.message,

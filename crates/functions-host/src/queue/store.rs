@@ -16,6 +16,10 @@
 //! (dead-letter) or by deletion after successful completion, so it can be neither lost nor
 //! duplicated by a crash.
 //!
+//! Concurrency: the in-memory index is behind a mutex held only for bookkeeping; the fsyncs run
+//! outside it, so the 16 concurrent deliveries of `maxConcurrentCalls` fsync in parallel and the
+//! file system's journal commits them together.
+//!
 //! Layout: `<dir>/active/<seq>.msg`, `<dir>/deadletter/<seq>.msg`, `<dir>/tmp/`, `<dir>/sequence`
 //! (high-water mark of reserved sequence numbers, advanced in blocks so that numbers never go
 //! backwards after a restart even when every message was completed and deleted).
@@ -23,6 +27,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
+use std::sync::Mutex;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -105,16 +110,23 @@ struct LockedEntry {
     until: Instant,
 }
 
-/// One queue. Not thread-safe by itself: the owner wraps it in a mutex; every method does its own
-/// (short, synchronous) file-system work.
-pub struct QueueStore {
-    dir: PathBuf,
+/// In-memory index of the queue. Only ever held for short, I/O-free critical sections (the
+/// sequence-reservation write every 1024 messages aside).
+struct State {
     available: BTreeMap<u64, StoredMessage>,
     locked: HashMap<u64, LockedEntry>,
     dead: BTreeMap<u64, StoredMessage>,
     next_seq: u64,
     reserved_until: u64,
+}
+
+/// One queue. Thread-safe: the index sits behind a mutex, and the file-system work (the fsyncs)
+/// runs *outside* it, so concurrent operations fsync in parallel and the file system's journal
+/// commits them together instead of one after the other.
+pub struct QueueStore {
+    dir: PathBuf,
     lock_duration: Duration,
+    state: Mutex<State>,
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -144,10 +156,10 @@ impl QueueStore {
                 if path.extension().and_then(|x| x.to_str()) != Some("msg") {
                     continue;
                 }
-                let parsed =
-                    fs::read(&path).ok().and_then(|b| serde_json::from_slice::<StoredMessage>(&b).ok()).filter(|m| {
-                        path.file_name().and_then(|n| n.to_str()) == Some(file_name(m.sequence_number).as_str())
-                    });
+                let parsed = fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<StoredMessage>(&b).ok())
+                    .filter(|m| path.file_name().and_then(|n| n.to_str()) == Some(file_name(m.sequence_number).as_str()));
                 match parsed {
                     Some(m) => {
                         max_seq = max_seq.max(m.sequence_number);
@@ -166,16 +178,22 @@ impl QueueStore {
         let next_seq = reserved.max(max_seq + 1).max(1);
         Ok(QueueStore {
             dir: dir.to_path_buf(),
-            available,
-            locked: HashMap::new(),
-            dead,
-            next_seq,
-            reserved_until: next_seq,
             lock_duration,
+            state: Mutex::new(State {
+                available,
+                locked: HashMap::new(),
+                dead,
+                next_seq,
+                reserved_until: next_seq,
+            }),
         })
     }
 
-    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_atomic(&self, dest: &Path, bytes: &[u8], sync_parent: bool) -> std::io::Result<()> {
         let tmp = self.dir.join("tmp").join(format!("{}.tmp", crate::envelope::guid()));
         {
             let mut f = File::create(&tmp)?;
@@ -183,31 +201,37 @@ impl QueueStore {
             f.sync_all()?;
         }
         fs::rename(&tmp, dest)?;
-        sync_dir(dest.parent().expect("has parent"))
-    }
-
-    fn write_message(&self, sub: &str, m: &StoredMessage) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(m).expect("serialisable");
-        self.write_atomic(&self.dir.join(sub).join(file_name(m.sequence_number)), &bytes)
-    }
-
-    fn allocate_seq(&mut self) -> std::io::Result<u64> {
-        if self.next_seq >= self.reserved_until {
-            let until = self.next_seq + SEQUENCE_BLOCK;
-            self.write_atomic(&self.dir.join("sequence"), until.to_string().as_bytes())?;
-            self.reserved_until = until;
+        if sync_parent {
+            sync_dir(dest.parent().expect("has parent"))?;
         }
-        let s = self.next_seq;
-        self.next_seq += 1;
+        Ok(())
+    }
+
+    fn write_message(&self, sub: &str, m: &StoredMessage, sync_parent: bool) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(m).expect("serialisable");
+        self.write_atomic(&self.dir.join(sub).join(file_name(m.sequence_number)), &bytes, sync_parent)
+    }
+
+    fn allocate_seq(&self, st: &mut State) -> std::io::Result<u64> {
+        if st.next_seq >= st.reserved_until {
+            let until = st.next_seq + SEQUENCE_BLOCK;
+            self.write_atomic(&self.dir.join("sequence"), until.to_string().as_bytes(), true)?;
+            st.reserved_until = until;
+        }
+        let s = st.next_seq;
+        st.next_seq += 1;
         Ok(s)
     }
 
-    /// Durably appends messages; returns them as stored.
-    pub fn enqueue(&mut self, msgs: Vec<NewMessage>, now: OffsetDateTime) -> Result<Vec<StoredMessage>, StoreError> {
+    /// Durably appends messages; returns them as stored (visible to receivers only once durable).
+    pub fn enqueue(&self, msgs: Vec<NewMessage>, now: OffsetDateTime) -> Result<Vec<StoredMessage>, StoreError> {
         use base64::Engine;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
-            let seq = self.allocate_seq()?;
+            let seq = {
+                let mut st = self.state();
+                self.allocate_seq(&mut st)?
+            };
             let stored = StoredMessage {
                 sequence_number: seq,
                 message_id: m.message_id.unwrap_or_else(|| crate::envelope::guid().replace('-', "")),
@@ -221,156 +245,199 @@ impl QueueStore {
                 dead_letter_reason: None,
                 dead_letter_error_description: None,
             };
-            self.write_message("active", &stored)?;
-            self.available.insert(seq, stored.clone());
+            self.write_message("active", &stored, false)?;
             out.push(stored);
+        }
+        sync_dir(&self.dir.join("active"))?;
+        let mut st = self.state();
+        for m in &out {
+            st.available.insert(m.sequence_number, m.clone());
         }
         Ok(out)
     }
 
-    /// Returns expired locks to the queue (their holder is gone or too slow).
-    pub fn expire_locks(&mut self, now: Instant) {
-        let expired: Vec<u64> = self.locked.iter().filter(|(_, l)| l.until <= now).map(|(s, _)| *s).collect();
+    fn expire_locks(st: &mut State, now: Instant) {
+        let expired: Vec<u64> = st.locked.iter().filter(|(_, l)| l.until <= now).map(|(s, _)| *s).collect();
         for seq in expired {
-            if let Some(l) = self.locked.remove(&seq) {
-                self.available.insert(seq, l.message);
+            if let Some(l) = st.locked.remove(&seq) {
+                st.available.insert(seq, l.message);
             }
         }
+    }
+
+    /// Returns expired locks to the queue (their holder is gone or too slow).
+    pub fn expire(&self, now: Instant) {
+        Self::expire_locks(&mut self.state(), now);
     }
 
     /// Peek-lock the oldest available message, persisting its incremented delivery count first.
     /// Messages that already used up their deliveries are dead-lettered on the way.
-    pub fn receive(&mut self, now: Instant) -> Result<Option<Locked>, StoreError> {
-        self.expire_locks(now);
-        while let Some((&seq, _)) = self.available.iter().next() {
-            let mut m = self.available.remove(&seq).expect("present");
+    pub fn receive(&self, now: Instant) -> Result<Option<Locked>, StoreError> {
+        match self.reserve(now)? {
+            Some(l) => self.persist_delivery(&l).map(|_| Some(l)),
+            None => Ok(None),
+        }
+    }
+
+    /// The in-memory half of [`receive`](Self::receive): locks the oldest message with its
+    /// delivery count incremented. It must not reach the handler before
+    /// [`persist_delivery`](Self::persist_delivery) succeeded.
+    pub fn reserve(&self, now: Instant) -> Result<Option<Locked>, StoreError> {
+        loop {
+            let mut st = self.state();
+            Self::expire_locks(&mut st, now);
+            let Some((&seq, _)) = st.available.iter().next() else { return Ok(None) };
+            let mut m = st.available.remove(&seq).expect("present");
             if m.delivery_count >= MAX_DELIVERY_COUNT {
-                self.move_to_dead(
-                    m,
-                    "MaxDeliveryCountExceeded",
-                    "Message could not be consumed after 10 delivery attempts.",
-                )?;
+                drop(st);
+                self.move_to_dead(m, "MaxDeliveryCountExceeded", "Message could not be consumed after 10 delivery attempts.")?;
                 continue;
             }
             m.delivery_count += 1;
-            if let Err(e) = self.write_message("active", &m) {
-                m.delivery_count -= 1;
-                self.available.insert(seq, m);
-                return Err(e.into());
-            }
             let token = crate::envelope::guid();
-            self.locked
-                .insert(seq, LockedEntry { message: m.clone(), token: token.clone(), until: now + self.lock_duration });
+            st.locked.insert(seq, LockedEntry { message: m.clone(), token: token.clone(), until: now + self.lock_duration });
             return Ok(Some(Locked { message: m, lock_token: token }));
         }
-        Ok(None)
     }
 
-    fn take_lock(&mut self, seq: u64, token: &str) -> Result<StoredMessage, StoreError> {
-        match self.locked.get(&seq) {
-            Some(l) if l.token == token => Ok(self.locked.remove(&seq).expect("present").message),
+    /// The durable half of [`receive`](Self::receive): writes the incremented delivery count.
+    /// On failure the reservation is undone.
+    pub fn persist_delivery(&self, l: &Locked) -> Result<(), StoreError> {
+        let seq = l.message.sequence_number;
+        if let Err(e) = self.write_message("active", &l.message, true) {
+            let mut st = self.state();
+            if let Some(mut entry) = st.locked.remove(&seq) {
+                entry.message.delivery_count -= 1;
+                st.available.insert(seq, entry.message);
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn take_lock(&self, seq: u64, token: &str) -> Result<StoredMessage, StoreError> {
+        let mut st = self.state();
+        match st.locked.get(&seq) {
+            Some(l) if l.token == token => Ok(st.locked.remove(&seq).expect("present").message),
             _ => Err(StoreError::LockLost),
         }
     }
 
     /// Success: the message is gone for good.
-    pub fn complete(&mut self, seq: u64, token: &str) -> Result<(), StoreError> {
+    pub fn complete(&self, seq: u64, token: &str) -> Result<(), StoreError> {
         let m = self.take_lock(seq, token)?;
         let path = self.dir.join("active").join(file_name(seq));
         if let Err(e) = fs::remove_file(&path).and_then(|_| sync_dir(&self.dir.join("active"))) {
-            self.available.insert(seq, m);
+            self.state().available.insert(seq, m);
             return Err(e.into());
         }
         Ok(())
     }
 
     /// Failure: back to the queue, or to the dead-letter queue once deliveries are used up.
-    pub fn abandon(&mut self, seq: u64, token: &str, error: &str) -> Result<(), StoreError> {
+    pub fn abandon(&self, seq: u64, token: &str, error: &str) -> Result<(), StoreError> {
         let m = self.take_lock(seq, token)?;
         if m.delivery_count >= MAX_DELIVERY_COUNT {
-            let desc = format!(
-                "Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts. Last error: {error}"
-            );
+            let desc = format!("Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts. Last error: {error}");
             return self.move_to_dead(m, "MaxDeliveryCountExceeded", &desc);
         }
-        self.available.insert(seq, m);
+        self.state().available.insert(seq, m);
         Ok(())
     }
 
-    fn move_to_dead(&mut self, mut m: StoredMessage, reason: &str, desc: &str) -> Result<(), StoreError> {
+    /// `m` must already be out of the index (nobody else touches its file meanwhile).
+    fn move_to_dead(&self, mut m: StoredMessage, reason: &str, desc: &str) -> Result<(), StoreError> {
         let seq = m.sequence_number;
         m.dead_letter_reason = Some(reason.to_string());
         m.dead_letter_error_description = Some(desc.to_string());
         // Rewrite in place (atomic), then move between folders (atomic): at every instant the
         // message exists in exactly one folder.
-        let res = self.write_message("active", &m).and_then(|_| {
+        let res = self.write_message("active", &m, false).and_then(|_| {
             fs::rename(self.dir.join("active").join(file_name(seq)), self.dir.join("deadletter").join(file_name(seq)))?;
             sync_dir(&self.dir.join("deadletter"))?;
             sync_dir(&self.dir.join("active"))
         });
+        let mut st = self.state();
         match res {
             Ok(()) => {
-                self.dead.insert(seq, m);
+                st.dead.insert(seq, m);
                 Ok(())
             }
             Err(e) => {
-                self.available.insert(seq, m);
+                m.dead_letter_reason = None;
+                m.dead_letter_error_description = None;
+                st.available.insert(seq, m);
                 Err(e.into())
             }
         }
     }
 
     /// Moves a dead-lettered message back to the queue with a fresh sequence number and count.
-    pub fn resubmit(&mut self, seq: u64) -> Result<StoredMessage, StoreError> {
-        let mut m = self.dead.get(&seq).cloned().ok_or(StoreError::NotFound)?;
-        let new_seq = self.allocate_seq()?;
+    pub fn resubmit(&self, seq: u64) -> Result<StoredMessage, StoreError> {
+        let (old, new_seq) = {
+            let mut st = self.state();
+            let m = st.dead.remove(&seq).ok_or(StoreError::NotFound)?;
+            match self.allocate_seq(&mut st) {
+                Ok(n) => (m, n),
+                Err(e) => {
+                    st.dead.insert(seq, m);
+                    return Err(e.into());
+                }
+            }
+        };
+        let mut m = old.clone();
         m.sequence_number = new_seq;
         m.delivery_count = 0;
         m.dead_letter_reason = None;
         m.dead_letter_error_description = None;
         // Write the new version under its new name in deadletter/, drop the old name, then move
         // the new one into active/. A crash in between leaves exactly one copy in deadletter/.
-        self.write_message("deadletter", &m)?;
-        fs::remove_file(self.dir.join("deadletter").join(file_name(seq)))?;
-        sync_dir(&self.dir.join("deadletter"))?;
-        self.dead.remove(&seq);
-        fs::rename(
-            self.dir.join("deadletter").join(file_name(new_seq)),
-            self.dir.join("active").join(file_name(new_seq)),
-        )?;
-        sync_dir(&self.dir.join("active"))?;
-        sync_dir(&self.dir.join("deadletter"))?;
-        self.available.insert(new_seq, m.clone());
+        let res = self.write_message("deadletter", &m, false).and_then(|_| {
+            fs::remove_file(self.dir.join("deadletter").join(file_name(seq)))?;
+            sync_dir(&self.dir.join("deadletter"))?;
+            fs::rename(self.dir.join("deadletter").join(file_name(new_seq)), self.dir.join("active").join(file_name(new_seq)))?;
+            sync_dir(&self.dir.join("active"))?;
+            sync_dir(&self.dir.join("deadletter"))
+        });
+        if let Err(e) = res {
+            // Whatever is on disk is recovered correctly on restart; keep the index conservative.
+            self.state().dead.insert(seq, old);
+            return Err(e.into());
+        }
+        self.state().available.insert(new_seq, m.clone());
         Ok(m)
     }
 
     /// Active messages (available and locked), by sequence number.
     pub fn active(&self) -> Vec<(StoredMessage, bool)> {
-        let mut v: Vec<(StoredMessage, bool)> = self.available.values().map(|m| (m.clone(), false)).collect();
-        v.extend(self.locked.values().map(|l| (l.message.clone(), true)));
+        let st = self.state();
+        let mut v: Vec<(StoredMessage, bool)> = st.available.values().map(|m| (m.clone(), false)).collect();
+        v.extend(st.locked.values().map(|l| (l.message.clone(), true)));
         v.sort_by_key(|(m, _)| m.sequence_number);
         v
     }
 
     pub fn dead_letters(&self) -> Vec<StoredMessage> {
-        self.dead.values().cloned().collect()
+        self.state().dead.values().cloned().collect()
     }
 
     pub fn find_dead(&self, id: &str) -> Option<u64> {
+        let st = self.state();
         if let Ok(seq) = id.parse::<u64>()
-            && self.dead.contains_key(&seq)
+            && st.dead.contains_key(&seq)
         {
             return Some(seq);
         }
-        self.dead.values().find(|m| m.message_id == id).map(|m| m.sequence_number)
+        st.dead.values().find(|m| m.message_id == id).map(|m| m.sequence_number)
     }
 
     pub fn has_available(&self) -> bool {
-        !self.available.is_empty()
+        !self.state().available.is_empty()
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {
-        (self.available.len(), self.locked.len(), self.dead.len())
+        let st = self.state();
+        (st.available.len(), st.locked.len(), st.dead.len())
     }
 }
 
@@ -393,7 +460,7 @@ mod tests {
     #[test]
     fn test_fifo_complete_and_sequence_numbers() {
         let d = dir("fifo");
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         let now = OffsetDateTime::now_utc();
         let stored = q.enqueue(vec![msg("a"), msg("b")], now).unwrap();
         assert_eq!(stored[0].sequence_number + 1, stored[1].sequence_number);
@@ -410,7 +477,7 @@ mod tests {
     #[test]
     fn test_dead_letter_after_ten_deliveries_and_resubmit() {
         let d = dir("dlq");
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         q.enqueue(vec![msg("x")], OffsetDateTime::now_utc()).unwrap();
         for i in 1..=10 {
             let l = q.receive(Instant::now()).unwrap().unwrap();
@@ -423,7 +490,7 @@ mod tests {
         assert_eq!(dead[0].dead_letter_reason.as_deref(), Some("MaxDeliveryCountExceeded"));
         // Survives a reopen.
         drop(q);
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         assert_eq!(q.dead_letters().len(), 1);
         let id = dead[0].message_id.clone();
         let seq = q.find_dead(&id).unwrap();
@@ -438,14 +505,14 @@ mod tests {
     #[test]
     fn test_locked_message_is_redelivered_after_crash_with_higher_count() {
         let d = dir("crash");
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         q.enqueue(vec![msg("a")], OffsetDateTime::now_utc()).unwrap();
         let l = q.receive(Instant::now()).unwrap().unwrap();
         assert_eq!(l.message.delivery_count, 1);
         // "Crash": drop without settling, plus a torn temp write.
         fs::write(d.join("tmp").join("torn.tmp"), b"{\"seq").unwrap();
         drop(q);
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         let l2 = q.receive(Instant::now()).unwrap().unwrap();
         assert_eq!(l2.message.message_id, l.message.message_id);
         assert_eq!(l2.message.delivery_count, 2);
@@ -455,12 +522,12 @@ mod tests {
     #[test]
     fn test_sequence_numbers_never_go_back_after_restart() {
         let d = dir("seq");
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         let a = q.enqueue(vec![msg("a")], OffsetDateTime::now_utc()).unwrap()[0].sequence_number;
         let l = q.receive(Instant::now()).unwrap().unwrap();
         q.complete(l.message.sequence_number, &l.lock_token).unwrap();
         drop(q);
-        let mut q = QueueStore::open(&d, LOCK).unwrap();
+        let q = QueueStore::open(&d, LOCK).unwrap();
         let b = q.enqueue(vec![msg("b")], OffsetDateTime::now_utc()).unwrap()[0].sequence_number;
         assert!(b > a);
     }
@@ -468,7 +535,7 @@ mod tests {
     #[test]
     fn test_expired_lock_returns_message() {
         let d = dir("expire");
-        let mut q = QueueStore::open(&d, Duration::from_millis(10)).unwrap();
+        let q = QueueStore::open(&d, Duration::from_millis(10)).unwrap();
         q.enqueue(vec![msg("a")], OffsetDateTime::now_utc()).unwrap();
         let l = q.receive(Instant::now()).unwrap().unwrap();
         let later = Instant::now() + Duration::from_millis(20);
