@@ -27,8 +27,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
-use std::sync::Mutex;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -156,10 +156,10 @@ impl QueueStore {
                 if path.extension().and_then(|x| x.to_str()) != Some("msg") {
                     continue;
                 }
-                let parsed = fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<StoredMessage>(&b).ok())
-                    .filter(|m| path.file_name().and_then(|n| n.to_str()) == Some(file_name(m.sequence_number).as_str()));
+                let parsed =
+                    fs::read(&path).ok().and_then(|b| serde_json::from_slice::<StoredMessage>(&b).ok()).filter(|m| {
+                        path.file_name().and_then(|n| n.to_str()) == Some(file_name(m.sequence_number).as_str())
+                    });
                 match parsed {
                     Some(m) => {
                         max_seq = max_seq.max(m.sequence_number);
@@ -179,13 +179,7 @@ impl QueueStore {
         Ok(QueueStore {
             dir: dir.to_path_buf(),
             lock_duration,
-            state: Mutex::new(State {
-                available,
-                locked: HashMap::new(),
-                dead,
-                next_seq,
-                reserved_until: next_seq,
-            }),
+            state: Mutex::new(State { available, locked: HashMap::new(), dead, next_seq, reserved_until: next_seq }),
         })
     }
 
@@ -290,12 +284,17 @@ impl QueueStore {
             let mut m = st.available.remove(&seq).expect("present");
             if m.delivery_count >= MAX_DELIVERY_COUNT {
                 drop(st);
-                self.move_to_dead(m, "MaxDeliveryCountExceeded", "Message could not be consumed after 10 delivery attempts.")?;
+                self.move_to_dead(
+                    m,
+                    "MaxDeliveryCountExceeded",
+                    "Message could not be consumed after 10 delivery attempts.",
+                )?;
                 continue;
             }
             m.delivery_count += 1;
             let token = crate::envelope::guid();
-            st.locked.insert(seq, LockedEntry { message: m.clone(), token: token.clone(), until: now + self.lock_duration });
+            st.locked
+                .insert(seq, LockedEntry { message: m.clone(), token: token.clone(), until: now + self.lock_duration });
             return Ok(Some(Locked { message: m, lock_token: token }));
         }
     }
@@ -338,7 +337,9 @@ impl QueueStore {
     pub fn abandon(&self, seq: u64, token: &str, error: &str) -> Result<(), StoreError> {
         let m = self.take_lock(seq, token)?;
         if m.delivery_count >= MAX_DELIVERY_COUNT {
-            let desc = format!("Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts. Last error: {error}");
+            let desc = format!(
+                "Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts. Last error: {error}"
+            );
             return self.move_to_dead(m, "MaxDeliveryCountExceeded", &desc);
         }
         self.state().available.insert(seq, m);
@@ -395,7 +396,10 @@ impl QueueStore {
         let res = self.write_message("deadletter", &m, false).and_then(|_| {
             fs::remove_file(self.dir.join("deadletter").join(file_name(seq)))?;
             sync_dir(&self.dir.join("deadletter"))?;
-            fs::rename(self.dir.join("deadletter").join(file_name(new_seq)), self.dir.join("active").join(file_name(new_seq)))?;
+            fs::rename(
+                self.dir.join("deadletter").join(file_name(new_seq)),
+                self.dir.join("active").join(file_name(new_seq)),
+            )?;
             sync_dir(&self.dir.join("active"))?;
             sync_dir(&self.dir.join("deadletter"))
         });
