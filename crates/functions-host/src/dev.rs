@@ -189,6 +189,12 @@ impl DevHost {
         }));
 
         for f in functions.iter().filter(|f| !f.disabled) {
+            for b in f.bindings.iter().filter(|b| !b.kind.ends_with("Trigger")) {
+                if !(b.is("http") || b.is("serviceBus")) {
+                    tracing::warn!(function = %f.name, binding = %b.name,
+                        "binding type {} is not implemented by the local host (inputs are not supplied, outputs are dropped)", b.kind);
+                }
+            }
             match &f.trigger {
                 Trigger::Timer { .. } => {
                     tasks.push(tokio::spawn(crate::timer::run(

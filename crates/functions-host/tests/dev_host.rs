@@ -609,3 +609,96 @@ async fn test_bad_config_stops_with_file_and_field() {
     let err = App::load(&app.root, &|_| None).unwrap_err().to_string();
     assert!(err.starts_with("local.settings.json: Values.X: "), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_max_concurrent_calls_is_honoured() {
+    let app = make_app("conc", &[("q", sb_trigger("q"))], false, json!({}));
+    let host = start(&app).await; // maxConcurrentCalls = 4 in make_app
+    let b = base(&host);
+    for i in 0..12 {
+        enqueue(&b, "q", json!({ "n": i, "sleepMs": 300 })).await;
+    }
+    let recs = wait_records(&app, Duration::from_secs(15), "twelve deliveries", |r| r.len() >= 12).await;
+    let starts: Vec<i64> = recs.iter().map(|r| r["at"].as_i64().unwrap()).collect();
+    // In flight at each arrival: invocations started within the previous 300 ms (minus slack).
+    let max_overlap = starts.iter().map(|&t| starts.iter().filter(|&&u| u <= t && t - u < 250).count()).max().unwrap();
+    assert!(max_overlap <= 4, "more than maxConcurrentCalls in flight: {max_overlap}");
+    assert!(max_overlap >= 3, "deliveries were not concurrent: {max_overlap}");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_invocation_timeout_abandons_and_redelivers() {
+    let app = make_app("timeout", &[("q", sb_trigger("q"))], false, json!({}));
+    let host_json = std::fs::read_to_string(app.root.join("host.json")).unwrap().replace("00:00:10", "00:00:01");
+    std::fs::write(app.root.join("host.json"), host_json).unwrap();
+    let host = start(&app).await;
+    let id = enqueue(&base(&host), "q", json!({ "sleepMs": 1500 })).await;
+    let recs = wait_records(&app, Duration::from_secs(10), "a redelivery after the timeout", |r| r.len() >= 2).await;
+    assert!(recs.iter().all(|r| unquote(&r["body"]["Metadata"]["MessageId"]) == id));
+    assert_eq!(recs[1]["body"]["Metadata"]["DeliveryCount"], "2");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_missed_monitored_timer_runs_past_due() {
+    let app = make_app(
+        "pastdue",
+        &[(
+            "daily",
+            json!({ "bindings": [ { "type": "timerTrigger", "direction": "in", "name": "timer", "schedule": "0 0 3 * * *" } ] }),
+        )],
+        false,
+        json!({}),
+    );
+    // The host was down when the last occurrence was due.
+    std::fs::create_dir_all(app.data.join("timers")).unwrap();
+    std::fs::write(
+        app.data.join("timers/daily.json"),
+        r#"{"last":"2026-01-01T03:00:00Z","next":"2026-01-02T03:00:00Z","last_updated":"2026-01-01T03:00:01Z"}"#,
+    )
+    .unwrap();
+    let host = start(&app).await;
+    let recs = wait_records(&app, Duration::from_secs(10), "the past-due run", |r| !r.is_empty()).await;
+    let t = &recs[0]["body"]["Data"]["timer"];
+    assert_eq!(t["IsPastDue"], true);
+    assert_eq!(t["ScheduleStatus"]["Last"], "2026-01-01T03:00:00+00:00");
+    assert_eq!(t["ScheduleStatus"]["Next"], "2026-01-02T03:00:00+00:00");
+    host.shutdown().await;
+    let saved: Value = serde_json::from_slice(&std::fs::read(app.data.join("timers/daily.json")).unwrap()).unwrap();
+    assert_eq!(saved["last"], "2026-01-02T03:00:00Z", "status advanced after the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_cors_from_local_settings() {
+    let echo = json!({ "bindings": [
+        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "echo" },
+        { "type": "http", "direction": "out", "name": "res" }
+    ] });
+    let app = make_app("cors", &[("echo", echo)], false, json!({}));
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(app.root.join("local.settings.json")).unwrap()).unwrap();
+    let mut settings = settings;
+    settings["Host"] = json!({ "CORS": "http://localhost:5173", "CORSCredentials": true });
+    std::fs::write(app.root.join("local.settings.json"), settings.to_string()).unwrap();
+    let host = start(&app).await;
+    let b = base(&host);
+    let c = client();
+    let pre = c
+        .request(reqwest::Method::OPTIONS, format!("{b}/api/echo"))
+        .header("Origin", "http://localhost:5173")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(pre.headers()["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(pre.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(pre.headers()["access-control-allow-headers"], "content-type");
+    let r = c.get(format!("{b}/api/echo")).header("Origin", "http://localhost:5173").send().await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "http://localhost:5173");
+    let r = c.get(format!("{b}/api/echo")).header("Origin", "http://evil.example").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    host.shutdown().await;
+}
