@@ -240,10 +240,11 @@ impl DevHost {
 
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        self.worker.shutdown().await;
+        // Triggers first (they drain in-flight invocations), then the handler.
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
         }
+        self.worker.shutdown().await;
     }
 
     /// The banner printed by `meschain dev`.

@@ -4,6 +4,7 @@
 //! `Values`) or are generated once and kept in `<data>/keys.json`, so a key printed at start keeps
 //! working across restarts of `meschain dev`. `Debug` never prints them.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use axum::http::HeaderMap;
@@ -47,7 +48,10 @@ impl Keys {
                 let k = Keys { function: generate(), master: generate() };
                 std::fs::create_dir_all(data_dir)?;
                 let tmp = path.with_extension("json.tmp");
-                std::fs::write(&tmp, serde_json::to_vec(&k).expect("serialisable"))?;
+                // Owner-only: these are credentials.
+                let mut f =
+                    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+                std::io::Write::write_all(&mut f, &serde_json::to_vec(&k).expect("serialisable"))?;
                 std::fs::rename(&tmp, &path)?;
                 k
             }

@@ -702,3 +702,17 @@ async fn test_cors_from_local_settings() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_shutdown_drains_in_flight_invocations() {
+    let app = make_app("drain", &[("q", sb_trigger("q"))], false, json!({}));
+    let host = start(&app).await;
+    enqueue(&base(&host), "q", json!({ "sleepMs": 500 })).await;
+    wait_records(&app, Duration::from_secs(10), "the delivery", |r| r.len() == 1).await;
+    host.shutdown().await; // the handler must not be killed under the running invocation
+    let host = start(&app).await;
+    assert_eq!(get_json(&format!("{}/admin/queues/q/messages", base(&host))).await, json!([]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(records(&app).len(), 1, "completed before shutdown, so not redelivered");
+    host.shutdown().await;
+}

@@ -161,7 +161,7 @@ async fn dispatch(
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let notified = queue.notify.notified();
         tokio::pin!(notified);
@@ -177,7 +177,7 @@ async fn dispatch(
                 tokio::select! {
                     _ = &mut notified => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.changed() => break,
                 }
                 continue;
             }
@@ -238,6 +238,10 @@ async fn dispatch(
             queue.notify.notify_one();
         });
     }
+    // Let in-flight invocations finish (and settle their messages) before the handler is
+    // stopped, as the host drains on shutdown; bounded so a stuck handler cannot block exit.
+    let all = u32::try_from(max_concurrent).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(all)).await;
 }
 
 #[cfg(test)]
