@@ -189,7 +189,15 @@ async fn run_once(
     env.insert("FUNCTIONS_HTTPWORKER_ID".into(), worker_id);
     env.insert("FUNCTIONS_APP_ROOT_PATH".into(), spec.app_root.display().to_string());
     let lookup = |name: &str| env.get(name).cloned().or_else(|| std::env::var(name).ok());
-    let args: Vec<String> = spec.arguments.iter().map(|a| expand_percent(a, &lookup).0).collect();
+    // The host joins arguments into one command line, so an argument that was only an
+    // unresolved `%NAME%` disappears entirely rather than becoming an empty argument.
+    let args: Vec<String> = spec
+        .arguments
+        .iter()
+        .map(|a| (a, expand_percent(a, &lookup).0))
+        .filter(|(orig, expanded)| !(expanded.is_empty() && !orig.is_empty()))
+        .map(|(_, expanded)| expanded)
+        .collect();
 
     let mut cmd = Command::new(resolve_executable(spec));
     cmd.args(&args)

@@ -34,7 +34,7 @@ fn make_app(tag: &str, functions: &[(&str, Value)], forwarding: bool, extra_valu
     let host = json!({
         "version": "2.0",
         "customHandler": {
-            "description": { "defaultExecutablePath": "node", "arguments": [handler_script()] },
+            "description": { "defaultExecutablePath": "node", "arguments": [handler_script(), "--port", "%FUNCTIONS_CUSTOMHANDLER_PORT%", "%UNSET_SETTING%"] },
             "enableForwardingHttpRequest": forwarding
         },
         "extensions": { "http": { "routePrefix": "api" }, "serviceBus": { "maxConcurrentCalls": 4 } },
@@ -147,6 +147,9 @@ async fn test_timer_invocation_envelope() {
     })
     .await;
     let fast = recs.iter().find(|x| x["path"] == "/fast").unwrap();
+    // `%NAME%` in arguments: expanded from the handler's environment; unknown names dropped.
+    let port = get_json(&format!("{}/admin/host/status", base(&host))).await["handler"]["port"].to_string();
+    assert_eq!(fast["argv"], json!(["--port", port]));
     assert_eq!(fast["method"], "POST");
     let h = &fast["headers"];
     assert!(h["x-azure-functions-invocationid"].as_str().unwrap().len() == 36);

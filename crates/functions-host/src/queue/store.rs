@@ -524,6 +524,22 @@ mod tests {
     }
 
     #[test]
+    fn test_crashes_during_the_tenth_delivery_still_dead_letter() {
+        let d = dir("crash10");
+        let q = QueueStore::open(&d, LOCK).unwrap();
+        q.enqueue(vec![msg("a")], OffsetDateTime::now_utc()).unwrap();
+        drop(q);
+        // Ten deliveries, each "crashing" before the message is settled.
+        for i in 1..=10 {
+            let q = QueueStore::open(&d, LOCK).unwrap();
+            assert_eq!(q.receive(Instant::now()).unwrap().unwrap().message.delivery_count, i);
+        }
+        let q = QueueStore::open(&d, LOCK).unwrap();
+        assert!(q.receive(Instant::now()).unwrap().is_none(), "no eleventh delivery");
+        assert_eq!(q.dead_letters().len(), 1);
+    }
+
+    #[test]
     fn test_sequence_numbers_never_go_back_after_restart() {
         let d = dir("seq");
         let q = QueueStore::open(&d, LOCK).unwrap();

@@ -36,7 +36,7 @@ const server = http.createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/') { res.writeHead(200); res.end(); return; }
     let body = null;
     try { body = raw ? JSON.parse(raw) : null; } catch { body = raw; }
-    log({ pid: process.pid, method: req.method, path: req.url, headers: req.headers, body, at: Date.now() });
+    log({ pid: process.pid, argv: process.argv.slice(2), method: req.method, path: req.url, headers: req.headers, body, at: Date.now() });
     const json = (status, obj) => {
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(obj));
