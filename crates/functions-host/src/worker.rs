@@ -195,7 +195,7 @@ async fn run_once(
         .arguments
         .iter()
         .map(|a| (a, expand_percent(a, &lookup).0))
-        .filter(|(orig, expanded)| !(expanded.is_empty() && !orig.is_empty()))
+        .filter(|(orig, expanded)| !expanded.is_empty() || orig.is_empty())
         .map(|(_, expanded)| expanded)
         .collect();
 
