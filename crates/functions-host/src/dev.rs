@@ -45,6 +45,8 @@ pub enum DevError {
     Listen { addr: String, source: std::io::Error },
     #[error("data folder {path}: {source}")]
     Data { path: String, source: std::io::Error },
+    #[error("data folder {0} is in use by another running `meschain dev`; stop it or pass another --data-dir")]
+    DataInUse(String),
     #[error("queue storage: {0}")]
     Queue(#[source] queue::StoreError),
 }
@@ -84,6 +86,8 @@ pub struct DevHost {
     pub app: Arc<App>,
     worker: Worker,
     shutdown: watch::Sender<bool>,
+    /// Holds an exclusive `flock` on `<data>/lock` while the host runs.
+    _data_lock: std::fs::File,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -95,6 +99,7 @@ impl DevHost {
         std::fs::create_dir_all(&opts.data_dir)
             .map_err(|e| DevError::Data { path: opts.data_dir.display().to_string(), source: e })?;
         let data_dir = opts.data_dir.canonicalize().unwrap_or(opts.data_dir.clone());
+        let data_lock = lock_data_dir(&data_dir)?;
         let port = opts.port.unwrap_or_else(|| app.host.local_settings_port(&app.settings));
         let addr = format!("127.0.0.1:{port}");
         let listener =
@@ -224,7 +229,7 @@ impl DevHost {
                 Trigger::Http { .. } => {}
             }
         }
-        Ok(DevHost { local_addr, keys, data_dir, http_urls, app, worker, shutdown, tasks })
+        Ok(DevHost { local_addr, keys, data_dir, http_urls, app, worker, shutdown, _data_lock: data_lock, tasks })
     }
 
     /// Waits until the handler answers its readiness probe (bounded by the worker's own limits).
@@ -290,6 +295,25 @@ impl DevHost {
         s.push_str(&format!("  control:       {base}/admin/queues (meschain enqueue / meschain queue)\n"));
         s
     }
+}
+
+/// Two hosts on one data folder would both deliver the same queue files: refuse the second.
+/// The kernel drops the lock when the process dies, even with SIGKILL, so no stale lock files.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, DevError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| DevError::Data { path: path.display().to_string(), source: e })?;
+    // SAFETY: flock on a descriptor we own for the duration of the call.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(DevError::DataInUse(dir.display().to_string()));
+    }
+    Ok(f)
 }
 
 fn worker_status_channel(worker: &Worker) -> watch::Receiver<crate::worker::WorkerStatus> {

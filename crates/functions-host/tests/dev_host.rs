@@ -719,3 +719,22 @@ async fn test_shutdown_drains_in_flight_invocations() {
     assert_eq!(records(&app).len(), 1, "completed before shutdown, so not redelivered");
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_second_host_on_same_data_folder_is_refused() {
+    let app = make_app("lock", &[("q", sb_trigger("q"))], false, json!({}));
+    let host = start(&app).await;
+    let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
+    let err = DevHost::start(
+        loaded,
+        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+    )
+    .await
+    .err()
+    .expect("second host refused");
+    assert!(err.to_string().contains("in use by another running `meschain dev`"), "{err}");
+    host.shutdown().await;
+    // Released on shutdown.
+    let host = start(&app).await;
+    host.shutdown().await;
+}
