@@ -29,6 +29,9 @@ struct RawCustomHandler {
     description: Option<RawDescription>,
     #[serde(default)]
     enable_forwarding_http_request: bool,
+    /// The 2025 YARP variant: same eligibility rule; served here as forwarding (no streaming).
+    #[serde(default)]
+    enable_proxying_http_request: bool,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +136,7 @@ impl HostConfig {
                 executable,
                 arguments: desc.arguments,
                 working_directory: desc.working_directory,
-                enable_forwarding_http_request: ch.enable_forwarding_http_request,
+                enable_forwarding_http_request: ch.enable_forwarding_http_request || ch.enable_proxying_http_request,
             },
             route_prefix,
             max_concurrent_calls,

@@ -89,7 +89,13 @@ impl App {
                 continue;
             }
             let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
-            functions.push(Function::load(&name, &file, &lookup)?);
+            let mut f = Function::load(&name, &file, &lookup)?;
+            // Core Tools and the host also disable a function with this app setting.
+            let setting = format!("AzureWebJobs.{name}.Disabled");
+            if lookup(&setting).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1") {
+                f.disabled = true;
+            }
+            functions.push(f);
         }
         Ok(App { root, host, settings, functions })
     }
@@ -152,6 +158,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(app.function("negotiate").unwrap().is_http_only());
+        assert!(!app.function("sync").unwrap().disabled);
+        let env = |n: &str| (n == "AzureWebJobs.sync.Disabled").then(|| "true".to_string());
+        assert!(App::load(&d, &env).unwrap().function("sync").unwrap().disabled);
     }
 
     #[test]
