@@ -1,6 +1,8 @@
 // Load generator for bench/local-host.sh (Node's built-in fetch; loopback only; bounded loops).
 //   node local-host-client.mjs latency URL COUNT          -> p50/p99/mean of sequential POSTs (ms)
 //   node local-host-client.mjs queue BASE QUEUE COUNT CONC -> messages/s enqueued and processed
+//   node local-host-client.mjs fill BASE QUEUE COUNT CONC  -> enqueue only
+//   node local-host-client.mjs drain BASE QUEUE COUNT      -> seconds until the queue is empty
 const [mode, ...args] = process.argv.slice(2);
 
 function pct(sorted, p) {
@@ -24,8 +26,7 @@ async function latency(url, count) {
   console.log(JSON.stringify({ count, p50: pct(times, 50), p99: pct(times, 99), mean }));
 }
 
-async function queue(base, name, count, conc) {
-  const t0 = Date.now();
+async function fill(base, name, count, conc) {
   let next = 0;
   async function worker() {
     while (next < count) {
@@ -40,6 +41,11 @@ async function queue(base, name, count, conc) {
     }
   }
   await Promise.all(Array.from({ length: conc }, worker));
+}
+
+async function queue(base, name, count, conc) {
+  const t0 = Date.now();
+  await fill(base, name, count, conc);
   const enqueued = Date.now();
   const deadline = Date.now() + 300_000;
   for (;;) {
@@ -58,6 +64,22 @@ async function queue(base, name, count, conc) {
   }));
 }
 
-if (mode === 'latency') await latency(args[0], Number(args[1]));
+async function drain(base, name) {
+  const t0 = Date.now();
+  const deadline = t0 + 300_000;
+  for (;;) {
+    const qs = await (await fetch(`${base}/admin/queues`)).json();
+    if (qs.find((x) => x.name === name).active === 0) break;
+    if (Date.now() > deadline) throw new Error('queue did not drain');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+if (mode === 'drain') {
+  const seconds = await drain(args[0], args[1]);
+  console.log(JSON.stringify({ count: Number(args[2]), seconds, processed_per_s: Math.round(Number(args[2]) / seconds) }));
+} else if (mode === 'fill') await fill(args[0], args[1], Number(args[2]), Number(args[3]));
+else if (mode === 'latency') await latency(args[0], Number(args[1]));
 else if (mode === 'queue') await queue(args[0], args[1], Number(args[2]), Number(args[3]));
 else throw new Error('usage: latency URL COUNT | queue BASE QUEUE COUNT CONC');

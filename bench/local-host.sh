@@ -57,6 +57,16 @@ echo "== 2. queue throughput ($N messages, 16 concurrent producers, maxConcurren
 rm -rf "$APP/.data"; PORT=$(free_port); start_dev "$APP" "$PORT"
 node bench/local-host-client.mjs queue "http://127.0.0.1:$PORT" bench "$N" 16
 
+echo "== 2b. processing only: $N messages pre-filled while the function was disabled, then drained"
+stop_dev; rm -rf "$APP/.data"; PORT=$(free_port)
+env 'AzureWebJobs.q.Disabled=true' "$BIN" dev --app-root "$APP" --data-dir "$APP/.data" --port "$PORT" >"$APP/dev.log" 2>&1 &
+DEV_PID=$!
+for _ in $(seq 1 400); do curl -fs "http://127.0.0.1:$PORT/admin/host/status" | grep -q '"Running"' && break; sleep 0.025; done
+node bench/local-host-client.mjs fill "http://127.0.0.1:$PORT" bench "$N" 16
+stop_dev
+start_dev "$APP" "$PORT"
+node bench/local-host-client.mjs drain "http://127.0.0.1:$PORT" bench "$N"
+
 echo "== 3. invocation overhead ($CALLS sequential POSTs each)"
 HPORT=$(curl -fs "http://127.0.0.1:$PORT/admin/host/status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).handler.port))')
 printf 'direct to handler (forwarded-style path): '; node bench/local-host-client.mjs latency "http://127.0.0.1:$HPORT/api/echo" "$CALLS"
