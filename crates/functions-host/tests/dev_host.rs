@@ -17,6 +17,12 @@ struct TestApp {
     record: PathBuf,
 }
 
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 fn handler_script() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/handler/handler.mjs").display().to_string()
 }

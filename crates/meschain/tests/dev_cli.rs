@@ -11,6 +11,15 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_meschain");
 
+/// Removes a test's app folder when the test ends.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn handler_script() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions-host/tests/handler/handler.mjs").display().to_string()
 }
@@ -113,6 +122,7 @@ fn decode_twice(v: &Value) -> Value {
 #[test]
 fn test_dev_stops_on_bad_function_json_naming_file_and_field() {
     let (root, _) = app("badfn", r#"{"bindings":[{"type":"htpTrigger","direction":"in","name":"req"}]}"#);
+    let _cleanup = Cleanup(root.clone());
     let out = run(&["dev", "--app-root", root.to_str().unwrap(), "--port", "0"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -125,6 +135,7 @@ fn test_dev_stops_on_bad_function_json_naming_file_and_field() {
 #[test]
 fn test_dev_stops_when_handler_missing() {
     let (root, _) = app("nohandler", SYNC_FUNCTION);
+    let _cleanup = Cleanup(root.clone());
     std::fs::write(
         root.join("host.json"),
         r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"handler"}}}"#,
@@ -139,6 +150,7 @@ fn test_dev_stops_when_handler_missing() {
 #[test]
 fn test_enqueue_queue_resubmit_and_kill9_restart() {
     let (root, record) = app("flow", SYNC_FUNCTION);
+    let _cleanup = Cleanup(root.clone());
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut dev = start_dev(&root, port);
@@ -250,6 +262,7 @@ fn status(url: &str) -> Value {
 #[test]
 fn test_token_uses_local_identity_settings() {
     let (root, _) = app("token", SYNC_FUNCTION);
+    let _cleanup = Cleanup(root.clone());
     let out =
         run(&["token", "--user", "alice", "--role", "admin", "--role", "ops", "--app-root", root.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
