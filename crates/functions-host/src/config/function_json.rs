@@ -400,6 +400,29 @@ mod tests {
     }
 
     #[test]
+    fn test_garbage_is_an_error_not_a_panic() {
+        let garbage = [
+            "",
+            "null",
+            "[]",
+            "{}",
+            r#"{"bindings":[1,2]}"#,
+            r#"{"bindings":[{"type":5,"direction":"in","name":"x"}]}"#,
+            r#"{"bindings":[{"type":"timerTrigger","direction":"in","name":"t","schedule":5}]}"#,
+            r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","route":"{"}]}"#,
+            r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","methods":"get"}]}"#,
+            r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"r","runOnStartup":[]}],"disabled":{}}"#,
+            r#"{"bindings":[{"type":"serviceBusTrigger","direction":"in","name":"m","queueName":"../../etc"}]}"#,
+            r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"\u00e9"}]}"#,
+        ];
+        for text in garbage {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.file, "f/function.json", "{text}");
+            assert!(!e.field.is_empty() && !e.message.is_empty(), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn test_errors_name_fields() {
         let cases = [
             (r#"{"bindings":[]}"#, "bindings"),
