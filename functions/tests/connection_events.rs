@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 async fn service() -> RunningService {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = Config { access_keys: vec![AccessKey::new(ACCESS_KEY), AccessKey::new(SECONDARY_KEY)], ..Config::default() };
+    let config =
+        Config { access_keys: vec![AccessKey::new(ACCESS_KEY), AccessKey::new(SECONDARY_KEY)], ..Config::default() };
     meschain_signalr_service::start(config, listener).await.unwrap()
 }
 
@@ -47,7 +48,8 @@ fn headers(hub: &str, category: &str, event: &str, user: Option<&str>, roles: &[
     ];
     if let Some(u) = user {
         h.push(("X-ASRS-User-Id".into(), u.into()));
-        let claims: Vec<String> = std::iter::once(format!("asrs.s.uid: {u}")).chain(roles.iter().map(|r| format!("role: {r}"))).collect();
+        let claims: Vec<String> =
+            std::iter::once(format!("asrs.s.uid: {u}")).chain(roles.iter().map(|r| format!("role: {r}"))).collect();
         h.push(("X-ASRS-User-Claims".into(), claims.join(", ")));
     }
     h
@@ -115,15 +117,25 @@ async fn test_unknown_and_forbidden_methods_get_error_completions() {
     let hd = headers("MesChainAdminHub", "messages", "DropEverything", Some("vic"), &["viewer"]);
     let (status, body) = forwarded(&h, &hd, "application/json", invocation("DropEverything", json!([]), true)).await;
     assert_eq!(status, 200);
-    assert_eq!(completion(Protocol::Json, &body), CompletionResult::Error("Unknown hub method 'DropEverything'".into()));
+    assert_eq!(
+        completion(Protocol::Json, &body),
+        CompletionResult::Error("Unknown hub method 'DropEverything'".into())
+    );
 
     let hd = headers("MesChainAdminHub", "messages", "JoinAdminGroup", Some("vic"), &["viewer"]);
-    let (_, body) = forwarded(&h, &hd, "application/json", invocation("JoinAdminGroup", json!(["vic", "super_admin"]), true)).await;
-    assert_eq!(completion(Protocol::Json, &body), CompletionResult::Error("You are not allowed to call this method".into()));
+    let (_, body) =
+        forwarded(&h, &hd, "application/json", invocation("JoinAdminGroup", json!(["vic", "super_admin"]), true)).await;
+    assert_eq!(
+        completion(Protocol::Json, &body),
+        CompletionResult::Error("You are not allowed to call this method".into())
+    );
 
     // The target must match the event header.
     let hd = headers("MesChainAdminHub", "messages", "JoinAdminGroup", Some("alice"), &["admin"]);
-    assert_eq!(forwarded(&h, &hd, "application/json", invocation("BroadcastSystemAlert", json!([]), true)).await.0, 400);
+    assert_eq!(
+        forwarded(&h, &hd, "application/json", invocation("BroadcastSystemAlert", json!([]), true)).await.0,
+        400
+    );
     // Garbage bodies.
     for body in [b"".to_vec(), b"{".to_vec(), br#"{"type":6}"#.to_vec(), vec![0xff; 100]] {
         assert_eq!(forwarded(&h, &hd, "application/json", body).await.0, 400);
@@ -147,7 +159,10 @@ async fn test_msgpack_invocation_gets_msgpack_completion() {
     let (status, resp) = forwarded(&h, &hd, "application/x-msgpack", body).await;
     assert_eq!(status, 200);
     // conn-1 is not connected to the service, so joining its group is refused.
-    assert_eq!(completion(Protocol::MessagePack, &resp), CompletionResult::Error("This connection is no longer connected".into()));
+    assert_eq!(
+        completion(Protocol::MessagePack, &resp),
+        CompletionResult::Error("This connection is no longer connected".into())
+    );
 }
 
 #[tokio::test]
@@ -168,7 +183,8 @@ async fn test_trigger_sync_names_the_caller_and_is_enveloped_only() {
     header_map.insert("Content-Type".into(), json!(["application/json"]));
     let body_text = String::from_utf8(invocation("HandleAdminCommand", args, true)).unwrap();
     let envelope = json!({"Data": {"req": {"Method": "POST", "Headers": header_map, "Query": {}, "Body": body_text}}, "Metadata": {}});
-    let resp = reqwest::Client::new().post(format!("{}/connection-events", h.base)).json(&envelope).send().await.unwrap();
+    let resp =
+        reqwest::Client::new().post(format!("{}/connection-events", h.base)).json(&envelope).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let out: Value = resp.json().await.unwrap();
     let requests = out["Outputs"]["syncRequests"].as_array().expect("syncRequests output");
@@ -186,7 +202,15 @@ async fn test_trigger_sync_names_the_caller_and_is_enveloped_only() {
     let mut msgpack_headers = header_map.clone();
     msgpack_headers.insert("Content-Type".into(), json!(["application/x-msgpack"]));
     let envelope = json!({"Data": {"req": {"Method": "POST", "Headers": msgpack_headers, "Body": "x"}}});
-    let out: Value = reqwest::Client::new().post(format!("{}/connection-events", h.base)).json(&envelope).send().await.unwrap().json().await.unwrap();
+    let out: Value = reqwest::Client::new()
+        .post(format!("{}/connection-events", h.base))
+        .json(&envelope)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(out["Outputs"]["res"]["statusCode"], 415);
     assert!(out["Outputs"].get("syncRequests").is_none());
 }

@@ -18,11 +18,14 @@ const HUB: &str = "MesChainAdminHub";
 
 async fn service() -> RunningService {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    meschain_signalr_service::start(Config { access_keys: vec![AccessKey::new(KEY)], ..Config::default() }, listener).await.unwrap()
+    meschain_signalr_service::start(Config { access_keys: vec![AccessKey::new(KEY)], ..Config::default() }, listener)
+        .await
+        .unwrap()
 }
 
 fn endpoint(port: u16) -> Endpoint {
-    let cs: ConnectionString = format!("Endpoint=http://localhost;Port={port};AccessKey={KEY};Version=1.0;").parse().unwrap();
+    let cs: ConnectionString =
+        format!("Endpoint=http://localhost;Port={port};AccessKey={KEY};Version=1.0;").parse().unwrap();
     Endpoint::new(cs, &AccessKey::new(KEY))
 }
 
@@ -37,7 +40,9 @@ fn policy() -> RetryPolicy {
 }
 
 async fn send_all(client: &SignalRRest) -> Result<(), RestError> {
-    client.send(HUB, Operation::SendToAll { excluded: &[] }, "systemAlert", &[serde_json::json!({"message": "hi"})]).await
+    client
+        .send(HUB, Operation::SendToAll { excluded: &[] }, "systemAlert", &[serde_json::json!({"message": "hi"})])
+        .await
 }
 
 async fn chaos_in_front(svc: &RunningService) -> Chaos {
@@ -117,8 +122,14 @@ async fn test_documented_not_found_answers_are_no_not_errors() {
     assert_eq!(client.run(HUB, Operation::UserExists { user: "nobody" }).await, Ok(false));
     assert_eq!(client.run(HUB, Operation::GroupExists { group: "admins" }).await, Ok(false));
     assert_eq!(client.run(HUB, Operation::UserInGroup { group: "admins", user: "nobody" }).await, Ok(false));
-    assert_eq!(client.run(HUB, Operation::AddConnectionToGroup { group: "admins", connection: "nope" }).await, Ok(false));
-    assert_eq!(client.run(HUB, Operation::AddUserToGroup { group: "admins", user: "u1", ttl_secs: Some(60) }).await, Ok(true));
+    assert_eq!(
+        client.run(HUB, Operation::AddConnectionToGroup { group: "admins", connection: "nope" }).await,
+        Ok(false)
+    );
+    assert_eq!(
+        client.run(HUB, Operation::AddUserToGroup { group: "admins", user: "u1", ttl_secs: Some(60) }).await,
+        Ok(true)
+    );
     assert_eq!(client.run(HUB, Operation::UserInGroup { group: "admins", user: "u1" }).await, Ok(true));
     assert_eq!(client.run(HUB, Operation::RemoveUserFromAllGroups { user: "u1" }).await, Ok(true));
     assert!(client.healthy().await);
@@ -128,7 +139,8 @@ async fn test_documented_not_found_answers_are_no_not_errors() {
 async fn test_wrong_key_is_a_401_without_retries() {
     let svc = service().await;
     let chaos = chaos_in_front(&svc).await;
-    let cs: ConnectionString = format!("Endpoint=http://localhost;Port={};AccessKey=wrong;Version=1.0;", chaos.addr.port()).parse().unwrap();
+    let cs: ConnectionString =
+        format!("Endpoint=http://localhost;Port={};AccessKey=wrong;Version=1.0;", chaos.addr.port()).parse().unwrap();
     let client = SignalRRest::new(vec![Endpoint::new(cs, &AccessKey::new("wrong"))], policy());
     assert!(matches!(send_all(&client).await, Err(RestError::Rejected { status: 401, .. })));
     assert_eq!(chaos.seen().len(), 1);

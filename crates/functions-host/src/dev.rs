@@ -51,32 +51,6 @@ pub enum DevError {
     Queue(#[source] queue::StoreError),
 }
 
-/// The setting the SignalR bindings and our handler read.
-pub const SIGNALR_SETTING: &str = "AzureSignalRConnectionString";
-
-/// Which SignalR connection string the handler gets: the settings' own when it names a real
-/// service (an Endpoint that is not localhost/loopback), else the local service's.
-pub fn signalr_connection_string(settings_value: Option<&str>, local_service: &str) -> String {
-    let real = settings_value.and_then(|cs| {
-        let endpoint = cs.split(';').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("Endpoint").then(|| v.trim().to_string())
-        })?;
-        let host = endpoint
-            .split("://")
-            .nth(1)
-            .unwrap_or(&endpoint)
-            .split(['/', ':'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let local =
-            host.is_empty() || host == "localhost" || host.starts_with("127.") || host == "[::1]" || host == "0.0.0.0";
-        (!local).then(|| cs.to_string())
-    });
-    real.unwrap_or_else(|| local_service.to_string())
-}
-
 pub struct DevHost {
     pub local_addr: SocketAddr,
     pub keys: Keys,
@@ -323,17 +297,4 @@ fn worker_status_channel(worker: &Worker) -> watch::Receiver<crate::worker::Work
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_signalr_override_rule() {
-        let local = "Endpoint=http://127.0.0.1:8888;AccessKey=x;Version=1.0;";
-        assert_eq!(signalr_connection_string(None, local), local);
-        assert_eq!(
-            signalr_connection_string(Some("Endpoint=http://localhost:8888;AccessKey=y;Version=1.0;"), local),
-            local
-        );
-        let real = "Endpoint=https://mine.service.signalr.net;AccessKey=k;Version=1.0;";
-        assert_eq!(signalr_connection_string(Some(real), local), real);
-        assert_eq!(signalr_connection_string(Some(""), local), local);
-    }
 }
