@@ -293,8 +293,3 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, DevError> {
 fn worker_status_channel(worker: &Worker) -> watch::Receiver<crate::worker::WorkerStatus> {
     worker.status_receiver()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
