@@ -214,3 +214,30 @@ async fn test_trigger_sync_names_the_caller_and_is_enveloped_only() {
     assert_eq!(out["Outputs"]["res"]["statusCode"], 415);
     assert!(out["Outputs"].get("syncRequests").is_none());
 }
+
+/// `admin-broadcast` takes the host's timer envelope and sends through the REST API; a bad
+/// envelope is a failed invocation with a clear error.
+#[tokio::test]
+async fn test_admin_broadcast_timer_invocations() {
+    let (_svc, h) = start().await;
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/tests/fixtures/host/timer-fixture-azfunc.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let c = reqwest::Client::new();
+    let resp = c.post(format!("{}/admin-broadcast", h.base)).json(&fixture).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let out: Value = resp.json().await.unwrap();
+    assert!(out["Logs"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("sent to admins")), "{out}");
+
+    for bad in [json!({"Data": {}}), json!({"Data": {"timer": "soon"}})] {
+        let resp = c.post(format!("{}/admin-broadcast", h.base)).json(&bad).send().await.unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "bad_envelope");
+    }
+}

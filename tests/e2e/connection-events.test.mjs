@@ -17,13 +17,17 @@ after(async () => {
   await stack?.stop();
 });
 
-test("an admin joins admins and receives a systemAlert sent to every hub", async () => {
-  const targets = ["systemAlert"];
+test("an admin joins admins, gets the timer's dashboard broadcast and a systemAlert sent to every hub", async () => {
+  const targets = ["systemAlert", "updateAdminDashboard"];
   const admin = await connect(stack, { user: "alice", roles: ["admin"], targets });
   const viewer = await connect(stack, { user: "vic", roles: ["viewer"], targets });
   try {
     assert.deepEqual(await admin.invoke("JoinAdminGroup"), { group: "admins" });
     assert.equal(await stack.rest("HEAD", `/api/hubs/meschainadminhub/groups/admins?${V}`), 200);
+    // admin-broadcast runs every 5 s (ADMIN_BROADCAST_SCHEDULE in the example settings).
+    const [snapshot] = await admin.next("updateAdminDashboard", () => true, 8_000);
+    assert.ok(snapshot.liveConnections >= 2, JSON.stringify(snapshot));
+    assert.equal(viewer.received.filter(([t]) => t === "updateAdminDashboard").length, 0);
 
     assert.deepEqual(await admin.invoke("BroadcastSystemAlert", "Disk almost full", "warning"), { delivered: 3 });
     const [alert] = await admin.next("systemAlert");
@@ -128,7 +132,8 @@ test("connects and disconnects update presence", async () => {
     const gone = hub.recentDisconnects.find((d) => d.connectionId === viewerId);
     assert.ok(gone, JSON.stringify(hub));
     assert.equal(gone.userId, "dora");
-    assert.equal(hub.connections, connectedBefore - 1);
+    // Other tests' connections may still be leaving, so the count fell by at least one.
+    assert.ok(hub.connections <= connectedBefore - 1, JSON.stringify(hub));
   } finally {
     await admin.stop();
   }

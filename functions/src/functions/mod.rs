@@ -7,8 +7,28 @@ use crate::app::AppState;
 use crate::host::InvocationContext;
 use crate::host::http::{HttpRequest, HttpResponse};
 
+pub mod admin_broadcast;
 pub mod connection_events;
 pub mod negotiate;
+
+/// Why a non-HTTP invocation failed: answered with a non-2xx status, which tells the host the
+/// invocation failed (a timer run is recorded as failed; a queue message is redelivered).
+#[derive(Debug)]
+pub struct TriggerFailure {
+    pub status: http::StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl TriggerFailure {
+    pub fn bad_input(message: String) -> Self {
+        TriggerFailure { status: http::StatusCode::BAD_REQUEST, code: "bad_envelope", message }
+    }
+
+    pub fn unavailable(message: String) -> Self {
+        TriggerFailure { status: http::StatusCode::SERVICE_UNAVAILABLE, code: "dependency_unavailable", message }
+    }
+}
 
 /// What an HTTP-triggered function produced: the response, and values for its other output
 /// bindings (written by the host only for enveloped invocations).
@@ -29,6 +49,7 @@ impl From<HttpResponse> for HttpOutcome {
 pub enum Function {
     Negotiate,
     ConnectionEvents,
+    AdminBroadcast,
 }
 
 /// How an HTTP-triggered function is bound: its route and the names of its bindings.
@@ -41,13 +62,14 @@ pub struct HttpBinding {
 }
 
 impl Function {
-    pub const ALL: [Function; 2] = [Function::Negotiate, Function::ConnectionEvents];
+    pub const ALL: [Function; 3] = [Function::Negotiate, Function::ConnectionEvents, Function::AdminBroadcast];
 
     /// The function's name: its folder and its invocation path `/{name}`.
     pub fn name(self) -> &'static str {
         match self {
             Function::Negotiate => "negotiate",
             Function::ConnectionEvents => "connection-events",
+            Function::AdminBroadcast => "admin-broadcast",
         }
     }
 
@@ -55,6 +77,7 @@ impl Function {
         match self {
             Function::Negotiate => Some(negotiate::BINDING),
             Function::ConnectionEvents => Some(connection_events::BINDING),
+            Function::AdminBroadcast => None,
         }
     }
 
@@ -74,6 +97,26 @@ impl Function {
         match self {
             Function::Negotiate => negotiate::run(state, ctx, &req).await.into(),
             Function::ConnectionEvents => connection_events::run(state, ctx, &req).await,
+            Function::AdminBroadcast => {
+                HttpResponse::error(http::StatusCode::NOT_FOUND, "not_found", "not an HTTP function").into()
+            }
+        }
+    }
+
+    /// Runs a function that is not HTTP-triggered; on success, its output bindings.
+    pub async fn call_trigger(
+        self,
+        state: &AppState,
+        ctx: &mut InvocationContext,
+        envelope: &crate::host::envelope::InvocationRequest,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, TriggerFailure> {
+        match self {
+            Function::AdminBroadcast => {
+                admin_broadcast::run(state, ctx, envelope).await.map(|()| serde_json::Map::new())
+            }
+            Function::Negotiate | Function::ConnectionEvents => {
+                Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
+            }
         }
     }
 }
@@ -108,6 +151,10 @@ mod tests {
                 assert_eq!(methods, expected);
                 let out = bindings.iter().find(|x| x["type"] == "http").unwrap();
                 assert_eq!(out["name"], b.response);
+            }
+            if f == Function::AdminBroadcast {
+                let timer = bindings.iter().find(|x| x["type"] == "timerTrigger").unwrap();
+                assert_eq!(timer["name"], admin_broadcast::TIMER_BINDING);
             }
             if f == Function::ConnectionEvents {
                 let sb = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();

@@ -146,7 +146,17 @@ async fn invoke_enveloped(state: &AppState, function: Function, id: String, req:
     };
     let mut ctx = InvocationContext::new(id, function.name(), true);
     let Some(binding) = function.http_binding() else {
-        return error(StatusCode::NOT_FOUND, "unknown_function", "no function with that name");
+        return match function.call_trigger(state, &mut ctx, &envelope).await {
+            Ok(outputs) => {
+                let out = InvocationResponse { outputs, logs: ctx.into_logs(), ..InvocationResponse::default() };
+                json_response(StatusCode::OK, &serde_json::to_value(&out).unwrap_or(Value::Null))
+            }
+            Err(failure) => {
+                // The host drops Logs of failed invocations, so the reason goes to stdout.
+                tracing::warn!(function = function.name(), invocation_id = %ctx.invocation_id, "invocation failed: {}", failure.message);
+                error(failure.status, failure.code, &failure.message)
+            }
+        };
     };
     let http_req = match envelope.binding(binding.request).and_then(|v| HttpRequest::from_envelope(binding.request, v))
     {
