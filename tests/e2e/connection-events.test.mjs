@@ -119,7 +119,12 @@ test("connects and disconnects update presence", async () => {
       const [snapshot] = await admin.next("updateAdminDashboard");
       return snapshot.hubs.find((h) => h.hub === "MesChainDashboardHub");
     };
+    // `connected` reaches the upstream asynchronously, after the client's handshake.
     let hub = await dashboard();
+    for (let i = 0; i < 50 && hub.connections < 1; i++) {
+      await sleep(100);
+      hub = await dashboard();
+    }
     const connectedBefore = hub.connections;
     assert.ok(connectedBefore >= 1, JSON.stringify(hub));
 
