@@ -133,35 +133,28 @@ impl Settings {
             },
         };
 
-        let schedule = match get(names::ADMIN_BROADCAST_SCHEDULE) {
+        // A required setting that must pass a shape check.
+        let mut required = |name: &'static str, valid: fn(&str) -> bool, rule: &str| match get(name) {
             None => {
-                report(names::ADMIN_BROADCAST_SCHEDULE, "is required (six-field NCRONTAB, e.g. */5 * * * * *)".into());
+                report(name, format!("is required: {rule}"));
                 None
             }
-            Some(s) if looks_like_ncrontab(&s) => Some(s),
+            Some(v) if valid(&v) => Some(v),
             Some(_) => {
-                report(
-                    names::ADMIN_BROADCAST_SCHEDULE,
-                    "must be a six-field NCRONTAB expression: second minute hour day month day-of-week".into(),
-                );
+                report(name, format!("must be {rule}"));
                 None
             }
         };
-
-        let queue = match get(names::SYNC_QUEUE_NAME) {
-            None => {
-                report(names::SYNC_QUEUE_NAME, "is required".into());
-                None
-            }
-            Some(q) if valid_queue_name(&q) => Some(q),
-            Some(_) => {
-                report(
-                    names::SYNC_QUEUE_NAME,
-                    "must be 1-260 characters of letters, digits, '.', '-', '_', '/', starting and ending with a letter or digit".into(),
-                );
-                None
-            }
-        };
+        let schedule = required(
+            names::ADMIN_BROADCAST_SCHEDULE,
+            looks_like_ncrontab,
+            "a six-field NCRONTAB expression (second minute hour day month day-of-week), e.g. */5 * * * * *",
+        );
+        let queue = required(
+            names::SYNC_QUEUE_NAME,
+            valid_queue_name,
+            "1-260 characters of letters, digits, '.', '-', '_', '/', starting and ending with a letter or digit",
+        );
 
         match (signalr, auth, cors, token_lifetime_secs, schedule, queue) {
             (
