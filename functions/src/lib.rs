@@ -1,1 +1,24 @@
-//! MesChain Realtime functions.
+//! MesChain Realtime: the Azure Functions custom handler.
+//!
+//! One binary (`handler`) serves every function of the app. Layout:
+//! - [`host`]: the Functions custom-handler protocol (envelopes, forwarded HTTP, the server).
+//! - [`functions`]: one module per function (`negotiate`, ...), plain async functions over
+//!   plain request types.
+//! - [`auth`]: who the caller is (login tokens, App Service Authentication).
+//! - [`hubs`]: the hubs and which roles may use them.
+//! - [`settings`]: every setting, read and checked once at start.
+//! - [`cors`]: browser access to the HTTP functions.
+//! - [`app`]: shared state and the router.
+
+pub mod analytics;
+pub mod app;
+pub mod auth;
+pub mod cors;
+pub mod dashboard;
+pub mod functions;
+pub mod host;
+pub mod hubs;
+pub mod marketplace;
+pub mod presence;
+pub mod settings;
+pub mod signalr_rest;

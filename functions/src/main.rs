@@ -1,1 +1,128 @@
-fn main() {}
+//! The `handler` executable the Functions host starts (`host.json` → `customHandler`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use meschain_functions::app::{AppState, app};
+use meschain_functions::settings::{Settings, names};
+
+const USAGE: &str = "usage: handler [--port PORT]\n\
+    Serves the MesChain Realtime functions on 127.0.0.1:PORT (default: $FUNCTIONS_CUSTOMHANDLER_PORT).\n\
+    Settings are read from the environment; see README.md.";
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+
+    let port = match port_from(std::env::args().skip(1), std::env::var(names::CUSTOMHANDLER_PORT).ok()) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("{msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("handler: {e}");
+            return ExitCode::from(1);
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("handler: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(port, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("handler: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--port N` wins over the host's variable; one of them is required.
+fn port_from(mut args: impl Iterator<Item = String>, env: Option<String>) -> Result<u16, String> {
+    let mut port = None;
+    while let Some(arg) = args.next() {
+        let value = match arg.as_str() {
+            "--port" => args.next().ok_or("--port needs a value")?,
+            s if s.starts_with("--port=") => s["--port=".len()..].to_string(),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        };
+        port = Some(value);
+    }
+    let raw = port.or(env).ok_or(format!("no port: pass --port or set {}", names::CUSTOMHANDLER_PORT))?;
+    raw.trim().parse().map_err(|_| format!("port must be a number from 0 to 65535, not {raw:?}"))
+}
+
+async fn serve(port: u16, settings: Settings) -> std::io::Result<()> {
+    // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    tracing::info!(addr = %listener.local_addr()?, "handler listening");
+    let state = AppState::new(settings);
+    // Fetch the identity provider's keys now rather than on the first login, without delaying
+    // readiness: the host starts routing as soon as GET / answers.
+    let authenticator = state.authenticator.clone();
+    tokio::spawn(async move {
+        if let Err(e) = authenticator.warm_up().await {
+            tracing::warn!("login keys not loaded yet: {}", e.description());
+        }
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("handler stopped");
+    Ok(())
+}
+
+/// SIGTERM (the host stopping us) or Ctrl-C; in-flight requests finish first.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> impl Iterator<Item = String> {
+        list.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn test_port_from() {
+        assert_eq!(port_from(args(&["--port", "7"]), Some("9".into())), Ok(7));
+        assert_eq!(port_from(args(&["--port=8"]), None), Ok(8));
+        assert_eq!(port_from(args(&[]), Some("9".into())), Ok(9));
+        assert!(port_from(args(&[]), None).is_err());
+        assert!(port_from(args(&["--port"]), None).is_err());
+        assert!(port_from(args(&["--port", "x"]), None).is_err());
+        assert!(port_from(args(&["--port", "70000"]), None).is_err());
+        assert!(port_from(args(&["--verbose"]), None).is_err());
+    }
+}

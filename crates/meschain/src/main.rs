@@ -17,6 +17,14 @@ struct Cli {
 enum Command {
     /// Run a local Azure SignalR Service (serverless mode).
     Signalr(cmd::signalr::Args),
+    /// Run the app under the local Functions host (handler, triggers, durable queue).
+    Dev(cmd::dev::Args),
+    /// Put a marketplace sync request on the local queue or an Azure Service Bus queue.
+    Enqueue(Box<cmd::enqueue::Args>),
+    /// Inspect the local queue of a running `meschain dev`.
+    Queue(cmd::queue::Args),
+    /// Mint a development login token from the local identity settings.
+    Token(cmd::token::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +35,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Signalr(args) => cmd::signalr::run(args),
+        Command::Dev(args) => cmd::dev::run(args),
+        Command::Enqueue(args) => cmd::enqueue::run(*args),
+        Command::Queue(args) => cmd::queue::run(args),
+        Command::Token(args) => cmd::token::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

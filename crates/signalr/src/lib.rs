@@ -11,12 +11,14 @@
 //! - [`audience`]: the lenient audience comparisons the service applies (§B.3, §D.1).
 //! - [`upstream`]: `X-ASRS-Signature` and `X-ASRS-User-Claims` (§E.2, §E.3).
 //! - [`hub_protocol`]: JSON and MessagePack hub messages and their framing (§C.5).
+//! - [`rest`]: the data-plane REST API calls and their token audiences (§D).
 
 use std::fmt;
 
 pub mod audience;
 pub mod connection_string;
 pub mod hub_protocol;
+pub mod rest;
 pub mod token;
 pub mod upstream;
 

@@ -1,0 +1,33 @@
+# Shared by the handler benchmarks: build, settings, start and stop. Source it, don't run it.
+
+# Builds the release handler and exports the example settings, as the local stack uses them.
+bench_setup() {
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  cargo build --release -p meschain-functions --bin handler >/dev/null
+  handler=target/release/handler
+  eval "$(python3 - <<'PY'
+import json, shlex
+for k, v in json.load(open("local.settings.example.json"))["Values"].items():
+    print(f"export {k}={shlex.quote(v)}")
+PY
+)"
+}
+
+# Starts the handler on a free port with RUST_LOG=info (one line per invocation, as in
+# production, written to /dev/null); sets $port and $handler_pid and stops it on exit.
+bench_start_handler() {
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  FUNCTIONS_CUSTOMHANDLER_PORT=$port RUST_LOG=info "$handler" >/dev/null 2>&1 &
+  handler_pid=$!
+  trap 'kill $handler_pid 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null && return 0; sleep 0.05; done
+  echo "handler did not start" >&2
+  return 1
+}
+
+# wrk with latency percentiles; prints requests/s, p50/p99 and any non-2xx count.
+bench_wrk() {
+  local duration=$1 connections=$2 script=$3 url=$4
+  wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$script" "$url" \
+    | grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%'
+}

@@ -1,0 +1,92 @@
+//! Development login tokens for `meschain token`: HS256 JWTs signed with the local settings'
+//! `AUTH_JWT_SECRET`, with `iss`/`aud` from `AUTH_ISSUER`/`AUTH_AUDIENCE`, valid one hour.
+
+use serde::Serialize;
+
+use crate::config::Settings;
+
+pub const SECRET_SETTING: &str = "AUTH_JWT_SECRET";
+pub const ISSUER_SETTING: &str = "AUTH_ISSUER";
+pub const AUDIENCE_SETTING: &str = "AUTH_AUDIENCE";
+pub const LIFETIME_SECS: u64 = 3600;
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    roles: &'a [String],
+    iss: &'a str,
+    aud: &'a str,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{file}: Values.{setting}: missing (needed to mint a development token)")]
+    MissingSetting { file: String, setting: &'static str },
+    #[error("the user id must not be empty")]
+    EmptyUser,
+    #[error("cannot sign: {0}")]
+    Sign(String),
+}
+
+pub fn mint(settings: &Settings, user: &str, roles: &[String], now: u64) -> Result<String, TokenError> {
+    if user.trim().is_empty() {
+        return Err(TokenError::EmptyUser);
+    }
+    let file = settings.file.clone().unwrap_or_else(|| "local.settings.json".into());
+    let get = |setting: &'static str| {
+        settings
+            .values
+            .get(setting)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| TokenError::MissingSetting { file: file.clone(), setting })
+    };
+    let secret = get(SECRET_SETTING)?;
+    let claims = Claims {
+        sub: user,
+        roles,
+        iss: get(ISSUER_SETTING)?,
+        aud: get(AUDIENCE_SETTING)?,
+        iat: now,
+        nbf: now,
+        exp: now + LIFETIME_SECS,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| TokenError::Sign(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_mint_and_validate() {
+        let mut s = Settings::default();
+        s.values.insert(SECRET_SETTING.into(), "0123456789abcdef0123456789abcdef".into());
+        s.values.insert(ISSUER_SETTING.into(), "meschain-dev".into());
+        s.values.insert(AUDIENCE_SETTING.into(), "meschain".into());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let t = mint(&s, "alice", &["admin".to_string()], now).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.set_audience(&["meschain"]);
+        v.set_issuer(&["meschain-dev"]);
+        let d = jsonwebtoken::decode::<serde_json::Value>(
+            &t,
+            &jsonwebtoken::DecodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            &v,
+        )
+        .unwrap();
+        assert_eq!(d.claims["sub"], "alice");
+        assert_eq!(d.claims["roles"][0], "admin");
+        assert_eq!(d.claims["exp"].as_u64().unwrap() - d.claims["iat"].as_u64().unwrap(), 3600);
+        s.values.remove(ISSUER_SETTING);
+        let e = mint(&s, "alice", &[], now).unwrap_err().to_string();
+        assert!(e.contains("AUTH_ISSUER"), "{e}");
+    }
+}

@@ -1,0 +1,749 @@
+//! HTTP triggers at `http://localhost:{port}/{routePrefix}/{route}`.
+//!
+//! Two paths, chosen with the host's rule: when `customHandler.enableForwardingHttpRequest` is on
+//! and the function is exactly httpTrigger-in + http-out, the request is *forwarded* (same method,
+//! headers, query, original `/api/...` path, body only when Content-Length > 0, redirects not
+//! followed) and the handler's response is returned as is. Otherwise it is *wrapped*: `Data.req`
+//! {Url, Method, Query, Headers, Params, Identities, Body} goes to `POST /{FunctionName}` and the
+//! `http` output object {statusCode, body, headers} becomes the response.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::config::{AuthLevel, Function, Trigger};
+use crate::envelope::{serialized_string, sys, token_value};
+use crate::invoke::{InvocationResult, Invoker};
+use crate::keys::Keys;
+use crate::queue::Queues;
+
+/// Larger bodies get 413 (the real front end caps requests at 100 MB; a dev host needs less).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    Param { name: String, optional: bool, catch_all: bool, int: bool },
+}
+
+/// A route template such as `orders/{id:int}/{*rest}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteTemplate {
+    segments: Vec<Segment>,
+}
+
+impl RouteTemplate {
+    pub fn parse(route: &str) -> Result<RouteTemplate, String> {
+        let mut segments = Vec::new();
+        let trimmed = route.trim_matches('/');
+        if trimmed.is_empty() {
+            return Ok(RouteTemplate { segments });
+        }
+        let parts: Vec<&str> = trimmed.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if part.is_empty() {
+                return Err(format!("empty segment in route {route:?}"));
+            }
+            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let (inner, catch_all) = match inner.strip_prefix('*') {
+                    Some(r) => (r, true),
+                    None => (inner, false),
+                };
+                let (inner, optional) = match inner.strip_suffix('?') {
+                    Some(r) => (r, true),
+                    None => (inner, false),
+                };
+                let (name, constraint) = inner.split_once(':').unwrap_or((inner, ""));
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("bad parameter {part:?} in route {route:?}"));
+                }
+                if catch_all && i + 1 != parts.len() {
+                    return Err(format!("catch-all {part:?} must be the last segment"));
+                }
+                segments.push(Segment::Param {
+                    name: name.to_string(),
+                    optional: optional || catch_all,
+                    catch_all,
+                    int: constraint.eq_ignore_ascii_case("int") || constraint.eq_ignore_ascii_case("long"),
+                });
+            } else if part.contains('{') || part.contains('}') {
+                return Err(format!("unsupported segment {part:?} in route {route:?}"));
+            } else {
+                segments.push(Segment::Literal(part.to_string()));
+            }
+        }
+        Ok(RouteTemplate { segments })
+    }
+
+    /// Route values when `path` (without prefix, no leading slash) matches.
+    pub fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
+        let parts: Vec<&str> = if path.is_empty() { vec![] } else { path.split('/').collect() };
+        let mut params = BTreeMap::new();
+        let mut i = 0;
+        for seg in &self.segments {
+            match seg {
+                Segment::Literal(l) => {
+                    if !parts.get(i).is_some_and(|p| p.eq_ignore_ascii_case(l)) {
+                        return None;
+                    }
+                    i += 1;
+                }
+                Segment::Param { name, optional, catch_all, int } => {
+                    if *catch_all {
+                        let rest = parts[i.min(parts.len())..].join("/");
+                        params.insert(name.clone(), decode(&rest));
+                        i = parts.len();
+                        continue;
+                    }
+                    match parts.get(i) {
+                        Some(p) if !p.is_empty() => {
+                            if *int && p.parse::<i64>().is_err() {
+                                return None;
+                            }
+                            params.insert(name.clone(), decode(p));
+                            i += 1;
+                        }
+                        _ if *optional => {}
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        (i == parts.len()).then_some(params)
+    }
+
+    /// Literal segments first, then parameters, then catch-alls (as ASP.NET orders routes).
+    fn precedence(&self) -> Vec<u8> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(_) => 0,
+                Segment::Param { catch_all: false, .. } => 1,
+                Segment::Param { catch_all: true, .. } => 2,
+            })
+            .collect()
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().to_string()
+}
+
+struct HttpRoute {
+    function: Arc<Function>,
+    template: RouteTemplate,
+    methods: Option<Vec<String>>,
+    auth_level: AuthLevel,
+    binding: String,
+    forward: bool,
+}
+
+/// Everything the HTTP handler needs; shared by all requests.
+pub struct HttpState {
+    routes: Vec<HttpRoute>,
+    prefix: String,
+    invoker: Invoker,
+    queues: Arc<Queues>,
+    keys: Keys,
+    cors: Vec<String>,
+    cors_credentials: bool,
+    public_base: String,
+}
+
+impl HttpState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        functions: &[Arc<Function>],
+        prefix: &str,
+        forwarding: bool,
+        invoker: Invoker,
+        queues: Arc<Queues>,
+        keys: Keys,
+        cors: Vec<String>,
+        cors_credentials: bool,
+        public_base: String,
+    ) -> HttpState {
+        let mut routes: Vec<HttpRoute> = functions
+            .iter()
+            .filter(|f| !f.disabled)
+            .filter_map(|f| match &f.trigger {
+                Trigger::Http { binding, route, methods, auth_level } => Some(HttpRoute {
+                    function: f.clone(),
+                    template: RouteTemplate::parse(route).expect("validated when loading"),
+                    methods: methods.clone(),
+                    auth_level: *auth_level,
+                    binding: binding.clone(),
+                    forward: forwarding && f.is_http_only(),
+                }),
+                _ => None,
+            })
+            .collect();
+        routes.sort_by_key(|r| r.template.precedence());
+        HttpState { routes, prefix: prefix.to_string(), invoker, queues, keys, cors, cors_credentials, public_base }
+    }
+
+    /// `(function name, url)` of each HTTP function, for the start-up banner.
+    pub fn urls(&self) -> Vec<(String, String, AuthLevel)> {
+        self.routes
+            .iter()
+            .map(|r| {
+                let path = r.function.trigger_route().unwrap_or_default();
+                let p = if self.prefix.is_empty() { path } else { format!("{}/{path}", self.prefix) };
+                (r.function.name.clone(), format!("{}/{p}", self.public_base), r.auth_level)
+            })
+            .collect()
+    }
+}
+
+impl Function {
+    fn trigger_route(&self) -> Option<String> {
+        match &self.trigger {
+            Trigger::Http { route, .. } => Some(route.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn plain(status: StatusCode, msg: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(msg.to_string()))
+        .expect("valid response")
+}
+
+/// Entry point for every request outside `/admin`.
+pub async fn handle(state: Arc<HttpState>, req: Request<Body>) -> Response<Body> {
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let allowed_origin = origin.as_deref().and_then(|o| cors_allow(&state.cors, o));
+    // Preflight: answered by the host itself, as the platform's CORS does.
+    if req.method() == Method::OPTIONS
+        && allowed_origin.is_some()
+        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let mut resp = Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid");
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+        );
+        if let Some(rh) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, rh.clone());
+        }
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        add_cors(&state, h, allowed_origin.as_deref());
+        return resp;
+    }
+    let mut resp = route_request(&state, req).await;
+    add_cors(&state, resp.headers_mut(), allowed_origin.as_deref());
+    resp
+}
+
+fn cors_allow(cors: &[String], origin: &str) -> Option<String> {
+    let origin = origin.trim_end_matches('/');
+    if cors.iter().any(|c| c == "*") {
+        return Some("*".to_string());
+    }
+    cors.iter().any(|c| c.eq_ignore_ascii_case(origin)).then(|| origin.to_string())
+}
+
+fn add_cors(state: &HttpState, h: &mut HeaderMap, allowed: Option<&str>) {
+    let Some(allowed) = allowed else { return };
+    if let Ok(v) = HeaderValue::from_str(allowed) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    if allowed != "*" {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if state.cors_credentials {
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    }
+}
+
+async fn route_request(state: &HttpState, req: Request<Body>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let rest = if state.prefix.is_empty() {
+        Some(path.trim_start_matches('/'))
+    } else {
+        path.strip_prefix('/')
+            .and_then(|p| p.strip_prefix(state.prefix.as_str()))
+            .and_then(|p| if p.is_empty() { Some("") } else { p.strip_prefix('/') })
+    };
+    let Some(rest) = rest else { return plain(StatusCode::NOT_FOUND, "Not Found") };
+    let rest = rest.trim_end_matches('/');
+    let mut method_mismatch = false;
+    for route in &state.routes {
+        let Some(params) = route.template.matches(rest) else { continue };
+        if let Some(methods) = &route.methods
+            && !methods.iter().any(|m| m == req.method().as_str())
+        {
+            method_mismatch = true;
+            continue;
+        }
+        if route.function.disabled {
+            return plain(StatusCode::NOT_FOUND, "Not Found");
+        }
+        let level = match state.keys.authorize(req.uri().query(), req.headers()) {
+            Some(level) => Some(level),
+            None if route.auth_level == AuthLevel::Anonymous => None,
+            None => {
+                return plain(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: a function key is required (?code= or x-functions-key)",
+                );
+            }
+        };
+        if route.auth_level == AuthLevel::Admin && level != Some(AuthLevel::Admin) {
+            return plain(StatusCode::UNAUTHORIZED, "Unauthorized: the master key is required");
+        }
+        return if route.forward { forward(state, req).await } else { wrapped(state, route, req, params, level).await };
+    }
+    if method_mismatch {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    }
+    plain(StatusCode::NOT_FOUND, "Not Found")
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+];
+
+async fn forward(state: &HttpState, req: Request<Body>) -> Response<Body> {
+    let port = match state.invoker.ready_port().await {
+        Ok(p) => p,
+        Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let (parts, body) = req.into_parts();
+    let has_body = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0);
+    let bytes = if has_body {
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        }
+    } else {
+        bytes::Bytes::new()
+    };
+    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("http://127.0.0.1:{port}{pq}");
+    let mut out = state.invoker.forward_client().request(parts.method.clone(), url);
+    for (k, v) in &parts.headers {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            out = out.header(k, v);
+        }
+    }
+    out = out
+        .header("X-Azure-Functions-HostVersion", crate::invoke::HOST_VERSION)
+        .header("X-Azure-Functions-InvocationId", crate::envelope::guid());
+    if has_body {
+        out = out.body(bytes);
+    }
+    if let Some(t) = state.invoker.timeout() {
+        out = out.timeout(t);
+    }
+    let resp = match out.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("forwarding to the custom handler failed: {e}");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "the custom handler failed");
+        }
+    };
+    let mut builder = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            builder = builder.header(k, v);
+        }
+    }
+    match resp.bytes().await {
+        Ok(b) => builder.body(Body::from(b)).unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad response")),
+        Err(_) => plain(StatusCode::BAD_GATEWAY, "the custom handler's response was cut off"),
+    }
+}
+
+/// ASP.NET's spelling of common header names (hyper lower-cases everything on receipt).
+fn header_display_name(name: &HeaderName) -> String {
+    const KNOWN: &[&str] = &[
+        "Accept",
+        "Accept-Charset",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Authorization",
+        "Cache-Control",
+        "Connection",
+        "Content-Encoding",
+        "Content-Length",
+        "Content-Type",
+        "Cookie",
+        "Expect",
+        "Host",
+        "If-Match",
+        "If-Modified-Since",
+        "If-None-Match",
+        "Origin",
+        "Pragma",
+        "Range",
+        "Referer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "User-Agent",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name.as_str()))
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| name.as_str().to_string())
+}
+
+/// Pure: the `Data`/`Metadata` body for a wrapped HTTP invocation.
+#[allow(clippy::too_many_arguments)]
+pub fn http_invocation_body(
+    function: &Function,
+    binding: &str,
+    method: &Method,
+    url: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    params: &BTreeMap<String, String>,
+    body: &[u8],
+    level: Option<AuthLevel>,
+    now: OffsetDateTime,
+) -> Value {
+    let mut q = Map::new();
+    for (k, v) in form_pairs(query.unwrap_or("")) {
+        match q.get_mut(&k) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                q.insert(k, Value::String(v));
+            }
+        }
+    }
+    let mut h_arrays: Map<String, Value> = Map::new();
+    let mut h_flat: Map<String, Value> = Map::new();
+    for name in headers.keys() {
+        let values: Vec<String> =
+            headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).to_string()).collect();
+        let display = header_display_name(name);
+        h_flat.insert(display.clone(), Value::String(values.join(",")));
+        h_arrays.insert(display, Value::Array(values.into_iter().map(Value::String).collect()));
+    }
+    let p: Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let identities = match level {
+        Some(l) => json!([{
+            "AuthenticationType": "WebJobsAuthLevel",
+            "IsAuthenticated": true,
+            "Actor": null,
+            "BootstrapContext": null,
+            "Claims": [{
+                "Issuer": "LOCAL AUTHORITY",
+                "OriginalIssuer": "LOCAL AUTHORITY",
+                "Properties": {},
+                "Type": "http://schemas.microsoft.com/2017/07/functions/claims/authlevel",
+                "Value": if l == AuthLevel::Admin { "Admin" } else { "Function" },
+                "ValueType": "http://www.w3.org/2001/XMLSchema#string"
+            }],
+            "Label": null,
+            "Name": null,
+            "NameClaimType": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+            "RoleClaimType": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+        }]),
+        None => json!([]),
+    };
+    let mut req = Map::new();
+    req.insert("Url".into(), Value::String(url.to_string()));
+    req.insert("Method".into(), Value::String(method.as_str().to_string()));
+    req.insert("Query".into(), Value::Object(q.clone()));
+    req.insert("Headers".into(), Value::Object(h_arrays));
+    req.insert("Params".into(), Value::Object(p.clone()));
+    req.insert("Identities".into(), identities);
+    if !body.is_empty() {
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let b = if ct.starts_with("application/octet-stream") || ct.starts_with("multipart/") {
+            base64::engine::general_purpose::STANDARD.encode(body)
+        } else {
+            String::from_utf8_lossy(body).to_string()
+        };
+        req.insert("Body".into(), Value::String(b));
+    }
+    let mut data = Map::new();
+    data.insert(binding.to_string(), Value::Object(req));
+    let mut md = Map::new();
+    md.insert("Query".into(), Value::Object(q));
+    md.insert("Headers".into(), Value::Object(h_flat));
+    md.insert("Params".into(), Value::Object(p));
+    for (k, v) in params {
+        if !md.contains_key(k) {
+            md.insert(k.clone(), serialized_string(v));
+        }
+    }
+    md.insert("sys".into(), sys(&function.name, now));
+    if let Ok(Value::Object(props)) = serde_json::from_slice::<Value>(body) {
+        for (k, v) in props {
+            if md.keys().any(|e| e.eq_ignore_ascii_case(&k)) {
+                continue;
+            }
+            if let Some(v) = token_value(&v) {
+                md.insert(k, v);
+            }
+        }
+    }
+    json!({ "Data": data, "Metadata": md })
+}
+
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let d =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().to_string();
+            (d(k), d(v))
+        })
+        .collect()
+}
+
+async fn wrapped(
+    state: &HttpState,
+    route: &HttpRoute,
+    req: Request<Body>,
+    params: BTreeMap<String, String>,
+    level: Option<AuthLevel>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    // The host only reads a body announced with Content-Length > 0.
+    let bytes = if declared.is_some_and(|n| n > 0) { bytes } else { bytes::Bytes::new() };
+    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{pq}", state.public_base);
+    let body = http_invocation_body(
+        &route.function,
+        &route.binding,
+        &parts.method,
+        &url,
+        parts.uri.query(),
+        &parts.headers,
+        &params,
+        &bytes,
+        level,
+        OffsetDateTime::now_utc(),
+    );
+    let result = match state.invoker.invoke(&route.function.name, &body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(function = %route.function.name, "invocation failed: {e}");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "the function failed");
+        }
+    };
+    if let Err(e) = crate::outputs::apply(&route.function, &result, &state.queues).await {
+        tracing::error!(function = %route.function.name, "outputs failed: {e}");
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "the function's outputs failed");
+    }
+    match http_output_response(&route.function, &result) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(function = %route.function.name, "{e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "the function returned an invalid http output")
+        }
+    }
+}
+
+fn prop<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+}
+
+/// Maps the `http` output binding's value to a response (host's `GetHttpOutputBindingResponse`).
+pub fn http_output_response(function: &Function, result: &InvocationResult) -> Result<Response<Body>, String> {
+    let Some(binding) = function.outputs().find(|b| b.is("http")) else {
+        return Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid"));
+    };
+    let value = if binding.name == "$return" { result.return_value.as_ref() } else { result.output(&binding.name) };
+    let Some(value) = value else {
+        return Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid"));
+    };
+    let Value::Object(o) = value else {
+        return Err(format!("output {:?} is not in expected format (an object)", binding.name));
+    };
+    let status = match prop(o, "statusCode").or_else(|| prop(o, "status")) {
+        None | Some(Value::Null) => 200,
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| format!("invalid statusCode {s:?}"))?,
+        Some(other) => return Err(format!("invalid statusCode {other}")),
+    };
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .filter(|s| s.as_u16() >= 100)
+        .ok_or_else(|| format!("invalid statusCode {status}"))?;
+    let mut builder = Response::builder().status(status);
+    let mut has_ct = false;
+    if let Some(Value::Object(headers)) = prop(o, "headers") {
+        for (k, v) in headers {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+            let value = HeaderValue::from_str(&v).map_err(|_| format!("invalid value for header {k:?}"))?;
+            has_ct |= name == header::CONTENT_TYPE;
+            builder = builder.header(name, value);
+        }
+    }
+    let (body, default_ct) = match prop(o, "body") {
+        None | Some(Value::Null) => (Vec::new(), None),
+        Some(Value::String(s)) => (s.clone().into_bytes(), Some("text/plain; charset=utf-8")),
+        Some(other) => (
+            serde_json::to_string_pretty(other).expect("serialisable").into_bytes(),
+            Some("application/json; charset=utf-8"),
+        ),
+    };
+    if !has_ct && let Some(ct) = default_ct {
+        builder = builder.header(header::CONTENT_TYPE, ct);
+    }
+    builder.body(Body::from(body)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(s: &str) -> RouteTemplate {
+        RouteTemplate::parse(s).unwrap()
+    }
+
+    #[test]
+    fn test_route_matching() {
+        assert_eq!(template("negotiate").matches("negotiate"), Some(BTreeMap::new()));
+        assert_eq!(template("negotiate").matches("NEGOTIATE"), Some(BTreeMap::new()));
+        assert!(template("negotiate").matches("negotiate/x").is_none());
+        let m = template("orders/{id:int}").matches("orders/42").unwrap();
+        assert_eq!(m["id"], "42");
+        assert!(template("orders/{id:int}").matches("orders/abc").is_none());
+        assert!(template("orders/{id?}").matches("orders").is_some());
+        let m = template("files/{*path}").matches("files/a/b%20c").unwrap();
+        assert_eq!(m["path"], "a/b c");
+        assert!(RouteTemplate::parse("a/{*x}/b").is_err());
+        assert!(RouteTemplate::parse("a/{}").is_err());
+        assert!(RouteTemplate::parse("a//b").is_err());
+    }
+
+    fn function(json: &str) -> Function {
+        Function::parse("order", "order/function.json", json, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn test_wrapped_body_matches_reference_shape() {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/http-nonforwarded-fixture-azfunc.json")).unwrap();
+        let f = function(
+            r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","methods":["post"]},{"type":"http","direction":"out","name":"res"}]}"#,
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = br#"{"message":"hello","number":2}"#;
+        let v = http_invocation_body(
+            &f,
+            "req",
+            &Method::POST,
+            "http://localhost:7071/api/endpoint",
+            None,
+            &headers,
+            &BTreeMap::new(),
+            body,
+            Some(AuthLevel::Admin),
+            OffsetDateTime::now_utc(),
+        );
+        let ours = &v["Data"]["req"];
+        let theirs = &fixture["Data"]["req"];
+        for k in ["Url", "Method", "Body", "Params", "Query", "Headers", "Identities"] {
+            assert_eq!(ours[k], theirs[k], "{k}");
+        }
+        for k in ["Params", "Query", "Headers"] {
+            assert_eq!(v["Metadata"][k], fixture["Metadata"][k], "{k}");
+        }
+        assert_eq!(v["Metadata"]["message"], "\"hello\"");
+    }
+
+    #[test]
+    fn test_query_and_missing_body() {
+        let f = function(r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"req"}]}"#);
+        let v = http_invocation_body(
+            &f,
+            "req",
+            &Method::GET,
+            "u",
+            Some("a=1&a=2&b=x+y&c=%2F"),
+            &HeaderMap::new(),
+            &BTreeMap::from([("id".to_string(), "7".to_string())]),
+            b"",
+            None,
+            OffsetDateTime::now_utc(),
+        );
+        assert_eq!(v["Data"]["req"]["Query"], json!({"a":"1,2","b":"x y","c":"/"}));
+        assert!(v["Data"]["req"].get("Body").is_none());
+        assert_eq!(v["Data"]["req"]["Identities"], json!([]));
+        assert_eq!(v["Metadata"]["id"], "\"7\"");
+    }
+
+    #[test]
+    fn test_http_output_mapping() {
+        let f = function(
+            r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"req"},{"type":"http","direction":"out","name":"res"}]}"#,
+        );
+        let r: InvocationResult = crate::invoke::parse_response(
+            Some("application/json"),
+            include_bytes!("../tests/fixtures/response-http-res-user-report.json"),
+        )
+        .unwrap();
+        let resp = http_output_response(&f, &r).unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let r = crate::invoke::parse_response(
+            Some("application/json"),
+            br#"{"Outputs":{"res":{"statusCode":"201","body":"made"}}}"#,
+        )
+        .unwrap();
+        let resp = http_output_response(&f, &r).unwrap();
+        assert_eq!(resp.status(), 201);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        let r = crate::invoke::parse_response(Some("application/json"), br#"{"Outputs":{"res":"hello"}}"#).unwrap();
+        assert!(http_output_response(&f, &r).is_err());
+        let r = crate::invoke::parse_response(Some("application/json"), br#"{"Outputs":{"res":{"statusCode":99999}}}"#)
+            .unwrap();
+        assert!(http_output_response(&f, &r).is_err());
+    }
+
+    #[test]
+    fn test_cors_allow() {
+        let cors = vec!["http://localhost:5173".to_string()];
+        assert_eq!(cors_allow(&cors, "http://localhost:5173"), Some("http://localhost:5173".into()));
+        assert_eq!(cors_allow(&cors, "http://evil.example"), None);
+        assert_eq!(cors_allow(&["*".to_string()], "http://x"), Some("*".into()));
+    }
+}

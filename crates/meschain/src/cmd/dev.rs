@@ -1,0 +1,168 @@
+//! `meschain dev`: run the app root under the local Functions host until Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use meschain_functions_host::config::{App, Trigger};
+use meschain_functions_host::dev::{DevHost, DevOptions};
+use meschain_functions_host::keys::Keys;
+use meschain_functions_host::worker::WorkerExit;
+use meschain_signalr::ConnectionString;
+use meschain_signalr_service::{AccessKey, RunningService, UpstreamTemplate};
+
+/// The settings naming the SignalR instance the handler uses.
+const SIGNALR_SETTING: &str = "AzureSignalRConnectionString";
+const SIGNALR_SECONDARY_SETTING: &str = "AzureSignalRSecondaryConnectionString";
+/// The function the local SignalR service sends its upstream calls to.
+const UPSTREAM_FUNCTION: &str = "connection-events";
+
+/// Options of `meschain dev`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Functions app root (host.json, */function.json, local.settings.json).
+    #[arg(long, default_value = ".")]
+    pub app_root: PathBuf,
+    /// Where the durable queue, timer status and keys live [default: <app-root>/.data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP port on 127.0.0.1 [default: Host.LocalHttpPort from the settings, else 7071; 0 = any].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The custom handler executable, instead of host.json's defaultExecutablePath
+    /// (e.g. target/debug/handler before it is copied into the app root).
+    #[arg(long)]
+    pub handler: Option<PathBuf>,
+    /// Port of the local SignalR service on 127.0.0.1 [default: any free port]. Not started
+    /// when the settings name a real (non-loopback) SignalR instance.
+    #[arg(long)]
+    pub signalr_port: Option<u16>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let root = args.app_root.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", args.app_root.display()))?;
+        let app = App::load(&root, &|name| std::env::var(name).ok())?;
+        let data_dir = args.data_dir.unwrap_or_else(|| root.join(".data"));
+        let port = match args.port.or(app.settings.local_http_port).unwrap_or(7071) {
+            0 => free_port()?,
+            p => p,
+        };
+        let keys = Keys::load(&app.settings, &data_dir).with_context(|| format!("keys in {}", data_dir.display()))?;
+        let signalr = start_local_signalr(&app, &keys, port, args.signalr_port).await?;
+        let mut extra_env = BTreeMap::new();
+        if let Some(svc) = &signalr {
+            extra_env.insert(SIGNALR_SETTING.to_string(), svc.connection_string());
+            // The settings' secondary key belongs to the instance they named, not to ours.
+            extra_env.insert(SIGNALR_SECONDARY_SETTING.to_string(), String::new());
+        }
+        let opts = DevOptions { data_dir, port: Some(port), extra_env, handler: args.handler };
+        let mut host = DevHost::start(app, opts).await?;
+        print!("{}", host.banner());
+        match &signalr {
+            Some(svc) => println!(
+                "  SignalR:       local service on http://localhost:{} ({})",
+                svc.local_addr().port(),
+                svc.connection_string()
+            ),
+            None => println!("  SignalR:       the instance named by {SIGNALR_SETTING}"),
+        }
+        if host.wait_ready(Duration::from_secs(35)).await {
+            println!("Ready in {} ms (listening on {})", started.elapsed().as_millis(), host.local_addr);
+        }
+        let outcome = tokio::select! {
+            exit = host.wait() => Some(exit),
+            _ = shutdown_signal() => None,
+        };
+        host.shutdown().await;
+        if let Some(svc) = signalr {
+            svc.shutdown().await;
+        }
+        match outcome {
+            Some(WorkerExit::GaveUp(reason)) => anyhow::bail!("{reason}"),
+            _ => Ok(()),
+        }
+    })
+}
+
+/// A free loopback port for `--port 0`: the host's URL must be known before it starts, because
+/// the local SignalR service's upstream template points at it. (Another process could take the
+/// port in between; locally that is a negligible risk.)
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Whether a connection string names a real SignalR instance rather than a local stand-in.
+fn names_real_instance(cs: &str) -> bool {
+    cs.parse::<ConnectionString>().is_ok_and(|cs| match cs.endpoint.host() {
+        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback() && !ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        None => false,
+    })
+}
+
+/// Starts the local SignalR service unless the settings name a real instance. It keeps the
+/// settings' access key when they carry one (so tokens minted elsewhere with it stay valid) and
+/// sends every upstream event to `connection-events` with the host's function key.
+async fn start_local_signalr(
+    app: &App,
+    keys: &Keys,
+    host_port: u16,
+    port: Option<u16>,
+) -> anyhow::Result<Option<RunningService>> {
+    let configured = app.settings.values.get(SIGNALR_SETTING).map(String::as_str).unwrap_or("");
+    if names_real_instance(configured) {
+        return Ok(None);
+    }
+    let mut config = meschain_signalr_service::Config::default();
+    if let Some(key) = configured.parse::<ConnectionString>().ok().and_then(|cs| cs.access_key().cloned()) {
+        config.access_keys = vec![AccessKey::new(key.expose())];
+    }
+    let upstream =
+        app.functions.iter().find(|f| f.name.eq_ignore_ascii_case(UPSTREAM_FUNCTION)).and_then(|f| match &f.trigger {
+            Trigger::Http { route, .. } => Some(route.clone()),
+            _ => None,
+        });
+    match upstream {
+        Some(route) => {
+            let prefix = &app.host.route_prefix;
+            let path = if prefix.is_empty() { route } else { format!("{prefix}/{route}") };
+            let url = format!("http://127.0.0.1:{host_port}/{path}?code={}", keys.function);
+            config.upstream = vec![UpstreamTemplate::any(url)];
+        }
+        None => {
+            tracing::warn!("no {UPSTREAM_FUNCTION} HTTP function: the local SignalR service will not call upstream")
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+        .await
+        .with_context(|| format!("binding the local SignalR service on 127.0.0.1:{}", port.unwrap_or(0)))?;
+    Ok(Some(meschain_signalr_service::start(config, listener).await?))
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_names_real_instance() {
+        assert!(names_real_instance("Endpoint=https://mine.service.signalr.net;AccessKey=k;Version=1.0;"));
+        assert!(!names_real_instance("Endpoint=http://localhost;Port=8888;AccessKey=k;Version=1.0;"));
+        assert!(!names_real_instance("Endpoint=http://127.0.0.1:8888;AccessKey=k;Version=1.0;"));
+        assert!(!names_real_instance("Endpoint=http://[::1]:8888;AccessKey=k;Version=1.0;"));
+        assert!(!names_real_instance(""));
+        assert!(!names_real_instance("garbage"));
+    }
+}

@@ -1,0 +1,178 @@
+//! `meschain enqueue`: put a marketplace sync request on the local queue of a running
+//! `meschain dev`, or on an Azure Service Bus queue (`--namespace`) over REST.
+
+use std::path::PathBuf;
+
+use meschain_functions_host::envelope::{guid, utc_now_iso};
+use meschain_functions_host::servicebus::{self, Auth, ConnectionString};
+use serde_json::{Value, json};
+
+/// Options of `meschain enqueue`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Marketplace, e.g. trendyol.
+    #[arg(long)]
+    pub marketplace: String,
+    /// Operation, e.g. sync-products.
+    #[arg(long)]
+    pub operation: String,
+    /// JSON file holding the items array.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// `requestedBy` of the request.
+    #[arg(long, env = "USER", default_value = "meschain-cli")]
+    pub requested_by: String,
+    /// Queue name.
+    #[arg(long, default_value = "marketplace-sync")]
+    pub queue: String,
+    /// Base URL of the running `meschain dev` (local queue).
+    #[arg(long, default_value = "http://127.0.0.1:7071")]
+    pub host_url: String,
+    /// Azure Service Bus namespace (name or FQDN): send there instead of the local queue.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// SAS policy name (with --sas-key).
+    #[arg(long)]
+    pub sas_key_name: Option<String>,
+    /// SAS key.
+    #[arg(long, env = "SERVICEBUS_SAS_KEY", hide_env_values = true)]
+    pub sas_key: Option<String>,
+    /// A Service Bus connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…).
+    #[arg(long, env = "SERVICEBUS_CONNECTION_STRING", hide_env_values = true)]
+    pub connection_string: Option<String>,
+    /// An Entra ID access token for https://servicebus.azure.net (e.g. from `az account get-access-token`).
+    #[arg(long, env = "SERVICEBUS_BEARER_TOKEN", hide_env_values = true)]
+    pub bearer_token: Option<String>,
+    /// Override of https://{namespace} (tests use a loopback stand-in).
+    #[arg(long, hide = true)]
+    pub endpoint: Option<String>,
+}
+
+/// Only loopback URLs for the local host: the control endpoint must never be reached remotely.
+pub fn check_loopback(url: &str) -> anyhow::Result<()> {
+    let rest =
+        url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("--host-url must be http://127.0.0.1:PORT"))?;
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    if host == "127.0.0.1" || host == "localhost" {
+        Ok(())
+    } else {
+        anyhow::bail!("--host-url must point at the local machine (127.0.0.1 or localhost), got {url:?}")
+    }
+}
+
+/// The sync request message (pure, for tests).
+pub fn build_request(marketplace: &str, operation: &str, items: Value, requested_by: &str) -> anyhow::Result<Value> {
+    if marketplace.trim().is_empty() || operation.trim().is_empty() {
+        anyhow::bail!("--marketplace and --operation must not be empty");
+    }
+    if !items.is_array() {
+        anyhow::bail!("--items must hold a JSON array");
+    }
+    Ok(json!({
+        "requestId": guid(),
+        "marketplace": marketplace,
+        "operation": operation,
+        "items": items,
+        "requestedBy": requested_by,
+        "requestedAt": utc_now_iso(),
+    }))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let items = match &args.items {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?
+        }
+        None => json!([]),
+    };
+    let request = build_request(&args.marketplace, &args.operation, items, &args.requested_by)?;
+    let request_id = request["requestId"].as_str().unwrap_or_default().to_string();
+    let body = serde_json::to_vec(&request)?;
+    let broker = json!({ "MessageId": request_id });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        match &args.namespace {
+            None => {
+                check_loopback(&args.host_url)?;
+                let url = format!(
+                    "{}/admin/queues/{}/messages",
+                    args.host_url.trim_end_matches('/'),
+                    servicebus::encode_uri_component(&args.queue)
+                );
+                let resp = client
+                    .post(url)
+                    .header("X-Meschain-Control", "1")
+                    .header("Content-Type", "application/json")
+                    .header("BrokerProperties", broker.to_string())
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot reach meschain dev at {}: {e}", args.host_url))?;
+                let status = resp.status();
+                let answer: Value = resp.json().await.unwrap_or(Value::Null);
+                if status.as_u16() != 201 {
+                    anyhow::bail!(
+                        "HTTP {status}: {}",
+                        answer.get("error").and_then(Value::as_str).unwrap_or("rejected")
+                    );
+                }
+                println!(
+                    "enqueued {request_id} on local queue {} (sequence number {})",
+                    args.queue, answer["sequenceNumber"]
+                );
+            }
+            Some(ns) => {
+                let (auth, host) = azure_auth(&args, ns)?;
+                let base = args.endpoint.clone().unwrap_or_else(|| format!("https://{host}"));
+                let queue_url = format!("{}/{}", base.trim_end_matches('/'), args.queue);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+                servicebus::send_message(&client, &queue_url, &auth, body, "application/json", &broker, now).await?;
+                println!("enqueued {request_id} on {queue_url}");
+            }
+        }
+        Ok(())
+    })
+}
+
+fn azure_auth(args: &Args, ns: &str) -> anyhow::Result<(Auth, String)> {
+    let host = if ns.contains('.') { ns.to_string() } else { format!("{ns}.servicebus.windows.net") };
+    if let Some(t) = &args.bearer_token {
+        return Ok((Auth::Bearer(t.clone()), host));
+    }
+    if let (Some(name), Some(key)) = (&args.sas_key_name, &args.sas_key) {
+        return Ok((Auth::Sas { key_name: name.clone(), key: key.clone() }, host));
+    }
+    if let Some(cs) = &args.connection_string {
+        let c = ConnectionString::parse(cs).map_err(|e| anyhow::anyhow!("--connection-string: {e}"))?;
+        if !c.namespace_host.eq_ignore_ascii_case(&host) {
+            anyhow::bail!("--connection-string is for {}, not {host}", c.namespace_host);
+        }
+        return Ok((Auth::Sas { key_name: c.key_name, key: c.key }, host));
+    }
+    anyhow::bail!("--namespace needs --sas-key-name and --sas-key, --connection-string, or --bearer-token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_build_request() {
+        let r = build_request("trendyol", "sync-products", json!([{"sku":"A1"}]), "me").unwrap();
+        for k in ["requestId", "marketplace", "operation", "items", "requestedBy", "requestedAt"] {
+            assert!(r.get(k).is_some(), "{k}");
+        }
+        assert!(build_request("trendyol", "x", json!({}), "me").is_err());
+        assert!(build_request("", "x", json!([]), "me").is_err());
+    }
+
+    #[test]
+    fn test_loopback_only() {
+        assert!(check_loopback("http://127.0.0.1:7071").is_ok());
+        assert!(check_loopback("http://localhost:7071/").is_ok());
+        assert!(check_loopback("http://example.com:7071").is_err());
+        assert!(check_loopback("https://127.0.0.1").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! `admin-broadcast`: on its timer, the dashboard snapshot to every admin in `admins`.
+//!
+//! One REST call per tick whatever the number of admins (a group send): the service fans it
+//! out. A tick whose send fails is reported as a failed invocation, so the host's monitoring
+//! shows it; the next tick sends a fresh snapshot, so nothing is retried here.
+
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::host::InvocationContext;
+use crate::host::envelope::InvocationRequest;
+use crate::hubs::Hub;
+use meschain_signalr::rest::Operation;
+
+use super::TriggerFailure;
+use super::connection_events::hub_methods::ADMINS_GROUP;
+
+/// The timer binding's name in `admin-broadcast/function.json`.
+pub const TIMER_BINDING: &str = "timer";
+/// The client handler the snapshot is sent to.
+pub const TARGET: &str = "updateAdminDashboard";
+
+pub async fn run(
+    state: &AppState,
+    ctx: &mut InvocationContext,
+    envelope: &InvocationRequest,
+) -> Result<(), TriggerFailure> {
+    let timer = envelope.binding(TIMER_BINDING).map_err(|e| TriggerFailure::bad_input(e.to_string()))?;
+    let Value::Object(timer) = timer else {
+        return Err(TriggerFailure::bad_input("binding \"timer\" must be a TimerInfo object".into()));
+    };
+    if timer.get("IsPastDue").and_then(Value::as_bool) == Some(true) {
+        ctx.log("timer is past due: broadcasting a current snapshot");
+    }
+    let snapshot = crate::dashboard::snapshot(&state.presence, crate::app::now_ms());
+    let op = Operation::SendToGroup { group: ADMINS_GROUP, excluded: &[] };
+    state
+        .rest
+        .send(Hub::Admin.name(), op, TARGET, &[snapshot])
+        .await
+        .map_err(|e| TriggerFailure::unavailable(e.to_string()))?;
+    ctx.log("dashboard snapshot sent to admins");
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! The hub methods browsers may invoke, who may invoke them, and what they do.
+//!
+//! The caller is who the service says (`X-ASRS-User-Id` and role claims from the token minted
+//! by `negotiate`). Arguments never name the caller: where the original design passed a user
+//! id as an argument, it is ignored. Every failure becomes a message safe to show a browser:
+//! internal details (REST statuses, endpoints) go to the log only.
+
+use serde_json::{Value, json};
+
+use crate::analytics::{AnalyticsEvent, AnalyticsSink};
+use crate::hubs::{self, Hub};
+use crate::marketplace::{Marketplace, SyncOperation, SyncRequest};
+use crate::presence::Presence;
+use crate::signalr_rest::SignalRRest;
+use meschain_signalr::rest::Operation;
+
+/// The group admins join to receive the dashboard broadcast.
+pub const ADMINS_GROUP: &str = "admins";
+/// Metrics a dashboard may subscribe to; each is a group `metrics:{name}`.
+pub const METRICS: [&str; 6] = ["performance", "business", "sync", "orders", "inventory", "errors"];
+const ALERT_LEVELS: [&str; 4] = ["info", "warning", "error", "critical"];
+const MAX_ALERT_LEN: usize = 2000;
+const MAX_METRICS_PER_CALL: usize = 32;
+
+/// Who is calling, as the service vouched for it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub hub: Hub,
+    pub connection_id: String,
+    pub user_id: Option<String>,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubMethod {
+    JoinAdminGroup,
+    BroadcastSystemAlert,
+    HandleAdminCommand,
+    JoinMarketplaceGroup,
+    TriggerSync,
+    SubscribeToDashboard,
+}
+
+impl HubMethod {
+    const TABLE: [(Hub, &'static str, HubMethod); 6] = [
+        (Hub::Admin, "JoinAdminGroup", HubMethod::JoinAdminGroup),
+        (Hub::Admin, "BroadcastSystemAlert", HubMethod::BroadcastSystemAlert),
+        (Hub::Admin, "HandleAdminCommand", HubMethod::HandleAdminCommand),
+        (Hub::Marketplace, "JoinMarketplaceGroup", HubMethod::JoinMarketplaceGroup),
+        (Hub::Marketplace, "TriggerSync", HubMethod::TriggerSync),
+        (Hub::Dashboard, "SubscribeToDashboard", HubMethod::SubscribeToDashboard),
+    ];
+
+    /// The method `target` names on `hub`. Targets are case-insensitive, as in the extension.
+    pub fn resolve(hub: Hub, target: &str) -> Option<HubMethod> {
+        Self::TABLE.iter().find(|(h, name, _)| *h == hub && name.eq_ignore_ascii_case(target)).map(|(_, _, m)| *m)
+    }
+
+    /// Whether a caller with `roles` may invoke it.
+    pub fn allowed(self, roles: &[String]) -> bool {
+        match self {
+            HubMethod::JoinAdminGroup | HubMethod::BroadcastSystemAlert | HubMethod::HandleAdminCommand => {
+                hubs::is_admin(roles)
+            }
+            HubMethod::JoinMarketplaceGroup | HubMethod::TriggerSync => hubs::may_use(roles, Hub::Marketplace),
+            HubMethod::SubscribeToDashboard => true,
+        }
+    }
+}
+
+/// Why a call failed, in words fit for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodError {
+    Unknown(String),
+    Forbidden,
+    BadArguments(&'static str),
+    Refused(String),
+    Unavailable,
+}
+
+impl MethodError {
+    pub fn client_message(&self) -> String {
+        match self {
+            MethodError::Unknown(t) => format!("Unknown hub method '{}'", t.chars().take(64).collect::<String>()),
+            MethodError::Forbidden => "You are not allowed to call this method".into(),
+            MethodError::BadArguments(signature) => format!("Invalid arguments: expected {signature}"),
+            MethodError::Refused(why) => why.clone(),
+            MethodError::Unavailable => "The realtime service is unavailable; try again shortly".into(),
+        }
+    }
+}
+
+/// What a method needs from the app.
+pub struct MethodEnv<'a> {
+    pub rest: &'a SignalRRest,
+    pub presence: &'a Presence,
+    pub analytics: &'a dyn AnalyticsSink,
+    /// False when the invocation cannot write output bindings (forwarded requests): then a
+    /// method that would queue work refuses instead of silently dropping it.
+    pub can_queue: bool,
+    pub now_ms: u64,
+}
+
+/// Side effects that travel back to the host as output bindings.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub sync_requests: Vec<SyncRequest>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> MethodError {
+    tracing::warn!("{what}: {e}");
+    MethodError::Unavailable
+}
+
+fn string_arg(args: &[Value], i: usize) -> Option<&str> {
+    args.get(i).and_then(Value::as_str)
+}
+
+/// Runs `method` for `caller`. Authorisation is checked here too, so no path can skip it.
+pub async fn call(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    method: HubMethod,
+    args: &[Value],
+    effects: &mut Effects,
+) -> Result<Value, MethodError> {
+    if !method.allowed(&caller.roles) {
+        return Err(MethodError::Forbidden);
+    }
+    match method {
+        HubMethod::JoinAdminGroup => {
+            join_group(env, caller, ADMINS_GROUP).await.map(|()| json!({ "group": ADMINS_GROUP }))
+        }
+        HubMethod::BroadcastSystemAlert => {
+            const SIG: &str = "BroadcastSystemAlert(message: string, level: string)";
+            let (Some(message), Some(level)) = (string_arg(args, 0), string_arg(args, 1)) else {
+                return Err(MethodError::BadArguments(SIG));
+            };
+            broadcast_alert(env, caller, message, level).await
+        }
+        HubMethod::HandleAdminCommand => {
+            const SIG: &str = "HandleAdminCommand(command: string, parameters: object)";
+            let Some(command) = string_arg(args, 0) else { return Err(MethodError::BadArguments(SIG)) };
+            let params = args.get(1).cloned().unwrap_or(Value::Null);
+            admin_command(env, caller, command, &params, effects).await
+        }
+        HubMethod::JoinMarketplaceGroup => {
+            let name =
+                string_arg(args, 0).ok_or(MethodError::BadArguments("JoinMarketplaceGroup(marketplace: string)"))?;
+            let marketplace = known_marketplace(name)?;
+            join_group(env, caller, &marketplace.group()).await?;
+            env.presence.joined_marketplace(caller.hub, &caller.connection_id, marketplace);
+            Ok(json!({ "group": marketplace.group() }))
+        }
+        HubMethod::TriggerSync => {
+            const SIG: &str = "TriggerSync(operation: string, marketplace?: string)";
+            let operation = string_arg(args, 0).ok_or(MethodError::BadArguments(SIG))?;
+            let operation = known_operation(operation)?;
+            let joined = env.presence.marketplaces_of(caller.hub, &caller.connection_id);
+            let marketplace = match args.get(1) {
+                Some(Value::String(m)) => known_marketplace(m)?,
+                None | Some(Value::Null) => match joined.as_slice() {
+                    [one] => *one,
+                    [] => return Err(MethodError::Refused("Join a marketplace group before triggering a sync".into())),
+                    _ => {
+                        return Err(MethodError::Refused(
+                            "Name the marketplace: this connection joined several".into(),
+                        ));
+                    }
+                },
+                Some(_) => return Err(MethodError::BadArguments(SIG)),
+            };
+            if !joined.contains(&marketplace) {
+                return Err(MethodError::Refused(format!(
+                    "Join marketplace '{}' before triggering its sync",
+                    marketplace.name()
+                )));
+            }
+            queue_sync(env, caller, marketplace, operation, effects).await
+        }
+        HubMethod::SubscribeToDashboard => {
+            const SIG: &str = "SubscribeToDashboard(metrics: string[])";
+            // The original design passed a user id first; accept and ignore it.
+            let list = args.iter().rev().find_map(Value::as_array).ok_or(MethodError::BadArguments(SIG))?;
+            if list.len() > MAX_METRICS_PER_CALL {
+                return Err(MethodError::BadArguments(SIG));
+            }
+            let mut subscribed = Vec::new();
+            let mut ignored = Vec::new();
+            for item in list {
+                match item.as_str().and_then(|m| METRICS.iter().find(|k| k.eq_ignore_ascii_case(m))) {
+                    Some(metric) if !subscribed.contains(metric) => subscribed.push(*metric),
+                    Some(_) => {}
+                    None => ignored.push(item.clone()),
+                }
+            }
+            for metric in &subscribed {
+                join_group(env, caller, &format!("metrics:{metric}")).await?;
+            }
+            Ok(json!({ "subscribed": subscribed, "ignored": ignored }))
+        }
+    }
+}
+
+fn known_marketplace(name: &str) -> Result<Marketplace, MethodError> {
+    Marketplace::from_name(name).ok_or_else(|| {
+        let known: Vec<_> = Marketplace::ALL.iter().map(|m| m.name()).collect();
+        MethodError::Refused(format!("Unknown marketplace; known: {}", known.join(", ")))
+    })
+}
+
+fn known_operation(name: &str) -> Result<SyncOperation, MethodError> {
+    SyncOperation::from_name(name).ok_or_else(|| {
+        let known: Vec<_> = SyncOperation::ALL.iter().map(|o| o.name()).collect();
+        MethodError::Refused(format!("Unknown sync operation; known: {}", known.join(", ")))
+    })
+}
+
+async fn join_group(env: &MethodEnv<'_>, caller: &Caller, group: &str) -> Result<(), MethodError> {
+    let op = Operation::AddConnectionToGroup { group, connection: &caller.connection_id };
+    match env.rest.run(caller.hub.name(), op).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(MethodError::Refused("This connection is no longer connected".into())),
+        Err(e) => Err(unavailable("adding a connection to a group failed", e)),
+    }
+}
+
+async fn broadcast_alert(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    message: &str,
+    level: &str,
+) -> Result<Value, MethodError> {
+    let level = level.to_ascii_lowercase();
+    if !ALERT_LEVELS.contains(&level.as_str()) {
+        return Err(MethodError::Refused(format!("Alert level must be one of {}", ALERT_LEVELS.join(", "))));
+    }
+    if message.trim().is_empty() || message.chars().count() > MAX_ALERT_LEN {
+        return Err(MethodError::Refused(format!("Alert message must have 1 to {MAX_ALERT_LEN} characters")));
+    }
+    let alert = json!({
+        "message": message,
+        "level": level,
+        "from": caller.user_id,
+        "at": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(env.now_ms)).to_string(),
+    });
+    let mut failed = 0;
+    for hub in Hub::ALL {
+        if let Err(e) = env
+            .rest
+            .send(hub.name(), Operation::SendToAll { excluded: &[] }, "systemAlert", std::slice::from_ref(&alert))
+            .await
+        {
+            failed += 1;
+            tracing::warn!(hub = hub.name(), "systemAlert not delivered: {e}");
+        }
+    }
+    match failed {
+        0 => Ok(json!({ "delivered": Hub::ALL.len() })),
+        n if n == Hub::ALL.len() => Err(MethodError::Unavailable),
+        n => Err(MethodError::Refused(format!("The alert reached {} of {} hubs", Hub::ALL.len() - n, Hub::ALL.len()))),
+    }
+}
+
+async fn admin_command(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    command: &str,
+    params: &Value,
+    effects: &mut Effects,
+) -> Result<Value, MethodError> {
+    match command {
+        "requestDashboardUpdate" => {
+            let snapshot = crate::dashboard::snapshot(env.presence, env.now_ms);
+            let op = Operation::SendToConnection { connection: &caller.connection_id };
+            env.rest
+                .send(caller.hub.name(), op, "updateAdminDashboard", &[snapshot])
+                .await
+                .map_err(|e| unavailable("sending a dashboard snapshot failed", e))?;
+            Ok(json!({ "sent": true }))
+        }
+        "triggerSync" => {
+            const SIG: &str = "HandleAdminCommand(\"triggerSync\", { marketplace: string, operation: string })";
+            let (Some(m), Some(o)) =
+                (params.get("marketplace").and_then(Value::as_str), params.get("operation").and_then(Value::as_str))
+            else {
+                return Err(MethodError::BadArguments(SIG));
+            };
+            queue_sync(env, caller, known_marketplace(m)?, known_operation(o)?, effects).await
+        }
+        "broadcastAlert" => {
+            const SIG: &str = "HandleAdminCommand(\"broadcastAlert\", { message: string, level: string })";
+            let (Some(message), Some(level)) =
+                (params.get("message").and_then(Value::as_str), params.get("level").and_then(Value::as_str))
+            else {
+                return Err(MethodError::BadArguments(SIG));
+            };
+            broadcast_alert(env, caller, message, level).await
+        }
+        other => Err(MethodError::Refused(format!(
+            "Unknown admin command '{}'; known: requestDashboardUpdate, triggerSync, broadcastAlert",
+            other.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
+async fn queue_sync(
+    env: &MethodEnv<'_>,
+    caller: &Caller,
+    marketplace: Marketplace,
+    operation: SyncOperation,
+    effects: &mut Effects,
+) -> Result<Value, MethodError> {
+    if !env.can_queue {
+        return Err(MethodError::Refused("Sync requests can only be queued through the Functions host".into()));
+    }
+    let Some(user) = caller.user_id.as_deref() else {
+        return Err(MethodError::Refused("A sync must be requested by a signed-in user".into()));
+    };
+    let request = SyncRequest::new(marketplace, operation, user);
+    env.analytics
+        .record(AnalyticsEvent {
+            kind: "sync.requested",
+            hub: caller.hub.name().to_string(),
+            connection_id: Some(caller.connection_id.clone()),
+            user_id: Some(user.to_string()),
+            at_ms: env.now_ms,
+            detail: Some(format!("{} {} {}", request.request_id, marketplace.name(), operation.name())),
+        })
+        .await;
+    let id = request.request_id.clone();
+    effects.sync_requests.push(request);
+    Ok(json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Every method on every hub against every role.
+    #[test]
+    fn test_authorization_table() {
+        let admin = roles(&["admin"]);
+        let super_admin = roles(&["super_admin"]);
+        let manager = roles(&["marketplace_manager"]);
+        let viewer = roles(&["viewer"]);
+        let none = roles(&[]);
+        use HubMethod::*;
+        let table: [(HubMethod, [bool; 5]); 6] = [
+            (JoinAdminGroup, [true, true, false, false, false]),
+            (BroadcastSystemAlert, [true, true, false, false, false]),
+            (HandleAdminCommand, [true, true, false, false, false]),
+            (JoinMarketplaceGroup, [true, true, true, false, false]),
+            (TriggerSync, [true, true, true, false, false]),
+            (SubscribeToDashboard, [true, true, true, true, true]),
+        ];
+        for (method, expected) in table {
+            for (r, ok) in [&admin, &super_admin, &manager, &viewer, &none].into_iter().zip(expected) {
+                assert_eq!(method.allowed(r), ok, "{method:?} {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn test_methods_belong_to_their_hub() {
+        assert_eq!(HubMethod::resolve(Hub::Admin, "joinadmingroup"), Some(HubMethod::JoinAdminGroup));
+        assert_eq!(HubMethod::resolve(Hub::Dashboard, "JoinAdminGroup"), None);
+        assert_eq!(HubMethod::resolve(Hub::Marketplace, "SubscribeToDashboard"), None);
+        assert_eq!(HubMethod::resolve(Hub::Admin, "DropDatabase"), None);
+    }
+
+    #[test]
+    fn test_error_messages_leak_nothing() {
+        let long = "x".repeat(1000);
+        assert!(MethodError::Unknown(long).client_message().len() < 100);
+        assert!(!MethodError::Unavailable.client_message().contains("http"));
+    }
+}

@@ -1,0 +1,251 @@
+//! HTTP requests and responses as business handlers see them, whichever way the host delivered
+//! them: wrapped in the envelope (`Data.req` in, `Outputs.res` out) or forwarded as plain HTTP
+//! (`enableForwardingHttpRequest`). Handlers are written once against these two types.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::envelope::{EnvelopeError, get_ci};
+
+/// An HTTP request to an HTTP-triggered function.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// Query parameters in order; a key may repeat.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// All values of query parameter `name` (case-insensitive, as ASP.NET binds them).
+    pub fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Builds the request from the envelope's `Data.<binding>` object (reference §C3).
+    pub fn from_envelope(binding: &str, value: &Value) -> Result<Self, EnvelopeError> {
+        let bad =
+            |problem: &str| EnvelopeError::BadBinding { binding: binding.to_string(), problem: problem.to_string() };
+        let Value::Object(req) = value else { return Err(bad("must be an HTTP request object")) };
+
+        let method = match get_ci(req, "Method") {
+            Some(Value::String(m)) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| bad("Method is not an HTTP method"))?,
+            _ => return Err(bad("Method is missing")),
+        };
+
+        let mut headers = HeaderMap::new();
+        match get_ci(req, "Headers") {
+            Some(Value::Object(map)) => {
+                for (name, values) in map {
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| bad("Headers has an invalid header name"))?;
+                    let mut push = |v: &str| -> Result<(), EnvelopeError> {
+                        let v = HeaderValue::from_str(v).map_err(|_| bad("Headers has an invalid header value"))?;
+                        headers.append(name.clone(), v);
+                        Ok(())
+                    };
+                    match values {
+                        Value::Array(items) => {
+                            for item in items {
+                                push(item.as_str().ok_or_else(|| bad("Headers values must be strings"))?)?;
+                            }
+                        }
+                        Value::String(s) => push(s)?,
+                        _ => return Err(bad("Headers values must be strings or arrays of strings")),
+                    }
+                }
+            }
+            None | Some(Value::Null) => {}
+            Some(_) => return Err(bad("Headers must be an object")),
+        }
+
+        // The query arrives as an object (current host) or as JSON text (older docs: "{}").
+        // Repeated keys were joined with commas by the host; that cannot be undone, so each
+        // key yields one value, as the host presents it.
+        let query_value = match get_ci(req, "Query") {
+            Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| bad("Query is not an object"))?,
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let query = match query_value {
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k, s)),
+                    Value::Null => Ok((k, String::new())),
+                    _ => Err(bad("Query values must be strings")),
+                })
+                .collect::<Result<_, _>>()?,
+            Value::Null => Vec::new(),
+            _ => return Err(bad("Query must be an object")),
+        };
+
+        let body = match get_ci(req, "Body") {
+            None | Some(Value::Null) => Bytes::new(),
+            Some(Value::String(s)) => {
+                // The host base64-encodes binary bodies (octet-stream and multipart).
+                let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+                if ct.starts_with("application/octet-stream") || ct.starts_with("multipart/") {
+                    Bytes::from(STANDARD.decode(s).map_err(|_| bad("Body is not valid base64"))?)
+                } else {
+                    Bytes::from(s.clone().into_bytes())
+                }
+            }
+            // A JSON body that the host parsed into an object: hand it back as JSON text.
+            Some(other) => Bytes::from(other.to_string().into_bytes()),
+        };
+
+        Ok(HttpRequest { method, query, headers, body })
+    }
+
+    /// Builds the request from a forwarded HTTP request.
+    pub fn from_forwarded(parts: &http::request::Parts, body: Bytes) -> Self {
+        let query = parts
+            .uri
+            .query()
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        HttpRequest { method: parts.method.clone(), query, headers: parts.headers.clone(), body }
+    }
+}
+
+/// An HTTP response from an HTTP-triggered function.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn new(status: StatusCode) -> Self {
+        HttpResponse { status, headers: HeaderMap::new(), body: Bytes::new() }
+    }
+
+    /// A JSON response. Serialising a `Value` cannot fail.
+    pub fn json(status: StatusCode, body: &Value) -> Self {
+        let mut r = HttpResponse::new(status);
+        r.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        r.body = Bytes::from(body.to_string());
+        r
+    }
+
+    /// The project's error shape: `{"error": code, "message": text}`.
+    pub fn error(status: StatusCode, code: &str, message: &str) -> Self {
+        HttpResponse::json(status, &json!({ "error": code, "message": message }))
+    }
+
+    /// The `Outputs.res` object the host expects (reference §D): status as a number, header
+    /// values as strings, and the body as a string so the host writes it verbatim (an object
+    /// body would be re-indented). A non-UTF-8 body cannot travel this way and is refused
+    /// upstream of here: every handler of ours produces text.
+    pub fn to_envelope_output(&self) -> Value {
+        let mut headers = Map::new();
+        for (name, value) in &self.headers {
+            if let Ok(v) = value.to_str() {
+                // Repeated headers are joined, as .NET joins them when it reads a dictionary.
+                match headers.get_mut(name.as_str()) {
+                    Some(Value::String(existing)) => {
+                        existing.push_str(", ");
+                        existing.push_str(v);
+                    }
+                    _ => {
+                        headers.insert(name.as_str().to_string(), Value::String(v.to_string()));
+                    }
+                }
+            }
+        }
+        json!({
+            "statusCode": self.status.as_u16(),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&self.body),
+        })
+    }
+
+    pub fn into_axum(self) -> axum::response::Response {
+        let mut resp = axum::response::Response::new(axum::body::Body::from(self.body));
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = self.headers;
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/host/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn test_from_reference_payloads() {
+        for name in ["http-nonforwarded-fixture-azfunc.json", "http-nonforwarded-docs-order.json"] {
+            let env = fixture(name);
+            let req = HttpRequest::from_envelope("req", &env["Data"]["req"]).unwrap();
+            assert_eq!(req.method, Method::POST, "{name}");
+            assert_eq!(req.header("content-type"), Some("application/json"));
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            assert!(body.is_object(), "{name}");
+        }
+    }
+
+    #[test]
+    fn test_headers_query_and_binary_body() {
+        let v = json!({
+            "Method": "post",
+            "Headers": {"X-A": ["1", "2"], "Content-Type": "application/octet-stream"},
+            "Query": {"hub": "MesChainAdminHub"},
+            "Body": "AAEC"
+        });
+        let req = HttpRequest::from_envelope("req", &v).unwrap();
+        assert_eq!(req.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(req.query_all("HUB").collect::<Vec<_>>(), vec!["MesChainAdminHub"]);
+        assert_eq!(&req.body[..], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn test_bad_requests() {
+        for (v, needle) in [
+            (json!("x"), "HTTP request object"),
+            (json!({}), "Method is missing"),
+            (json!({"Method": "B@D"}), "not an HTTP method"),
+            (json!({"Method": "GET", "Headers": {"bad name": ["x"]}}), "invalid header name"),
+            (json!({"Method": "GET", "Headers": {"x": ["a\nb"]}}), "invalid header value"),
+            (json!({"Method": "GET", "Headers": {"x": [1]}}), "must be strings"),
+            (json!({"Method": "GET", "Headers": []}), "Headers must be an object"),
+            (json!({"Method": "GET", "Query": 5}), "Query must be an object"),
+            (json!({"Method": "GET", "Query": {"a": 1}}), "Query values"),
+            (
+                json!({"Method": "POST", "Headers": {"content-type": ["application/octet-stream"]}, "Body": "!!"}),
+                "base64",
+            ),
+        ] {
+            let err = HttpRequest::from_envelope("req", &v).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+
+    #[test]
+    fn test_response_output_shape() {
+        let mut r = HttpResponse::json(StatusCode::UNAUTHORIZED, &json!({"error": "x"}));
+        r.headers.append("vary", HeaderValue::from_static("Origin"));
+        r.headers.append("vary", HeaderValue::from_static("Access-Control-Request-Method"));
+        let out = r.to_envelope_output();
+        assert_eq!(out["statusCode"], 401);
+        assert_eq!(out["headers"]["content-type"], "application/json; charset=utf-8");
+        assert_eq!(out["headers"]["vary"], "Origin, Access-Control-Request-Method");
+        assert_eq!(out["body"], r#"{"error":"x"}"#);
+    }
+}

@@ -1,0 +1,126 @@
+//! Starts the real `handler` binary on a free loopback port, as the Functions host does.
+
+#![allow(dead_code)]
+
+pub mod chaos;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const ACCESS_KEY: &str = "primary-access-key-for-tests";
+pub const SECONDARY_KEY: &str = "secondary-access-key-for-tests";
+pub const JWT_SECRET: &str = "integration-test-login-secret-0123456789";
+pub const ISSUER: &str = "meschain-test";
+pub const AUDIENCE: &str = "meschain-realtime";
+
+/// Settings the tests start the handler with.
+pub fn settings() -> HashMap<&'static str, String> {
+    HashMap::from([
+        (
+            "AzureSignalRConnectionString",
+            format!("Endpoint=http://localhost;Port=8888;AccessKey={ACCESS_KEY};Version=1.0;"),
+        ),
+        (
+            "AzureSignalRSecondaryConnectionString",
+            format!("Endpoint=http://localhost;Port=8888;AccessKey={SECONDARY_KEY};Version=1.0;"),
+        ),
+        ("AUTH_JWT_SECRET", JWT_SECRET.to_string()),
+        ("AUTH_ISSUER", ISSUER.to_string()),
+        ("AUTH_AUDIENCE", AUDIENCE.to_string()),
+        ("CORS_ALLOWED_ORIGINS", "http://localhost:5173".to_string()),
+        ("ADMIN_BROADCAST_SCHEDULE", "*/5 * * * * *".to_string()),
+        ("SYNC_QUEUE_NAME", "marketplace-sync".to_string()),
+    ])
+}
+
+pub struct Handler {
+    child: Child,
+    pub base: String,
+    pub output: mpsc::Receiver<String>,
+}
+
+impl Handler {
+    /// Starts the handler with `settings` and waits for its listening line.
+    pub fn start(settings: &HashMap<&'static str, String>) -> Handler {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
+            .env_clear()
+            .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn handler");
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        // Owned from here on, so the process is killed and reaped even if the wait below fails.
+        let mut handler = Handler { child, base: String::new(), output: rx };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = handler
+                .output
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("handler did not report its address");
+            if let Some(addr) = line.split("addr=").nth(1) {
+                handler.base = format!("http://{}", addr.split_whitespace().next().unwrap());
+                return handler;
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("handler did not exit within 5 s of SIGTERM");
+    }
+
+    /// Every line printed so far.
+    pub fn drain_output(&self) -> Vec<String> {
+        self.output.try_iter().collect()
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the handler with `settings` expecting it to refuse to start; returns (exit code, stderr).
+pub fn start_failure(settings: &HashMap<&'static str, String>) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_handler"))
+        .env_clear()
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+        .output()
+        .expect("run handler");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
