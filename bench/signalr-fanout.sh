@@ -16,7 +16,6 @@ DURATION=${DURATION:-10}
 # Broadcasts per second per size: N x rate = 200,000 deliveries/s.
 RATE_1000=${RATE_1000:-200}
 RATE_10000=${RATE_10000:-20}
-PORT=${PORT:-18888}
 KEY=${KEY:-benchmark-key-0123456789abcdefghijklmnopqrstu}
 
 # 10,000 clients need 10,000+ descriptors in each process.
@@ -39,6 +38,7 @@ trap cleanup EXIT
   for n in $N_LIST; do
     rate_var="RATE_$n"
     rate=${!rate_var:-20}
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     RUST_LOG=warn target/release/meschain signalr --port "$PORT" --access-key "$KEY" >/dev/null &
     server_pid=$!
     for _ in $(seq 1 50); do
