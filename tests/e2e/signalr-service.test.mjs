@@ -1,6 +1,7 @@
 // End-to-end: the official @microsoft/signalr client against `meschain signalr`.
 //
-// The client negotiates with an app (a redirect to the service with a minted token), connects
+// The client negotiates with our real `negotiate` function (a redirect to the service with the
+// token it mints for the signed-in user), connects
 // with every transport and protocol, receives REST sends to all / user / group / connection,
 // is excluded when excluded, leaves a group, invokes a hub method answered by an upstream
 // webhook, and is closed with a reason.
@@ -10,41 +11,28 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import { jwt, loginToken } from "./support/stack.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const binary = path.join(root, "target", "debug", "meschain");
+const exampleSettings = JSON.parse(readFileSync(path.join(root, "local.settings.example.json"), "utf8")).Values;
 const KEY = "e2e-primary-key-0123456789abcdefghijklmnopq";
 const KEY2 = "e2e-secondary-key-0123456789abcdefghijklmno";
-const HUB = "chat";
+// The hub as the service names it (lower-case); clients ask our negotiate for the dashboard hub,
+// which any signed-in user may use.
+const HUB = "meschaindashboardhub";
+const handlerBinary = path.join(root, "target", "debug", "handler");
 
 let service; // { proc, port, connectionString }
 let upstream; // { server, port, requests }
 let app; // { server, url }
 
 // ---- helpers -------------------------------------------------------------------------------
-
-const b64url = (data) => Buffer.from(data).toString("base64url");
-
-function jwt(payload, key) {
-  const header = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
-  const body = b64url(JSON.stringify(payload));
-  const sig = createHmac("sha256", Buffer.from(key, "utf8")).update(`${header}.${body}`).digest("base64url");
-  return `${header}.${body}.${sig}`;
-}
-
-function parseConnectionString(cs) {
-  const parts = Object.fromEntries(
-    cs.split(";").filter(Boolean).map((p) => [p.slice(0, p.indexOf("=")).toLowerCase(), p.slice(p.indexOf("=") + 1)]),
-  );
-  const endpoint = new URL(parts.endpoint);
-  if (parts.port) endpoint.port = parts.port;
-  return { endpoint, key: parts.accesskey };
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -73,26 +61,33 @@ function readBody(req) {
 }
 
 /**
- * The app's `negotiate` function: answers the client's POST {base}/negotiate with a redirect to
- * the service (`url`) and a client token (`accessToken`) for the user named in `?user=`.
- * Kept in this one helper so it can be replaced by the handler's real negotiate function.
+ * The app's `negotiate` function: our real `handler`, configured with the example settings and
+ * this service's connection string. It answers POST {base}/api/negotiate for a login token
+ * with a redirect to the service (`url`) and a client token (`accessToken`).
  */
 async function startAppNegotiate(connectionString) {
-  const { endpoint, key } = parseConnectionString(connectionString);
-  const { server, port } = await listen(async (req, res) => {
-    const url = new URL(req.url, "http://app");
-    if (req.method !== "POST" || !url.pathname.endsWith("/negotiate")) {
-      res.writeHead(404).end();
-      return;
-    }
-    const user = url.searchParams.get("user");
-    const now = Math.floor(Date.now() / 1000);
-    const claims = { ...(user ? { "asrs.s.uid": user, nameid: user } : {}), nbf: now, exp: now + 3600, iat: now };
-    claims.aud = `${endpoint.protocol}//${endpoint.hostname}/client/?hub=${HUB}`;
-    const body = JSON.stringify({ url: `${endpoint.origin}/client/?hub=${HUB}`, accessToken: jwt(claims, key) });
-    res.writeHead(200, { "content-type": "application/json" }).end(body);
+  const port = await freePort();
+  const proc = spawn(handlerBinary, [], {
+    env: {
+      ...process.env,
+      ...exampleSettings,
+      AzureSignalRConnectionString: connectionString,
+      AzureSignalRSecondaryConnectionString: "",
+      FUNCTIONS_CUSTOMHANDLER_PORT: String(port),
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
   });
-  return { server, url: `http://127.0.0.1:${port}/api` };
+  for (let i = 0; ; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      break;
+    } catch (e) {
+      if (i > 200) throw new Error(`handler did not start: ${e}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  return { proc, url: `http://127.0.0.1:${port}/api?hub=MesChainDashboardHub` };
 }
 
 /** A REST call to the service with a token whose audience is the request URL (SDK style). */
@@ -119,7 +114,7 @@ async function connect(user, transport, protocol) {
     closedWith = resolve;
   });
   const builder = new signalR.HubConnectionBuilder()
-    .withUrl(`${app.url}?user=${encodeURIComponent(user)}`, { transport })
+    .withUrl(app.url, { transport, accessTokenFactory: () => loginToken(user, ["viewer"]) })
     .configureLogging(signalR.LogLevel.None);
   if (protocol === "messagepack") builder.withHubProtocol(new MessagePackHubProtocol());
   const connection = builder.build();
@@ -221,7 +216,7 @@ before(async () => {
 });
 
 after(async () => {
-  app?.server.close();
+  app?.proc.kill("SIGTERM");
   upstream?.server.close();
   if (service) {
     const exited = new Promise((resolve) => service.proc.on("exit", resolve));
