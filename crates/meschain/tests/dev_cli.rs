@@ -163,7 +163,7 @@ fn test_enqueue_queue_resubmit_and_kill9_restart() {
         "--marketplace",
         "trendyol",
         "--operation",
-        "sync-products",
+        "inventory",
         "--items",
         items.to_str().unwrap(),
         "--host-url",
@@ -175,7 +175,7 @@ fn test_enqueue_queue_resubmit_and_kill9_restart() {
     assert_eq!(rec["path"], "/marketplace-sync");
     let msg = decode_twice(&rec["body"]["Data"]["message"]);
     assert_eq!(msg["marketplace"], "trendyol");
-    assert_eq!(msg["operation"], "sync-products");
+    assert_eq!(msg["operation"], "inventory");
     assert_eq!(msg["items"], json!([{ "sku": "A-1", "stock": 3 }]));
     assert!(msg["requestedAt"].as_str().unwrap().ends_with('Z'));
     let md = &rec["body"]["Metadata"];
@@ -184,7 +184,10 @@ fn test_enqueue_queue_resubmit_and_kill9_restart() {
     assert_eq!(md["marketplace"], "\"trendyol\"");
 
     // A request the handler always rejects ends in the dead-letter queue after 10 deliveries.
-    let out = run(&["enqueue", "--marketplace", "always-fail", "--operation", "sync-products", "--host-url", &url]);
+    let failing = root.join("failing-items.json");
+    std::fs::write(&failing, r#"[{"sku": "X", "alwaysFail": true}]"#).unwrap();
+    let args = ["enqueue", "--marketplace", "ozon", "--operation", "full", "--items", failing.to_str().unwrap()];
+    let out = run(&[&args[..], &["--host-url", &url]].concat());
     assert!(out.status.success());
     let dead = || -> Value {
         let out = run(&["queue", "dead-letters", "--host-url", &url]);
@@ -221,17 +224,20 @@ fn test_enqueue_queue_resubmit_and_kill9_restart() {
     let out = run(&[
         "enqueue",
         "--marketplace",
-        "m",
+        "trendyol",
         "--operation",
-        "o",
+        "full",
         "--items",
         items.to_str().unwrap(),
         "--host-url",
         &url,
     ]);
     assert!(!out.status.success());
-    let out = run(&["enqueue", "--marketplace", "m", "--operation", "o", "--queue", "nope", "--host-url", &url]);
+    let out =
+        run(&["enqueue", "--marketplace", "trendyol", "--operation", "full", "--queue", "nope", "--host-url", &url]);
     assert!(!out.status.success());
+    let out = run(&["enqueue", "--marketplace", "etsy", "--operation", "full", "--host-url", &url]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--marketplace must be one of"));
     let out = run(&["queue", "list", "--host-url", "http://example.com:7071"]);
     assert!(!out.status.success(), "non-loopback host URLs are refused");
 
@@ -339,7 +345,7 @@ fn test_enqueue_to_service_bus_rest_with_sas() {
         "--marketplace",
         "hepsiburada",
         "--operation",
-        "sync-orders",
+        "orders",
         "--namespace",
         "contoso",
         "--queue",
@@ -359,6 +365,6 @@ fn test_enqueue_to_service_bus_rest_with_sas() {
     assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![201, 401, 201]);
     let body: Value = serde_json::from_str(&seen[0].1).unwrap();
     assert_eq!(body["marketplace"], "hepsiburada");
-    assert_eq!(body["operation"], "sync-orders");
+    assert_eq!(body["operation"], "orders");
     assert_eq!(body["items"], json!([]));
 }

@@ -3,17 +3,17 @@
 
 use std::path::PathBuf;
 
-use meschain_functions_host::envelope::{guid, utc_now_iso};
+use meschain_functions::marketplace::{Marketplace, SyncOperation, SyncRequest};
 use meschain_functions_host::servicebus::{self, Auth, ConnectionString};
 use serde_json::{Value, json};
 
 /// Options of `meschain enqueue`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Marketplace, e.g. trendyol.
+    /// Marketplace: trendyol, hepsiburada, n11, amazon, ebay or ozon.
     #[arg(long)]
     pub marketplace: String,
-    /// Operation, e.g. sync-products.
+    /// Operation: products, inventory, prices, orders or full.
     #[arg(long)]
     pub operation: String,
     /// JSON file holding the items array.
@@ -60,22 +60,27 @@ pub fn check_loopback(url: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The sync request message (pure, for tests).
-pub fn build_request(marketplace: &str, operation: &str, items: Value, requested_by: &str) -> anyhow::Result<Value> {
-    if marketplace.trim().is_empty() || operation.trim().is_empty() {
-        anyhow::bail!("--marketplace and --operation must not be empty");
+/// The sync request message, the same type `marketplace-sync` reads (pure, for tests).
+pub fn build_request(
+    marketplace: &str,
+    operation: &str,
+    items: Value,
+    requested_by: &str,
+) -> anyhow::Result<SyncRequest> {
+    let names = |all: &[&str]| all.join(", ");
+    let marketplace = Marketplace::from_name(marketplace).ok_or_else(|| {
+        anyhow::anyhow!("--marketplace must be one of {}", names(&Marketplace::ALL.map(Marketplace::name)))
+    })?;
+    let operation = SyncOperation::from_name(operation).ok_or_else(|| {
+        anyhow::anyhow!("--operation must be one of {}", names(&SyncOperation::ALL.map(SyncOperation::name)))
+    })?;
+    let Value::Array(items) = items else { anyhow::bail!("--items must hold a JSON array") };
+    if requested_by.trim().is_empty() {
+        anyhow::bail!("--requested-by must not be empty");
     }
-    if !items.is_array() {
-        anyhow::bail!("--items must hold a JSON array");
-    }
-    Ok(json!({
-        "requestId": guid(),
-        "marketplace": marketplace,
-        "operation": operation,
-        "items": items,
-        "requestedBy": requested_by,
-        "requestedAt": utc_now_iso(),
-    }))
+    let mut request = SyncRequest::new(marketplace, operation, requested_by.trim());
+    request.items = items;
+    Ok(request)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -87,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => json!([]),
     };
     let request = build_request(&args.marketplace, &args.operation, items, &args.requested_by)?;
-    let request_id = request["requestId"].as_str().unwrap_or_default().to_string();
+    let request_id = request.request_id.clone();
     let body = serde_json::to_vec(&request)?;
     let broker = json!({ "MessageId": request_id });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -160,12 +165,21 @@ mod tests {
 
     #[test]
     fn test_build_request() {
-        let r = build_request("trendyol", "sync-products", json!([{"sku":"A1"}]), "me").unwrap();
+        let r =
+            serde_json::to_value(build_request("Trendyol", "inventory", json!([{"sku":"A1"}]), "me").unwrap()).unwrap();
         for k in ["requestId", "marketplace", "operation", "items", "requestedBy", "requestedAt"] {
             assert!(r.get(k).is_some(), "{k}");
         }
-        assert!(build_request("trendyol", "x", json!({}), "me").is_err());
-        assert!(build_request("", "x", json!([]), "me").is_err());
+        assert_eq!(r["marketplace"], "trendyol");
+        assert!(build_request("trendyol", "inventory", json!({}), "me").is_err());
+        assert!(
+            build_request("etsy", "inventory", json!([]), "me")
+                .unwrap_err()
+                .to_string()
+                .contains("trendyol, hepsiburada")
+        );
+        assert!(build_request("trendyol", "sync-products", json!([]), "me").is_err());
+        assert!(build_request("trendyol", "full", json!([]), " ").is_err());
     }
 
     #[test]
