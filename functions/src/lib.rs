@@ -9,10 +9,12 @@
 //! - [`settings`]: every setting, read and checked once at start.
 //! - [`cors`]: browser access to the HTTP functions.
 //! - [`app`]: shared state and the router.
+//! - [`client_tokens`]: the key negotiate signs client tokens with (access key or service-issued).
 
 pub mod analytics;
 pub mod app;
 pub mod auth;
+pub mod client_tokens;
 pub mod cors;
 pub mod dashboard;
 pub mod functions;

@@ -66,9 +66,12 @@ fn port_from(mut args: impl Iterator<Item = String>, env: Option<String>) -> Res
 
 async fn serve(port: u16, settings: Settings) -> std::io::Result<()> {
     // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
+    let state = AppState::new(settings)
+        .map_err(|e| std::io::Error::other(format!("cannot set up the SignalR credential: {e}")))?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "handler listening");
-    let state = AppState::new(settings);
+    // With Entra ID, the client-token signing key is fetched now, not on the first negotiate.
+    state.start_background();
     // Fetch the identity provider's keys now rather than on the first login, without delaying
     // readiness: the host starts routing as soon as GET / answers.
     let authenticator = state.authenticator.clone();

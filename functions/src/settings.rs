@@ -12,6 +12,7 @@ use meschain_signalr::{AccessKey, token};
 
 use crate::auth::AuthConfig;
 use crate::cors::CorsPolicy;
+use crate::signalr_rest::entra;
 
 /// The setting names. Fixed by the issue and by the SignalR Functions extension.
 pub mod names {
@@ -36,19 +37,23 @@ const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 /// The SignalR instance the app talks to.
 #[derive(Debug, Clone)]
 pub struct SignalRSettings {
+    /// With `AuthType`, REST calls carry an Entra token and client tokens are signed with a
+    /// key the service issues (reference §A.3, §B.7).
     pub connection: ConnectionString,
-    /// Tokens are signed with this one.
-    pub primary_key: AccessKey,
-    /// The instance's other key, accepted on upstream signatures during rotation.
+    /// The access key client tokens are signed with; `None` with `AuthType`.
+    pub primary_key: Option<AccessKey>,
+    /// The instance's other key, accepted on upstream signatures during rotation (and the
+    /// only upstream key when the primary uses `AuthType`).
     pub secondary_key: Option<AccessKey>,
-    /// Another instance REST calls fail over to when the primary keeps failing.
-    pub fallback: Option<(ConnectionString, AccessKey)>,
+    /// Another instance REST calls fail over to when the primary keeps failing; access key or
+    /// `AuthType`.
+    pub fallback: Option<ConnectionString>,
 }
 
 impl SignalRSettings {
     /// Keys accepted on incoming signatures: primary first.
     pub fn keys(&self) -> Vec<AccessKey> {
-        std::iter::once(self.primary_key.clone()).chain(self.secondary_key.clone()).collect()
+        self.primary_key.iter().chain(&self.secondary_key).cloned().collect()
     }
 }
 
@@ -185,16 +190,11 @@ fn parse_signalr(
             raw.parse::<ConnectionString>().map_err(|e| report(names::SIGNALR_CONNECTION_STRING, e.to_string())).ok()?
         }
     };
-    let Credential::AccessKey(primary_key) = primary.credential.clone() else {
-        // Entra ID signing keys must be fetched from the service (reference §B.7); this
-        // version signs client tokens only with an access key.
-        report(
-            names::SIGNALR_CONNECTION_STRING,
-            "AuthType (Entra ID) connection strings are not supported yet: client tokens are signed with an AccessKey"
-                .into(),
-        );
+    if let Some(problem) = entra_problem(&primary) {
+        report(names::SIGNALR_CONNECTION_STRING, problem);
         return None;
-    };
+    }
+    let primary_key = primary.access_key().cloned();
     let secondary_key = match get(names::SIGNALR_SECONDARY_CONNECTION_STRING) {
         None => None,
         Some(raw) => {
@@ -206,28 +206,55 @@ fn parse_signalr(
             }
             match cs.credential {
                 Credential::AccessKey(k) => Some(k),
+                // This setting exists only to supply a second key for upstream signatures;
+                // an AuthType string has none, so accepting it would silently do nothing.
                 Credential::EntraId(_) => {
-                    report(name, "must carry an AccessKey".into());
+                    report(
+                        name,
+                        "must carry an AccessKey (it supplies the key upstream signatures are checked with); \
+                         Entra ID belongs in AzureSignalRConnectionString"
+                            .into(),
+                    );
                     return None;
                 }
             }
         }
     };
+    if primary_key.is_none() && secondary_key.is_none() {
+        // The service signs upstream calls with the instance's access keys (§E.3). The official
+        // extension skips the check for identity connections; this handler never runs hub
+        // methods for an unverified caller, so it needs a key to check them with.
+        report(
+            names::SIGNALR_SECONDARY_CONNECTION_STRING,
+            format!(
+                "is required when {} uses AuthType: upstream requests (connection-events) are verified with an \
+                 AccessKey of the instance",
+                names::SIGNALR_CONNECTION_STRING
+            ),
+        );
+        return None;
+    }
     let fallback = match get(names::SIGNALR_FALLBACK_CONNECTION_STRING) {
         None => None,
         Some(raw) => {
             let name = names::SIGNALR_FALLBACK_CONNECTION_STRING;
             let cs = raw.parse::<ConnectionString>().map_err(|e| report(name, e.to_string())).ok()?;
-            match cs.credential.clone() {
-                Credential::AccessKey(k) => Some((cs, k)),
-                Credential::EntraId(_) => {
-                    report(name, "must carry an AccessKey".into());
-                    return None;
-                }
+            if let Some(problem) = entra_problem(&cs) {
+                report(name, problem);
+                return None;
             }
+            Some(cs)
         }
     };
     Some(SignalRSettings { connection: primary, primary_key, secondary_key, fallback })
+}
+
+/// What is wrong with an `AuthType` connection string's credential settings, if anything.
+fn entra_problem(cs: &ConnectionString) -> Option<String> {
+    match &cs.credential {
+        Credential::AccessKey(_) => None,
+        Credential::EntraId(auth) => entra::check(auth).err().map(|e| e.0),
+    }
 }
 
 /// A shape check, not a parser: six fields of NCRONTAB characters. The host parses it for real.
@@ -331,10 +358,65 @@ pub(crate) mod tests {
     #[test]
     fn test_connection_string_problems() {
         let mut m = base();
-        m.insert(names::SIGNALR_CONNECTION_STRING, "Endpoint=https://x.service.signalr.net;AuthType=azure.msi".into());
-        assert!(problems(&m)[0].1.contains("AuthType"));
         m.insert(names::SIGNALR_CONNECTION_STRING, "AccessKey=k".into());
         assert!(problems(&m)[0].1.contains("Endpoint"));
+    }
+
+    #[test]
+    fn test_entra_id_connection_strings() {
+        const MSI: &str = "Endpoint=https://x.service.signalr.net;AuthType=azure.msi;ClientId=cid";
+        const SECONDARY: &str = "Endpoint=https://x.service.signalr.net;AccessKey=secondary-key";
+        let mut m = base();
+        m.insert(names::SIGNALR_CONNECTION_STRING, MSI.into());
+        // No access key anywhere: upstream calls could not be verified.
+        let p = problems(&m);
+        assert_eq!(p[0].0, names::SIGNALR_SECONDARY_CONNECTION_STRING);
+        assert!(p[0].1.contains("AuthType") && p[0].1.contains("upstream"), "{}", p[0].1);
+
+        m.insert(names::SIGNALR_SECONDARY_CONNECTION_STRING, SECONDARY.into());
+        let s = load(&m).unwrap();
+        assert!(s.signalr.primary_key.is_none());
+        assert_eq!(s.signalr.keys(), vec![AccessKey::new("secondary-key")]);
+
+        // Incomplete or unsupported application credentials are named, secrets never echoed.
+        for (cs, expect) in [
+            ("Endpoint=https://x.service.signalr.net;AuthType=azure.app;ClientId=c", "ClientId, TenantId"),
+            (
+                "Endpoint=https://x.service.signalr.net;AuthType=azure.app;ClientId=c;TenantId=t;clientCert=/c.pem",
+                "clientCert is not supported",
+            ),
+            ("Endpoint=https://x.service.signalr.net;AuthType=azure.msi;ClientId=", "must not be empty"),
+            ("Endpoint=https://x.service.signalr.net;AuthType=kerberos", "AuthType kerberos"),
+        ] {
+            m.insert(names::SIGNALR_CONNECTION_STRING, cs.into());
+            let p = problems(&m);
+            assert_eq!(p[0].0, names::SIGNALR_CONNECTION_STRING, "{cs}");
+            assert!(p[0].1.contains(expect), "{cs}: {}", p[0].1);
+        }
+        m.insert(
+            names::SIGNALR_CONNECTION_STRING,
+            "Endpoint=https://x.service.signalr.net;AuthType=azure.app;ClientId=c;TenantId=t;ClientSecret=app-secret"
+                .into(),
+        );
+        let s = load(&m).unwrap();
+        assert!(!format!("{s:?}").contains("app-secret"));
+
+        // The secondary only supplies an upstream key, so it must have one.
+        m.insert(names::SIGNALR_SECONDARY_CONNECTION_STRING, MSI.into());
+        assert!(problems(&m)[0].1.contains("must carry an AccessKey"));
+
+        // A fallback instance may use Entra ID, with the same checks.
+        let mut m = base();
+        m.insert(
+            names::SIGNALR_FALLBACK_CONNECTION_STRING,
+            "Endpoint=https://y.service.signalr.net;AuthType=azure".into(),
+        );
+        assert!(load(&m).unwrap().signalr.fallback.is_some());
+        m.insert(
+            names::SIGNALR_FALLBACK_CONNECTION_STRING,
+            "Endpoint=https://y.service.signalr.net;AuthType=aad;ClientId=c;TenantId=t;clientCert=/c.pem".into(),
+        );
+        assert_eq!(problems(&m)[0].0, names::SIGNALR_FALLBACK_CONNECTION_STRING);
     }
 
     #[test]

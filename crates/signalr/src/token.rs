@@ -64,6 +64,14 @@ impl SigningKey {
         SigningKey { key: EncodingKey::from_secret(key.as_bytes()), header }
     }
 
+    /// A key the service identifies by `kid`: the signing keys it issues to Entra ID callers
+    /// (reference §B.7) are only found again through the `KeyId` they came with.
+    pub fn hs256_with_kid(key: &AccessKey, kid: &str) -> Self {
+        let mut signer = Self::hs256(key);
+        signer.header.kid = Some(kid.to_string());
+        signer
+    }
+
     /// Mints a client access token for `audience` (see [`crate::ConnectionString::client_audience`]).
     pub fn client_token(
         &self,
@@ -252,6 +260,18 @@ mod tests {
         );
         let header = jsonwebtoken::decode_header(&t).unwrap();
         assert_eq!(header.alg, Algorithm::HS256);
+    }
+
+    #[test]
+    fn test_kid_goes_in_the_header() {
+        let t = SigningKey::hs256_with_kid(&key("k"), "key-7")
+            .client_token("a", &ClientClaims::default(), NOW, 10)
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&t).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("key-7"));
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        let plain = SigningKey::hs256(&key("k")).rest_token("a", NOW, 10).unwrap();
+        assert!(jsonwebtoken::decode_header(&plain).unwrap().kid.is_none());
     }
 
     #[test]

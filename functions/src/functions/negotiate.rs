@@ -76,21 +76,29 @@ async fn negotiate(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequ
 
     let cs = &state.signalr.connection;
     let claims = ClientClaims { user_id: Some(&identity.user_id), roles: &identity.roles };
-    let token = match state.client_tokens.client_token(
-        &cs.client_audience(hub.name()),
-        &claims,
-        crate::app::now(),
-        state.token_lifetime_secs,
-    ) {
-        Ok(t) => t,
-        Err(MintError::TooLong(_)) => {
+    let minted = state.client_tokens.with_key(|key| {
+        key.client_token(&cs.client_audience(hub.name()), &claims, crate::app::now(), state.token_lifetime_secs)
+    });
+    let token = match minted {
+        // Entra ID: the service has not issued us a signing key yet (or could not be reached).
+        None => {
+            let mut r = HttpResponse::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signalr_unavailable",
+                "the real-time service cannot issue access tokens right now; try again shortly",
+            );
+            r.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
+        Some(Ok(t)) => t,
+        Some(Err(MintError::TooLong(_))) => {
             return HttpResponse::error(
                 StatusCode::BAD_REQUEST,
                 "identity_too_large",
                 "your identity carries too many roles for a SignalR access token",
             );
         }
-        Err(MintError::Signing) => {
+        Some(Err(MintError::Signing)) => {
             return HttpResponse::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",

@@ -7,16 +7,24 @@
 //! configured (a primary and fallbacks of separate instances): calls go to the first healthy
 //! one, and an endpoint that keeps failing is benched for a while so the next call goes
 //! straight to a fallback.
+//!
+//! A request is authorised either with a token signed by the instance's access key or, for an
+//! `AuthType` connection string, with a Microsoft Entra token ([`entra`]), the raw Entra token
+//! being the bearer as in the SDK's `RestApiAccessTokenGenerator` (reference §A.3).
 
+pub mod entra;
 pub mod retry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use meschain_signalr::connection_string::Credential;
 use meschain_signalr::rest::{self, Method, Operation, RestCall};
 use meschain_signalr::token::SigningKey;
 use meschain_signalr::{AccessKey, ConnectionString};
 use serde_json::{Value, json};
+
+use entra::{EntraError, EntraToken};
 
 use retry::{Attempt, RetryPolicy, parse_retry_after};
 
@@ -35,18 +43,77 @@ pub enum RestError {
     Unavailable(String),
     #[error("could not build a request token")]
     Token,
+    /// No Entra token could be had for any endpoint (identity endpoint down, identity refused).
+    #[error("{0}")]
+    Credential(EntraError),
+}
+
+/// How requests to one endpoint are authorised. `Debug` shows the kind, never a key or token.
+#[derive(Clone)]
+pub enum RequestAuth {
+    /// A fresh HS256 token per request, signed with the access key (audience = request URL).
+    AccessKey(std::sync::Arc<SigningKey>),
+    /// The Entra token for the SignalR scope, cached by the credential.
+    Entra(EntraToken),
+}
+
+impl std::fmt::Debug for RequestAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestAuth::AccessKey(_) => f.write_str("AccessKey(<redacted>)"),
+            RequestAuth::Entra(t) => f.debug_tuple("Entra").field(t).finish(),
+        }
+    }
+}
+
+impl RequestAuth {
+    pub fn access_key(key: &AccessKey) -> Self {
+        RequestAuth::AccessKey(std::sync::Arc::new(SigningKey::hs256(key)))
+    }
+
+    /// The bearer token for a request whose SDK audience is `audience`.
+    pub async fn bearer(&self, audience: &str, timeout: Duration) -> Result<String, RestError> {
+        match self {
+            RequestAuth::AccessKey(signer) => {
+                signer.rest_token(audience, now_ms() / 1000, REST_TOKEN_LIFETIME_SECS).map_err(|_| RestError::Token)
+            }
+            RequestAuth::Entra(token) => {
+                token.bearer(timeout).await.map(|t| t.secret().to_string()).map_err(RestError::Credential)
+            }
+        }
+    }
 }
 
 /// One SignalR instance the app may call.
+#[derive(Debug)]
 pub struct Endpoint {
     connection: ConnectionString,
-    signer: SigningKey,
+    auth: RequestAuth,
     benched_until_ms: AtomicU64,
 }
 
 impl Endpoint {
+    /// An endpoint whose requests are signed with `key`.
     pub fn new(connection: ConnectionString, key: &AccessKey) -> Self {
-        Endpoint { connection, signer: SigningKey::hs256(key), benched_until_ms: AtomicU64::new(0) }
+        Self::with_auth(connection, RequestAuth::access_key(key))
+    }
+
+    pub fn with_auth(connection: ConnectionString, auth: RequestAuth) -> Self {
+        Endpoint { connection, auth, benched_until_ms: AtomicU64::new(0) }
+    }
+
+    /// The endpoint its connection string describes: access key or Entra credential (whose
+    /// identity requests go through `http`).
+    pub fn from_connection(connection: ConnectionString, http: &reqwest::Client) -> Result<Self, EntraError> {
+        let auth = match &connection.credential {
+            Credential::AccessKey(key) => RequestAuth::access_key(key),
+            Credential::EntraId(entra) => RequestAuth::Entra(EntraToken::from_auth(entra, http.clone())?),
+        };
+        Ok(Self::with_auth(connection, auth))
+    }
+
+    pub fn auth(&self) -> &RequestAuth {
+        &self.auth
     }
 
     pub fn connection(&self) -> &ConnectionString {
@@ -72,14 +139,30 @@ fn now_ms() -> u64 {
 impl SignalRRest {
     /// `endpoints` in order of preference; must not be empty.
     pub fn new(endpoints: Vec<Endpoint>, policy: RetryPolicy) -> Self {
-        assert!(!endpoints.is_empty(), "at least one SignalR endpoint");
-        let http = reqwest::Client::builder()
+        Self::with_http(endpoints, policy, Self::http_client(&policy))
+    }
+
+    /// The pooled client REST calls (and the identity requests behind Entra tokens) share.
+    pub fn http_client(policy: &RetryPolicy) -> reqwest::Client {
+        reqwest::Client::builder()
             .connect_timeout(policy.attempt_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    pub fn with_http(endpoints: Vec<Endpoint>, policy: RetryPolicy, http: reqwest::Client) -> Self {
+        assert!(!endpoints.is_empty(), "at least one SignalR endpoint");
         SignalRRest { http, endpoints, policy }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 
     /// The endpoint calls go to now: the first one not benched (the primary if all are).
@@ -112,6 +195,8 @@ impl SignalRRest {
     async fn execute(&self, hub: &str, op: &Operation<'_>, body: Option<&Value>) -> Result<bool, RestError> {
         let started = Instant::now();
         let mut last = String::from("no attempt was made");
+        // Set when the last endpoint tried could not be authorised at all.
+        let mut credential_failure: Option<EntraError> = None;
         let now = now_ms();
         // Healthy endpoints first, in configured order; benched ones as a last resort.
         let order: Vec<&Endpoint> = self
@@ -123,12 +208,23 @@ impl SignalRRest {
         for endpoint in order {
             let call = rest::call(endpoint.connection(), hub, op);
             let mut attempt_no = 0;
+            let mut no_token = None;
             loop {
                 attempt_no += 1;
                 let Some(timeout) = self.policy.attempt_timeout(started.elapsed()) else {
                     return Err(RestError::Unavailable(format!("retry budget spent; last failure: {last}")));
                 };
-                let (outcome, retry_after, error_code) = match self.attempt(endpoint, &call, body, timeout).await? {
+                let answer = match self.attempt(endpoint, &call, body, timeout).await {
+                    Ok(answer) => answer,
+                    // The credential already retried within its own pipeline: try the next
+                    // endpoint (it may have other credentials) rather than this one again.
+                    Err(RestError::Credential(e)) => {
+                        no_token = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let (outcome, retry_after, error_code) = match answer {
                     Answer::Status { status, retry_after, error_code } => {
                         (Attempt::Status(status), retry_after, error_code)
                     }
@@ -160,10 +256,18 @@ impl SignalRRest {
                     None => break,
                 }
             }
+            if let Some(e) = &no_token {
+                last = e.to_string();
+            }
+            credential_failure = no_token;
             endpoint.benched_until_ms.store(now_ms() + BENCH_FOR.as_millis() as u64, Ordering::Relaxed);
             tracing::warn!(endpoint = %endpoint.connection().server_base(), "SignalR endpoint failing ({last}); benched");
         }
-        Err(RestError::Unavailable(last))
+        match credential_failure {
+            // Every endpoint tried; the last one failed for want of a token: say exactly that.
+            Some(e) => Err(RestError::Credential(e)),
+            _ => Err(RestError::Unavailable(last)),
+        }
     }
 
     async fn attempt(
@@ -173,10 +277,13 @@ impl SignalRRest {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Answer, RestError> {
-        let token = endpoint
-            .signer
-            .rest_token(&call.audience, now_ms() / 1000, REST_TOKEN_LIFETIME_SECS)
-            .map_err(|_| RestError::Token)?;
+        let fetching = Instant::now();
+        let token = endpoint.auth.bearer(&call.audience, timeout).await?;
+        // A slow token fetch comes out of this attempt's time, not on top of it.
+        let timeout = timeout.saturating_sub(fetching.elapsed());
+        if timeout.is_zero() {
+            return Ok(Answer::Timeout);
+        }
         let method = match call.method {
             Method::Head => reqwest::Method::HEAD,
             Method::Post => reqwest::Method::POST,
