@@ -38,6 +38,20 @@ pub fn token_value(v: &Value) -> Option<Value> {
     }
 }
 
+/// Adds the top-level properties of a JSON object body to the metadata, as the host's binding
+/// data does; built-in names (compared case-insensitively) win.
+pub fn add_body_properties(metadata: &mut serde_json::Map<String, Value>, body: &[u8]) {
+    let Ok(Value::Object(props)) = serde_json::from_slice::<Value>(body) else { return };
+    for (k, v) in props {
+        if metadata.keys().any(|e| e.eq_ignore_ascii_case(&k)) {
+            continue;
+        }
+        if let Some(v) = token_value(&v) {
+            metadata.insert(k, v);
+        }
+    }
+}
+
 /// Newtonsoft's ISO format for a UTC `DateTime`: seven fractional digits with trailing zeros
 /// trimmed, `Z` suffix (`2023-10-12T20:13:49.640002Z`).
 pub fn datetime_utc(t: OffsetDateTime) -> String {

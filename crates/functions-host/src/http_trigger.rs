@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::config::{AuthLevel, Function, Trigger};
-use crate::envelope::{serialized_string, sys, token_value};
+use crate::envelope::{add_body_properties, serialized_string, sys};
 use crate::invoke::{InvocationResult, Invoker};
 use crate::keys::Keys;
 use crate::queue::Queues;
@@ -496,16 +496,7 @@ pub fn http_invocation_body(
         }
     }
     md.insert("sys".into(), sys(&function.name, now));
-    if let Ok(Value::Object(props)) = serde_json::from_slice::<Value>(body) {
-        for (k, v) in props {
-            if md.keys().any(|e| e.eq_ignore_ascii_case(&k)) {
-                continue;
-            }
-            if let Some(v) = token_value(&v) {
-                md.insert(k, v);
-            }
-        }
-    }
+    add_body_properties(&mut md, body);
     json!({ "Data": data, "Metadata": md })
 }
 

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::store::StoredMessage;
 use crate::envelope::{
-    MAX_DATETIME_OFFSET, MAX_DATETIME_UTC, bytes_value, datetime_offset, datetime_utc, serialized_number,
-    serialized_string, sys, token_value,
+    MAX_DATETIME_OFFSET, MAX_DATETIME_UTC, add_body_properties, bytes_value, datetime_offset, datetime_utc,
+    serialized_number, serialized_string, sys,
 };
 
 /// The fully qualified namespace the local queue claims to be.
@@ -73,18 +73,8 @@ pub fn invocation_body(d: &Delivery<'_>, now: OffsetDateTime) -> Value {
     md.insert("ApplicationProperties".into(), Value::Object(m.application_properties.clone()));
     md.insert("UserProperties".into(), Value::Object(m.application_properties.clone()));
     md.insert("sys".into(), sys(d.function, now));
-    // A JSON object body contributes its top-level properties (built-in names win).
-    if !d.binary
-        && let Ok(Value::Object(props)) = serde_json::from_slice::<Value>(&body)
-    {
-        for (k, v) in props {
-            if md.keys().any(|e| e.eq_ignore_ascii_case(&k)) {
-                continue;
-            }
-            if let Some(v) = token_value(&v) {
-                md.insert(k, v);
-            }
-        }
+    if !d.binary {
+        add_body_properties(&mut md, &body);
     }
     json!({ "Data": data, "Metadata": md })
 }
