@@ -28,6 +28,9 @@ param authAudience string
 @description('Client id of the dashboard (single-page app registration) the page signs in with.')
 param dashboardClientId string
 
+@description('Scopes the dashboard asks for: its access token must carry authAudience as aud.')
+param dashboardScope string = 'openid profile offline_access ${authAudience}/.default'
+
 @description('More browser origins allowed besides the dashboard, e.g. a custom domain. No wildcards.')
 param extraAllowedOrigins array = []
 
@@ -293,12 +296,12 @@ output keyVaultName string = keyVault.outputs.name
 output upstreamKeySecretName string = secretNames.upstreamKey
 output cosmosEndpoint string = cosmos.outputs.endpoint
 
-@description('What the dashboard page reads from config.json beside index.html.')
+@description('The dashboard page\'s config.json (web/src/lib/auth.js parseConfig): where the API is and how to sign in.')
 output dashboardConfig object = {
-  apiBaseUrl: apiBaseUrl
+  apiBase: apiBaseUrl
   oidc: {
-    issuer: authOidcIssuer
+    authority: authOidcIssuer
     clientId: dashboardClientId
-    scope: 'openid profile ${authAudience}/.default'
+    scope: dashboardScope
   }
 }

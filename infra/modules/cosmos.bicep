@@ -79,5 +79,3 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
 }
 
 output endpoint string = account.properties.documentEndpoint
-output databaseName string = database.name
-output containerName string = container.name

@@ -113,6 +113,4 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   }
 }
 
-output hostName string = signalR.properties.hostName
 output endpoint string = 'https://${signalR.properties.hostName}'
-output accessKeySecretUri string = '${vaultUri}secrets/${accessKeySecret.name}/'

@@ -68,6 +68,4 @@ resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-output name string = storage.name
-output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'
