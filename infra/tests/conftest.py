@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -45,14 +46,36 @@ def local_settings() -> dict[str, str]:
     return json.loads((REPO / "local.settings.example.json").read_text())["Values"]
 
 
+def handler_crates() -> list[Path]:
+    """The handler crate and every workspace crate it depends on, directly or not (from the Cargo.toml files)."""
+    workspace = tomllib.loads((REPO / "Cargo.toml").read_text())
+    paths = {
+        name: REPO / spec["path"]
+        for name, spec in workspace.get("workspace", {}).get("dependencies", {}).items()
+        if isinstance(spec, dict) and "path" in spec
+    }
+    seen: list[Path] = []
+    todo = [REPO / "functions"]
+    while todo:
+        crate = todo.pop()
+        if crate in seen or not (crate / "Cargo.toml").exists():
+            continue
+        seen.append(crate)
+        deps = tomllib.loads((crate / "Cargo.toml").read_text()).get("dependencies", {})
+        todo += [paths[d] for d in deps if d in paths]
+    return seen
+
+
 def handler_setting_names() -> set[str]:
-    """The names in the handler's setting-name modules (`pub const X: &str = "NAME";` inside `mod names`
-    or a settings module of a crate the handler links)."""
+    """Setting names the handler's code declares: `const X: &str = "NAME";` in the settings modules
+    (`settings.rs`, `settings/*.rs`) of the handler and the workspace crates it links, and names it reads
+    directly with `env::var("NAME")`."""
     found: set[str] = set()
-    candidates = [REPO / "functions/src/settings.rs", *REPO.glob("crates/model/src/**/settings*.rs")]
-    for path in candidates:
-        if path.exists():
-            found |= set(re.findall(r'pub\s+const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([A-Za-z0-9_]+)"', path.read_text()))
+    for crate in handler_crates():
+        for path in crate.glob("src/**/*.rs"):
+            found |= set(re.findall(r'env::var(?:_os)?\(\s*"([A-Za-z][A-Za-z0-9_]*)"', path.read_text()))
+        for path in [*crate.glob("src/**/settings.rs"), *crate.glob("src/**/settings/*.rs")]:
+            found |= set(re.findall(r'const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"', path.read_text()))
     return found
 
 
