@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -487,3 +488,23 @@ def test_storage_takes_no_shared_keys(templates):
     st = the(module(templates, "storage.bicep"), "Microsoft.Storage/storageAccounts")["properties"]
     assert st["allowSharedKeyAccess"] is False
     assert st["allowBlobPublicAccess"] is False
+
+
+def test_dashboard_config_output_is_what_the_page_reads(main, parameters_file):
+    """The dashboardConfig output becomes web/dist/config.json: the page's own parser must accept it, with
+    sign-in configured and the API on the Function App."""
+    params = {k: v["value"] for k, v in parameters_file.items()}
+    config = bicep.Evaluator(main, params).value(main.outputs["dashboardConfig"]["value"])
+    text = json.dumps(config, ensure_ascii=False).replace(bicep.UNKNOWN, "func-meschain-x.azurewebsites.net")
+    parser = REPO / "web/src/lib/auth.js"
+    script = (
+        f"import {{ parseConfig }} from {json.dumps(parser.as_uri())};"
+        "console.log(JSON.stringify(parseConfig(JSON.parse(process.argv[1]))));"
+    )
+    proc = subprocess.run(["node", "--input-type=module", "-e", script, text], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    parsed = json.loads(proc.stdout)
+    assert parsed["apiBase"] == "https://func-meschain-x.azurewebsites.net/api"
+    assert parsed["oidc"]["authority"] == params["authOidcIssuer"]
+    assert parsed["oidc"]["clientId"] == params["dashboardClientId"]
+    assert "devSignIn" not in parsed, "the deployed page must not offer the development sign-in"
