@@ -55,7 +55,9 @@ if [ "$kind" = musl ]; then
   cargo zigbuild --release --locked -p meschain-functions --bin handler --target "$MUSL" >&2
   binary=target/$MUSL/release/handler
 else
-  log "musl target not available: building handler for $GNU with a glibc $GLIBC_BASELINE baseline"
+  reason="the musl target is not available"
+  [ "${PACKAGE_TARGET:-auto}" = glibc ] && reason="PACKAGE_TARGET=glibc"
+  log "$reason: building handler for $GNU with a glibc $GLIBC_BASELINE baseline"
   cargo zigbuild --release --locked -p meschain-functions --bin handler --target "$GNU.$GLIBC_BASELINE" >&2
   binary=target/$GNU/release/handler
 fi
