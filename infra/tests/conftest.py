@@ -68,12 +68,14 @@ def handler_crates() -> list[Path]:
 
 def handler_setting_names() -> set[str]:
     """Setting names the handler's code declares: `const X: &str = "NAME";` in the settings modules
-    (`settings.rs`, `settings/*.rs`) of the handler and the workspace crates it links, and names it reads
-    directly with `env::var("NAME")`."""
+    (`settings.rs`, `settings/*.rs`) of the handler and the workspace crates it links, `const X_SETTING: &str`
+    anywhere in them, and names read directly with `env::var("NAME")`."""
     found: set[str] = set()
     for crate in handler_crates():
         for path in crate.glob("src/**/*.rs"):
-            found |= set(re.findall(r'env::var(?:_os)?\(\s*"([A-Za-z][A-Za-z0-9_]*)"', path.read_text()))
+            text = path.read_text()
+            found |= set(re.findall(r'env::var(?:_os)?\(\s*"([A-Za-z][A-Za-z0-9_]*)"', text))
+            found |= set(re.findall(r'const\s+[A-Z0-9_]*SETTING\s*:\s*&str\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"', text))
         for path in [*crate.glob("src/**/settings.rs"), *crate.glob("src/**/settings/*.rs")]:
             found |= set(re.findall(r'const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"', path.read_text()))
     return found
