@@ -45,6 +45,9 @@ pick_target() {
 ensure_zigbuild() {
   bash scripts/tools.sh zigbuild >&2
   export PATH="$root/.tools/venv/bin:$PATH"
+  # Their caches too stay in the repository.
+  export CARGO_ZIGBUILD_CACHE_DIR="$root/.tools/cache/cargo-zigbuild"
+  export ZIG_GLOBAL_CACHE_DIR="$root/.tools/cache/zig" ZIG_LOCAL_CACHE_DIR="$root/.tools/cache/zig"
 }
 
 kind=$(pick_target)

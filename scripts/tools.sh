@@ -15,7 +15,7 @@ venv=.tools/venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-pip() { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "$@"; }
+pip() { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --no-cache-dir "$@"; }
 # Installs the pinned requirements unless every one is already there at that version.
 need() {
   local frozen

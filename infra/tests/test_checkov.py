@@ -17,7 +17,8 @@ CHECKOV = Path(sys.executable).parent / "checkov"
 
 
 def run_checkov(directory: Path) -> dict:
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    # XDG_CACHE_HOME: checkov's cache stays in the repository like everything the tests install.
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "XDG_CACHE_HOME": str(INFRA.parent / ".tools" / "cache")}
     proc = subprocess.run(
         [str(CHECKOV), "-d", str(directory), "--framework", "bicep", "--skip-download", "-o", "json"],
         capture_output=True,
