@@ -68,9 +68,11 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface, for `main` and for tests (`tower::ServiceExt::oneshot`).
+/// The whole HTTP surface, for `main` and for tests (`tower::ServiceExt::oneshot`): the
+/// protocol layer's routes over this app's functions ([`crate::functions`] makes
+/// [`AppState`] the protocol's `Handler`).
 pub fn app(state: AppState) -> Router {
-    crate::host::server::router(Arc::new(state))
+    meschain_functions_protocol::router(Arc::new(state))
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock before 1970).
