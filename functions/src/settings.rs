@@ -14,23 +14,8 @@ use crate::auth::AuthConfig;
 use crate::cors::CorsPolicy;
 use crate::signalr_rest::entra;
 
-/// The setting names. Fixed by the issue and by the SignalR Functions extension.
-pub mod names {
-    pub const SIGNALR_CONNECTION_STRING: &str = "AzureSignalRConnectionString";
-    pub const SIGNALR_SECONDARY_CONNECTION_STRING: &str = "AzureSignalRSecondaryConnectionString";
-    pub const SIGNALR_FALLBACK_CONNECTION_STRING: &str = "AzureSignalRFallbackConnectionString";
-    pub const AUTH_JWT_SECRET: &str = "AUTH_JWT_SECRET";
-    pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
-    pub const AUTH_OIDC_ISSUER: &str = "AUTH_OIDC_ISSUER";
-    pub const AUTH_ISSUER: &str = "AUTH_ISSUER";
-    pub const AUTH_AUDIENCE: &str = "AUTH_AUDIENCE";
-    pub const AUTH_TRUST_EASY_AUTH: &str = "AUTH_TRUST_EASY_AUTH";
-    pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
-    pub const SIGNALR_TOKEN_LIFETIME_SECONDS: &str = "SIGNALR_TOKEN_LIFETIME_SECONDS";
-    pub const ADMIN_BROADCAST_SCHEDULE: &str = "ADMIN_BROADCAST_SCHEDULE";
-    pub const SYNC_QUEUE_NAME: &str = "SYNC_QUEUE_NAME";
-    pub const CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
-}
+/// The setting names, shared with the CLI and the local tools.
+pub use meschain_model::settings as names;
 
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use meschain_functions::marketplace::{Marketplace, SyncOperation, SyncRequest};
 use meschain_functions_host::servicebus::{self, Auth, ConnectionString};
+use meschain_model::marketplace::{Marketplace, SyncOperation, SyncRequest};
 use serde_json::{Value, json};
 
 /// Options of `meschain enqueue`.
