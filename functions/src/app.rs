@@ -74,13 +74,3 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     meschain_functions_protocol::router(Arc::new(state))
 }
-
-/// Milliseconds since the Unix epoch (0 for a clock before 1970).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// Seconds since the Unix epoch. A clock before 1970 is treated as 1970 rather than panicking.
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}

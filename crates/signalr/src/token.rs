@@ -324,9 +324,7 @@ mod tests {
         }
     }
 
-    fn now() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-    }
+    use meschain_model::clock::now_secs as now;
 
     #[test]
     fn test_validate_roundtrip_with_second_key() {

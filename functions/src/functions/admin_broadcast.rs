@@ -26,7 +26,7 @@ pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationReque
     if timer.get("IsPastDue").and_then(Value::as_bool) == Some(true) {
         ctx.log("timer is past due: broadcasting a current snapshot");
     }
-    let snapshot = crate::dashboard::snapshot(&state.presence, crate::app::now_ms());
+    let snapshot = crate::dashboard::snapshot(&state.presence, meschain_model::clock::now_ms());
     let op = Operation::SendToGroup { group: ADMINS_GROUP, excluded: &[] };
     state
         .rest

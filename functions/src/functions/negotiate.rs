@@ -12,6 +12,7 @@
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
+use meschain_model::clock;
 use meschain_signalr::token::{self, ClientClaims, MintError};
 use serde_json::json;
 
@@ -136,7 +137,7 @@ async fn negotiate(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Re
     let token = state
         .client_tokens
         .with_key(|key| {
-            key.client_token(&cs.client_audience(hub.name()), &claims, crate::app::now(), state.token_lifetime_secs)
+            key.client_token(&cs.client_audience(hub.name()), &claims, clock::now_secs(), state.token_lifetime_secs)
         })
         .ok_or(NegotiateError::SigningKeyUnavailable)??;
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));

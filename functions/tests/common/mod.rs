@@ -140,6 +140,5 @@ pub fn start_failure(settings: &HashMap<&'static str, String>) -> (Option<i32>, 
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
+#[allow(unused_imports)]
+pub use meschain_model::clock::now_secs as now;

@@ -25,6 +25,7 @@ use meschain_signalr::hub_protocol::{self, Protocol};
 use serde_json::Value;
 
 use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
+use meschain_model::clock;
 
 use crate::analytics::AnalyticsEvent;
 use crate::app::AppState;
@@ -93,7 +94,7 @@ async fn connection_event(
     ctx: &mut Context,
     up: &UpstreamRequest,
 ) -> Result<HttpResponse, UpstreamError> {
-    let now = crate::app::now_ms();
+    let now = clock::now_ms();
     let kind = if up.event.eq_ignore_ascii_case("connected") {
         state.presence.connected(up.hub, &up.connection_id, up.user_id.as_deref(), now);
         "connection.connected"
@@ -145,7 +146,7 @@ async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -
         presence: &state.presence,
         analytics: state.analytics.as_ref(),
         can_queue: ctx.can_write_outputs(),
-        now_ms: crate::app::now_ms(),
+        now_ms: clock::now_ms(),
     };
     let mut effects = Effects::default();
     let result = match HubMethod::resolve(up.hub, &invocation.target) {
