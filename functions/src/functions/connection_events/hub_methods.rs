@@ -242,7 +242,7 @@ async fn broadcast_alert(
         "message": message,
         "level": level,
         "from": caller.user_id,
-        "at": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(env.now_ms)).to_string(),
+        "at": meschain_model::clock::rfc3339_millis(env.now_ms),
     });
     let mut failed = 0;
     for hub in Hub::ALL {
