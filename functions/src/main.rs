@@ -89,25 +89,7 @@ async fn serve(port: u16, settings: Settings) -> std::io::Result<()> {
 /// SIGTERM (the host stopping us) or Ctrl-C; in-flight requests then get the protocol
 /// layer's grace period ([`Limits::shutdown_grace`]) to finish.
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    meschain_model::shutdown::signal().await;
     tracing::info!("shutdown requested: finishing in-flight requests");
 }
 

@@ -122,6 +122,14 @@ async fn get_json(url: &str) -> Value {
     client().get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// An anonymous HTTP function (trigger + `http` output) on `route`.
+fn anonymous_http(route: &str) -> Value {
+    json!({ "bindings": [
+        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": route },
+        { "type": "http", "direction": "out", "name": "res" }
+    ] })
+}
+
 fn sb_trigger(queue: &str) -> Value {
     json!({ "bindings": [ { "type": "serviceBusTrigger", "direction": "in", "name": "msg", "queueName": queue, "connection": "ServiceBusConnection" } ] })
 }
@@ -436,10 +444,7 @@ async fn test_forwarded_http_function() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_embedding_routes_share_the_listener() {
     use axum::routing::get;
-    let echo = json!({ "bindings": [
-        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "echo" },
-        { "type": "http", "direction": "out", "name": "res" }
-    ] });
+    let echo = anonymous_http("echo");
     let app = make_app("routes", &[("echo", echo)], false, json!({}));
     // An app route, one that tries to shadow the control endpoint, and a fallback that must not
     // swallow the HTTP triggers.
@@ -462,14 +467,8 @@ async fn test_embedding_routes_share_the_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_handler_crash_is_restarted() {
-    let crash = json!({ "bindings": [
-        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "crash" },
-        { "type": "http", "direction": "out", "name": "res" }
-    ] });
-    let echo = json!({ "bindings": [
-        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "echo" },
-        { "type": "http", "direction": "out", "name": "res" }
-    ] });
+    let crash = anonymous_http("crash");
+    let echo = anonymous_http("echo");
     let app = make_app("crash", &[("crash", crash), ("echo", echo)], false, json!({}));
     let host = start(&app).await;
     let b = base(&host);
@@ -731,10 +730,7 @@ async fn test_missed_monitored_timer_runs_past_due() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_cors_from_local_settings() {
-    let echo = json!({ "bindings": [
-        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "echo" },
-        { "type": "http", "direction": "out", "name": "res" }
-    ] });
+    let echo = anonymous_http("echo");
     let app = make_app("cors", &[("echo", echo)], false, json!({}));
     let settings: Value =
         serde_json::from_slice(&std::fs::read(app.root.join("local.settings.json")).unwrap()).unwrap();
