@@ -68,25 +68,24 @@ impl HubMethod {
     }
 }
 
-/// Why a call failed, in words fit for the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a call failed, in words fit for the caller (its `Display` is what the browser sees).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MethodError {
+    #[error("Unknown hub method '{}'", .0.chars().take(64).collect::<String>())]
     Unknown(String),
+    #[error("You are not allowed to call this method")]
     Forbidden,
+    #[error("Invalid arguments: expected {0}")]
     BadArguments(&'static str),
+    #[error("{0}")]
     Refused(String),
+    #[error("The realtime service is unavailable; try again shortly")]
     Unavailable,
 }
 
 impl MethodError {
     pub fn client_message(&self) -> String {
-        match self {
-            MethodError::Unknown(t) => format!("Unknown hub method '{}'", t.chars().take(64).collect::<String>()),
-            MethodError::Forbidden => "You are not allowed to call this method".into(),
-            MethodError::BadArguments(signature) => format!("Invalid arguments: expected {signature}"),
-            MethodError::Refused(why) => why.clone(),
-            MethodError::Unavailable => "The realtime service is unavailable; try again shortly".into(),
-        }
+        self.to_string()
     }
 }
 
