@@ -5,6 +5,7 @@
 //! id as an argument, it is ignored. Every failure becomes a message safe to show a browser:
 //! internal details (REST statuses, endpoints) go to the log only.
 
+use meschain_functions_protocol::Escaped;
 use serde_json::{Value, json};
 
 use crate::analytics::{AnalyticsEvent, AnalyticsSink};
@@ -107,7 +108,7 @@ pub struct Effects {
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> MethodError {
-    tracing::warn!("{what}: {e}");
+    tracing::warn!("{what}: {}", Escaped(&e.to_string()));
     MethodError::Unavailable
 }
 
@@ -251,7 +252,7 @@ async fn broadcast_alert(
             .await
         {
             failed += 1;
-            tracing::warn!(hub = hub.name(), "systemAlert not delivered: {e}");
+            tracing::warn!(hub = hub.name(), "systemAlert not delivered: {}", Escaped(&e.to_string()));
         }
     }
     match failed {
