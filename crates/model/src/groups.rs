@@ -14,7 +14,7 @@ pub const METRICS: [&str; 6] = ["performance", "business", "sync", "orders", "in
 
 /// The group of the people following `marketplace`: `marketplace:{name}`.
 pub fn marketplace(marketplace: Marketplace) -> String {
-    format!("marketplace:{}", marketplace.name())
+    marketplace.group()
 }
 
 /// The group of the dashboards subscribed to one of [`METRICS`]: `metrics:{name}`.

@@ -9,6 +9,7 @@
 //! - [`settings`]: the names of the app settings (`local.settings.json` `Values`, App Settings).
 //! - [`functions`]: the function names (the folders holding `function.json`).
 //! - [`clock`]: the one wall clock, and a manual one for tests.
+//! - `shutdown` (feature `shutdown`): the one "stop requested" signal of every binary.
 //!
 //! Kept small on purpose: plain data and names, serde, no I/O. Anything with behaviour beyond
 //! parsing a name belongs to the crate that owns the behaviour.
@@ -20,6 +21,8 @@ pub mod groups;
 pub mod hubs;
 pub mod marketplace;
 pub mod settings;
+#[cfg(feature = "shutdown")]
+pub mod shutdown;
 
 pub use hubs::Hub;
 pub use marketplace::{Marketplace, SyncOperation, SyncRequest};

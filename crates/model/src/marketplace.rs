@@ -41,9 +41,9 @@ impl Marketplace {
         Marketplace::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// The SignalR group of the people following this marketplace ([`crate::groups::marketplace`]).
+    /// The SignalR group of the people following this marketplace: `marketplace:{name}`.
     pub fn group(self) -> String {
-        crate::groups::marketplace(self)
+        format!("marketplace:{}", self.name())
     }
 }
 
