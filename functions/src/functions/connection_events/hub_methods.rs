@@ -6,6 +6,7 @@
 //! internal details (REST statuses, endpoints) go to the log only.
 
 use meschain_functions_protocol::Escaped;
+use meschain_model::{client_methods, groups};
 use serde_json::{Value, json};
 
 use crate::analytics::{AnalyticsEvent, AnalyticsSink};
@@ -16,9 +17,9 @@ use crate::signalr_rest::SignalRRest;
 use meschain_signalr::rest::Operation;
 
 /// The group admins join to receive the dashboard broadcast.
-pub const ADMINS_GROUP: &str = "admins";
+pub use meschain_model::groups::ADMINS as ADMINS_GROUP;
 /// Metrics a dashboard may subscribe to; each is a group `metrics:{name}`.
-pub const METRICS: [&str; 6] = ["performance", "business", "sync", "orders", "inventory", "errors"];
+pub use meschain_model::groups::METRICS;
 const ALERT_LEVELS: [&str; 4] = ["info", "warning", "error", "critical"];
 const MAX_ALERT_LEN: usize = 2000;
 const MAX_METRICS_PER_CALL: usize = 32;
@@ -188,14 +189,14 @@ pub async fn call(
             let mut subscribed = Vec::new();
             let mut ignored = Vec::new();
             for item in list {
-                match item.as_str().and_then(|m| METRICS.iter().find(|k| k.eq_ignore_ascii_case(m))) {
-                    Some(metric) if !subscribed.contains(metric) => subscribed.push(*metric),
+                match item.as_str().and_then(groups::known_metric) {
+                    Some(metric) if !subscribed.contains(&metric) => subscribed.push(metric),
                     Some(_) => {}
                     None => ignored.push(item.clone()),
                 }
             }
-            for metric in &subscribed {
-                join_group(env, caller, &format!("metrics:{metric}")).await?;
+            for group in subscribed.iter().filter_map(|m| groups::metric(m)) {
+                join_group(env, caller, &group).await?;
             }
             Ok(json!({ "subscribed": subscribed, "ignored": ignored }))
         }
@@ -248,7 +249,12 @@ async fn broadcast_alert(
     for hub in Hub::ALL {
         if let Err(e) = env
             .rest
-            .send(hub.name(), Operation::SendToAll { excluded: &[] }, "systemAlert", std::slice::from_ref(&alert))
+            .send(
+                hub.name(),
+                Operation::SendToAll { excluded: &[] },
+                client_methods::SYSTEM_ALERT,
+                std::slice::from_ref(&alert),
+            )
             .await
         {
             failed += 1;
@@ -274,7 +280,7 @@ async fn admin_command(
             let snapshot = crate::dashboard::snapshot(env.presence, env.now_ms);
             let op = Operation::SendToConnection { connection: &caller.connection_id };
             env.rest
-                .send(caller.hub.name(), op, "updateAdminDashboard", &[snapshot])
+                .send(caller.hub.name(), op, client_methods::UPDATE_ADMIN_DASHBOARD, &[snapshot])
                 .await
                 .map_err(|e| unavailable("sending a dashboard snapshot failed", e))?;
             Ok(json!({ "sent": true }))
