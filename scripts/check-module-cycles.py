@@ -19,14 +19,16 @@ sources in well under a second and has no dependency beyond Python 3.
 import os
 import re
 import sys
-import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def workspace_src_dirs():
-    with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
-        members = tomllib.load(f)["workspace"]["members"]
+    # A regex rather than tomllib, which needs Python 3.11.
+    with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as f:
+        manifest = f.read()
+    listed = re.search(r"^members\s*=\s*\[(.*?)\]", manifest, re.S | re.M)
+    members = re.findall(r'"([^"]+)"', listed.group(1)) if listed else []
     return [os.path.join(ROOT, m, "src") for m in members if os.path.isdir(os.path.join(ROOT, m, "src"))]
 
 

@@ -5,8 +5,6 @@
 //! are reported together (by name, never by value: values are often secrets), and `main`
 //! exits non-zero before binding.
 
-use std::fmt;
-
 use meschain_signalr::connection_string::{ConnectionString, Credential};
 use meschain_signalr::{AccessKey, token};
 
@@ -62,20 +60,13 @@ pub struct SettingProblem {
 }
 
 /// Everything wrong with the settings, in a stable order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} invalid setting(s):\n{}", .0.len(), list(.0))]
 pub struct SettingsError(pub Vec<SettingProblem>);
 
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} invalid setting(s):", self.0.len())?;
-        for p in &self.0 {
-            writeln!(f, "  {}: {}", p.name, p.problem)?;
-        }
-        Ok(())
-    }
+fn list(problems: &[SettingProblem]) -> String {
+    problems.iter().map(|p| format!("  {}: {}\n", p.name, p.problem)).collect()
 }
-
-impl std::error::Error for SettingsError {}
 
 impl Settings {
     /// Reads settings from the process environment.

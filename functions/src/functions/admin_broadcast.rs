@@ -16,7 +16,7 @@ use crate::hubs::Hub;
 /// The timer binding's name in `admin-broadcast/function.json`.
 pub const TIMER_BINDING: &str = "timer";
 /// The client handler the snapshot is sent to.
-pub const TARGET: &str = "updateAdminDashboard";
+pub const TARGET: &str = meschain_model::client_methods::UPDATE_ADMIN_DASHBOARD;
 
 pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationRequest) -> Result<(), TriggerFailure> {
     let timer = envelope.binding(TIMER_BINDING).map_err(|e| TriggerFailure::bad_input(e.to_string()))?;

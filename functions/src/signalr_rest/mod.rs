@@ -18,6 +18,7 @@ pub mod retry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use meschain_functions_protocol::Escaped;
 use meschain_model::clock;
 use meschain_signalr::connection_string::Credential;
 use meschain_signalr::rest::{self, Method, Operation, RestCall};
@@ -258,7 +259,7 @@ impl SignalRRest {
             }
             credential_failure = no_token;
             endpoint.benched_until_ms.store(clock::now_ms() + BENCH_FOR.as_millis() as u64, Ordering::Relaxed);
-            tracing::warn!(endpoint = %endpoint.connection().server_base(), "SignalR endpoint failing ({last}); benched");
+            tracing::warn!(endpoint = %endpoint.connection().server_base(), "SignalR endpoint failing ({}); benched", Escaped(&last));
         }
         match credential_failure {
             // Every endpoint tried; the last one failed for want of a token: say exactly that.
