@@ -167,6 +167,8 @@ def find_cycles(graph):
 
 def main():
     dirs = sys.argv[1:] or workspace_src_dirs()
+    if not dirs:
+        sys.exit("no crate found: pass src/ directories, or run inside the workspace")
     failed = False
     for src in dirs:
         crate = os.path.relpath(os.path.dirname(os.path.abspath(src)), ROOT)
