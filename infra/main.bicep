@@ -237,7 +237,14 @@ var handlerSettings = {
   COSMOS_ENDPOINT: cosmos.outputs.endpoint
   COSMOS_DATABASE: cosmosDatabaseName
   COSMOS_CONTAINER: cosmosContainerName
+  // The database and container are provisioned here; with local auth off the app could not create them anyway.
+  COSMOS_CREATE_IF_MISSING: 'false'
   ANALYTICS_TTL_SECONDS: string(analyticsTtlSeconds)
+  // Key Vault references the handler resolves itself (and refreshes), with the app identity (AZURE_CLIENT_ID).
+  SECRETS_CREDENTIAL: 'managed-identity'
+  SECRETS_REFRESH_SECONDS: '300'
+  // A sync checkpoints and continues on the queue before host.json's functionTimeout (5 min) cuts it off.
+  SYNC_TIME_BUDGET_SECONDS: '240'
   RUST_LOG: 'info'
 }
 

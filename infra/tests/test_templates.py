@@ -219,6 +219,14 @@ def test_exemptions_are_still_needed(app_settings):
     assert not stale, stale
 
 
+def test_sync_budget_fits_the_function_timeout(app_settings):
+    host = json.loads((REPO / "host.json").read_text())
+    timeout_s = hms_minutes(host["functionTimeout"]) * 60
+    assert 0 < int(app_settings["SYNC_TIME_BUDGET_SECONDS"]) < timeout_s
+    # The sandbox connector is for local runs only: Azure never pretends to push to a marketplace.
+    assert "MARKETPLACE_SANDBOX" not in app_settings
+
+
 def test_flex_consumption_settings(app_settings):
     for name in ("FUNCTIONS_WORKER_RUNTIME", "WEBSITE_RUN_FROM_PACKAGE", "FUNCTIONS_EXTENSION_VERSION"):
         assert name not in app_settings, f"{name} must not be set on Flex Consumption"
