@@ -1,0 +1,61 @@
+// Builds the static site into dist/: the page's own code and libraries (oidc-client-ts, uPlot)
+// bundled and minified by esbuild, the official SignalR browser build copied as shipped, and
+// config.json. Nothing is fetched at run time from anywhere but the page's own origin.
+//
+//   node build.mjs                      config.json = {"apiBase": "/api"} (no sign-in configured)
+//   node build.mjs --config FILE        config.json = FILE, validated (a deployment's OIDC settings)
+//
+// `meschain dev` answers /config.json itself (with its development sign-in), so the local stack
+// needs no config file.
+
+import { build } from "esbuild";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseConfig } from "./src/lib/auth.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(here, "dist");
+const args = process.argv.slice(2);
+const configArg = args.indexOf("--config");
+
+let config = { apiBase: "/api" };
+if (configArg >= 0) {
+  const file = args[configArg + 1];
+  if (!file) throw new Error("--config needs a file");
+  config = JSON.parse(readFileSync(file, "utf8"));
+  parseConfig(config); // fails the build on a bad config, not the page at run time
+}
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(path.join(dist, "vendor"), { recursive: true });
+
+await build({
+  entryPoints: { app: path.join(here, "src/app.js") },
+  bundle: true,
+  format: "esm",
+  target: ["es2022"],
+  minify: true,
+  sourcemap: "linked",
+  outdir: dist,
+  logLevel: "warning",
+  // CSS imports resolve from node_modules (uPlot's stylesheet).
+  entryNames: "[name]",
+});
+await build({
+  entryPoints: { app: path.join(here, "src/app.css") },
+  bundle: true,
+  minify: true,
+  outdir: dist,
+  logLevel: "warning",
+});
+const signalr = path.join(here, "node_modules/@microsoft/signalr/dist/browser");
+for (const f of ["signalr.min.js", "signalr.min.js.map"]) copyFileSync(path.join(signalr, f), path.join(dist, "vendor", f));
+copyFileSync(path.join(here, "src/index.html"), path.join(dist, "index.html"));
+writeFileSync(path.join(dist, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+
+const size = (f) => statSync(path.join(dist, f)).size;
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+console.log(
+  `web/dist: app.js ${kb(size("app.js"))}, app.css ${kb(size("app.css"))}, index.html ${kb(size("index.html"))}, vendor/signalr.min.js ${kb(size("vendor/signalr.min.js"))}`,
+);
