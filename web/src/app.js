@@ -143,6 +143,13 @@ class Page {
       this.render();
     });
     this.render();
+    try {
+      // An expired session is said at once, without a connection attempt bound to fail.
+      await this.auth.freshToken();
+    } catch (e) {
+      this.onConnection(client, "disconnected", { kind: "unauthorized", message: e.message }, 0);
+      return;
+    }
     await client.start();
   }
 

@@ -191,8 +191,9 @@ export class MesChainClient {
    * @param {string} [options.apiBase] Where `negotiate` lives ("/api" beside the page, or an absolute URL).
    * @param {{ baseMs?: number, capMs?: number, random?: () => number }} [options.retry]
    * @param {number} [options.logLevel] signalR.LogLevel; default Warning.
+   * @param {{ log(level: number, message: string): void }} [options.logger] Where the SignalR client logs.
    */
-  constructor({ signalR, getToken, roles, apiBase = "/api", retry = {}, logLevel }) {
+  constructor({ signalR, getToken, roles, apiBase = "/api", retry = {}, logLevel, logger }) {
     this.signalR = signalR;
     this.getToken = getToken;
     this.roles = roles;
@@ -212,10 +213,10 @@ export class MesChainClient {
     this.lastHttpError = null;
     this.stopped = true;
     this.timer = null;
-    this.connection = this.#build(logLevel ?? signalR.LogLevel.Warning);
+    this.connection = this.#build(logger ?? handledFailuresLogger(signalR, logLevel ?? signalR.LogLevel.Warning));
   }
 
-  #build(logLevel) {
+  #build(logging) {
     const { signalR } = this;
     const client = this;
     // Wraps the default HTTP client to remember the last failed negotiate: the SignalR client
@@ -257,7 +258,7 @@ export class MesChainClient {
           return backoffDelay(ctx.previousRetryCount, this.retry);
         },
       })
-      .configureLogging(logLevel)
+      .configureLogging(logging)
       .build();
     for (const event of SERVER_EVENTS) {
       connection.on(event, (payload) => this.#emit(event, payload));
@@ -385,6 +386,22 @@ export class MesChainClient {
     clearTimeout(this.timer);
     await this.connection.stop();
   }
+}
+
+/**
+ * The SignalR client logs every failed (re)connect at Error level. This client handles those
+ * failures (they become the connection state and banner the page shows), so they are logged as
+ * warnings: the console's errors stay for what nothing handled.
+ */
+export function handledFailuresLogger(signalR, minimum) {
+  return {
+    log(level, message) {
+      if (level < minimum || level === signalR.LogLevel.None) return;
+      const line = `[signalr] ${message}`;
+      if (level >= signalR.LogLevel.Warning) console.warn(line);
+      else console.info(line);
+    },
+  };
 }
 
 /**
