@@ -49,6 +49,9 @@ test("failures are classified so the page can act on them", () => {
 test("server messages are read from JSON or text and kept short", () => {
   assert.equal(c.serverMessage('{"error":"nope"}', "x"), "nope");
   assert.equal(c.serverMessage("", "fallback"), "fallback");
+  assert.equal(c.serverMessage(`{"error":"invalid_token","message":"the signing keys could not be loaded"}: Status code '401'`, "f"), "the signing keys could not be loaded");
+  assert.equal(c.serverMessage("Unauthorized: Status code '401'", "f"), "Unauthorized");
+  assert.equal(c.serverMessage(": Status code '503'", "f"), "f");
   assert.equal(c.serverMessage("x".repeat(400), "f").length, 301);
   assert.equal(c.hubErrorMessage(new Error("An unexpected error occurred invoking 'X' on the server. HubException: Unknown marketplace")), "Unknown marketplace");
   assert.equal(c.hubErrorMessage(new Error("Alert level must be one of info, warning")), "Alert level must be one of info, warning");

@@ -43,8 +43,11 @@ export async function open(browser, url, name) {
   const errors = [];
   let outage = false;
   const networkNoise = /Failed to load resource|ERR_CONNECTION_REFUSED|WebSocket connection to .* failed|net::ERR_/;
+  const origin = new URL(url).origin;
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
+    // Pages of other origins (an identity provider's sign-in page) are not ours to judge.
+    if (!page.url().startsWith(origin)) return;
     if (outage && networkNoise.test(msg.text())) return;
     errors.push(`console: ${msg.text()}`);
   });

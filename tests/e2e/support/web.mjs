@@ -15,16 +15,17 @@ const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", "
 
 /**
  * @param {object} o
- * @param {string} o.api Base URL of the Functions host (e.g. http://127.0.0.1:PORT).
+ * @param {string | (() => string)} o.api Base URL of the Functions host (e.g. http://127.0.0.1:PORT), or a
+ *   function giving it, when the host starts after the page server.
  * @param {object} o.config The config.json to serve.
  * @param {(user: string, roles: string[]) => string} [o.mint] Enables /dev/token.
  */
 export async function serveDashboard({ api, config, mint }) {
   if (!existsSync(path.join(dist, "index.html"))) throw new Error("web/dist is not built: run `npm ci && npm run build` in web/");
-  const target = new URL(api);
   const server = createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
     if (url.pathname.startsWith("/api/")) {
+      const target = new URL(typeof api === "function" ? api() : api);
       const upstream = httpRequest(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
         (r) => {

@@ -147,11 +147,15 @@ export class SignInRequiredError extends Error {
 
 /** The server's message from an error body (`{"error": "..."}` or plain text), trimmed for display. */
 export function serverMessage(body, fallback) {
-  if (typeof body !== "string" || body.trim() === "") return fallback;
+  if (typeof body !== "string") return fallback;
+  // The official client's HttpError message is the response body plus ": Status code 'N'".
+  body = body.replace(/:\s*Status code '\d+'\s*$/, "").trim();
+  if (body === "") return fallback;
   try {
     const parsed = JSON.parse(body);
-    if (parsed && typeof parsed.error === "string") return parsed.error;
+    // `message` is the sentence; `error` is a code when both are present (OAuth style).
     if (parsed && typeof parsed.message === "string") return parsed.message;
+    if (parsed && typeof parsed.error === "string") return parsed.error;
   } catch {
     // Not JSON: plain text.
   }
