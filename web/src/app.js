@@ -107,7 +107,7 @@ class Page {
     // refuse them anyway, and a button that can only fail is noise.
     $("actions").hidden = !(admin || manager);
     $("alert-form").hidden = !admin;
-    $("charts-section").hidden = !admin;
+    $("charts-section").hidden = true;
     $("marketplaces-section").hidden = !(admin || manager);
     const client = new MesChainClient({
       signalR: globalThis.signalR,
@@ -155,6 +155,9 @@ class Page {
 
   onConnection(client, state, problem, attempt) {
     if (client !== this.client) return;
+    if (state === "connected" && performance.getEntriesByName("meschain:connected").length === 0) {
+      performance.mark("meschain:connected");
+    }
     this.setConnection(state, attempt);
     if (!problem) return this.banner(null);
     if (problem.kind === "unauthorized") {
@@ -265,16 +268,21 @@ class Page {
     $("admin-figures").hidden = !(admin && s);
     if (admin && s) this.renderSnapshot(s);
     this.renderMetrics();
+    if ((s || hasMetrics) && !this.firstFigure) {
+      // Load → first live figure on screen, read by bench/dashboard.mjs.
+      this.firstFigure = true;
+      performance.mark("meschain:first-live-figure");
+    }
     if (!$("marketplaces-section").hidden) this.renderMarketplaces();
   }
 
   renderSnapshot(s) {
     const c = s.connections;
     $("f-connections").textContent = c ? fmt.formatCount(c.total) : fmt.formatCount(s.liveConnections);
-    $("f-users").textContent = c ? `${fmt.formatCount(c.users)} signed-in users` : "";
+    $("f-users").textContent = c ? plural(c.users, "signed-in user") : "";
     const hubs = c?.hubs ?? s.hubs ?? [];
     $("f-hubs").replaceChildren(
-      ...hubs.map((x) => h("tr", {}, h("td", {}, shortHub(x.hub)), h("td", {}, fmt.formatCount(x.connections)), h("td", {}, `${fmt.formatCount(x.users)} users`))),
+      ...hubs.map((x) => h("tr", {}, h("td", {}, shortHub(x.hub)), h("td", {}, fmt.formatCount(x.connections)), h("td", {}, plural(x.users, "user")))),
     );
     const rates = s.rates;
     $("f-rates").replaceChildren(
@@ -310,12 +318,14 @@ class Page {
           )
         : [h("li", { class: "muted" }, "not reported by this server")]),
     );
-    $("f-uptime").textContent = fmt.formatDuration(s.uptimeSeconds);
+    $("f-uptime").textContent = typeof s.uptimeSeconds === "number" ? fmt.formatDuration(s.uptimeSeconds) : "not reported";
     $("f-updated").textContent = `updated ${fmt.formatAgo(s.generatedAt)}`;
     const a = s.analytics;
     $("f-analytics").textContent = a ? `analytics: ${fmt.formatCount(a.pending)} pending, ${fmt.formatCount(a.dropped)} dropped` : "";
     const history = this.model.history;
-    if (history.length && !$("charts-section").hidden) {
+    // Charts appear with the first rate or latency figures (a server that reports none has no charts).
+    $("charts-section").hidden = history.length === 0;
+    if (history.length) {
       this.charts.rates.update(history);
       this.charts.latency.update(history);
     }
@@ -362,6 +372,8 @@ class Page {
     $("marketplaces").replaceChildren(...cards);
   }
 }
+
+const plural = (n, word) => `${fmt.formatCount(n)} ${word}${n === 1 ? "" : "s"}`;
 
 function bar(pct) {
   const d = document.createElement("div");

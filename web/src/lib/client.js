@@ -360,16 +360,15 @@ export class MesChainClient {
     this.attempt = 0;
     this.problem = null;
     this.#setState("connected");
-    for (const [method, ...args] of groupJoinsFor(this.hub)) {
-      try {
-        await this.connection.invoke(method, ...args);
-      } catch (e) {
-        // The connection is up but the page will miss updates: say so rather than pretend.
-        if (this.connection.state !== this.signalR.HubConnectionState.Connected) return;
-        console.warn(`${method} failed: ${e.message}`);
-        this.problem = { kind: "unavailable", message: `Could not subscribe to live updates (${e.message})` };
-        this.#setState("connected");
-      }
+    // Independent calls, sent together: the first figures arrive one round trip sooner.
+    const results = await Promise.allSettled(groupJoinsFor(this.hub).map(([method, ...args]) => this.connection.invoke(method, ...args)));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed && this.connection.state === this.signalR.HubConnectionState.Connected) {
+      // The connection is up but the page would miss updates: say so rather than pretend.
+      const message = hubErrorMessage(failed.reason);
+      console.warn(`joining groups failed: ${message}`);
+      this.problem = { kind: "unavailable", message: `Could not subscribe to live updates (${message})` };
+      this.#setState("connected");
     }
   }
 
