@@ -1,4 +1,5 @@
-// Builds the static site into dist/: the page's own code and libraries (oidc-client-ts, uPlot)
+// Builds the static site into dist/ (index.html and config.json at the top, everything else
+// under assets/, so a host can serve the page beside an API with three routes): the page's own code and libraries (oidc-client-ts, uPlot)
 // bundled and minified by esbuild, the official SignalR browser build copied as shipped, and
 // config.json. Nothing is fetched at run time from anywhere but the page's own origin.
 //
@@ -28,7 +29,7 @@ if (configArg >= 0) {
 }
 
 rmSync(dist, { recursive: true, force: true });
-mkdirSync(path.join(dist, "vendor"), { recursive: true });
+mkdirSync(path.join(dist, "assets", "vendor"), { recursive: true });
 
 await build({
   entryPoints: { app: path.join(here, "src/app.js") },
@@ -37,7 +38,7 @@ await build({
   target: ["es2022"],
   minify: true,
   sourcemap: "linked",
-  outdir: dist,
+  outdir: path.join(dist, "assets"),
   logLevel: "warning",
   // CSS imports resolve from node_modules (uPlot's stylesheet).
   entryNames: "[name]",
@@ -46,16 +47,16 @@ await build({
   entryPoints: { app: path.join(here, "src/app.css") },
   bundle: true,
   minify: true,
-  outdir: dist,
+  outdir: path.join(dist, "assets"),
   logLevel: "warning",
 });
 const signalr = path.join(here, "node_modules/@microsoft/signalr/dist/browser");
-for (const f of ["signalr.min.js", "signalr.min.js.map"]) copyFileSync(path.join(signalr, f), path.join(dist, "vendor", f));
+for (const f of ["signalr.min.js", "signalr.min.js.map"]) copyFileSync(path.join(signalr, f), path.join(dist, "assets", "vendor", f));
 copyFileSync(path.join(here, "src/index.html"), path.join(dist, "index.html"));
 writeFileSync(path.join(dist, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
 const size = (f) => statSync(path.join(dist, f)).size;
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 console.log(
-  `web/dist: app.js ${kb(size("app.js"))}, app.css ${kb(size("app.css"))}, index.html ${kb(size("index.html"))}, vendor/signalr.min.js ${kb(size("vendor/signalr.min.js"))}`,
+  `web/dist: assets/app.js ${kb(size("assets/app.js"))}, assets/app.css ${kb(size("assets/app.css"))}, index.html ${kb(size("index.html"))}, assets/vendor/signalr.min.js ${kb(size("assets/vendor/signalr.min.js"))}`,
 );

@@ -427,7 +427,7 @@ async function main() {
   }
   if (!globalThis.signalR) {
     $("banner").hidden = false;
-    $("banner").textContent = "The SignalR client did not load (vendor/signalr.min.js).";
+    $("banner").textContent = "The SignalR client did not load (assets/vendor/signalr.min.js).";
     return;
   }
   const auth = new Auth(config, { UserManager, WebStorageStateStore });

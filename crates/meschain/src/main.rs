@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod dev_routes;
 
 #[derive(Parser)]
 #[command(name = "meschain", version, about = "MesChain Realtime local tooling")]
