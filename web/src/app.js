@@ -109,6 +109,10 @@ class Page {
     $("alert-form").hidden = !admin;
     $("charts-section").hidden = true;
     $("marketplaces-section").hidden = !(admin || manager);
+    $("role-note").hidden = admin;
+    $("role-note").textContent = manager
+      ? "Marketplace access: platform figures and alert broadcasts need an admin role."
+      : "Dashboard access: platform figures and admin actions need an admin role.";
     const client = new MesChainClient({
       signalR: globalThis.signalR,
       getToken: () => this.auth.freshToken(),
