@@ -10,7 +10,7 @@
 // needs no config file.
 
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseConfig } from "./src/lib/auth.js";
@@ -35,6 +35,9 @@ await build({
   entryPoints: { app: path.join(here, "src/app.js") },
   bundle: true,
   format: "esm",
+  // Libraries only some users need (OIDC, charts) are split into chunks loaded on demand.
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   target: ["es2022"],
   minify: true,
   sourcemap: "linked",
@@ -55,8 +58,13 @@ for (const f of ["signalr.min.js", "signalr.min.js.map"]) copyFileSync(path.join
 copyFileSync(path.join(here, "src/index.html"), path.join(dist, "index.html"));
 writeFileSync(path.join(dist, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 
-const size = (f) => statSync(path.join(dist, f)).size;
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+const files = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+const scripts = files(dist).filter((f) => f.endsWith(".js"));
+const own = scripts.filter((f) => !f.includes("vendor"));
+const total = (list) => list.reduce((sum, f) => sum + statSync(f).size, 0);
 console.log(
-  `web/dist: assets/app.js ${kb(size("assets/app.js"))}, assets/app.css ${kb(size("assets/app.css"))}, index.html ${kb(size("index.html"))}, assets/vendor/signalr.min.js ${kb(size("assets/vendor/signalr.min.js"))}`,
+  `web/dist: ${scripts.map((f) => `${path.relative(dist, f)} ${kb(statSync(f).size)}`).join(", ")}; script excluding SignalR ${kb(total(own))} (budget 200 KB)`,
 );
+if (total(own) > 200 * 1024) throw new Error("the page's own script is over its 200 KB budget");

@@ -2,7 +2,6 @@
 // renders what arrives. Everything from the server is put in the page with textContent, never
 // as HTML.
 
-import { UserManager, WebStorageStateStore } from "oidc-client-ts";
 import { Auth, DEV_ROLES, parseConfig } from "./lib/auth.js";
 import { Chart } from "./lib/charts.js";
 import { HUBS, MARKETPLACES, MesChainClient, isAdmin } from "./lib/client.js";
@@ -434,7 +433,9 @@ async function main() {
     $("banner").textContent = "The SignalR client did not load (assets/vendor/signalr.min.js).";
     return;
   }
-  const auth = new Auth(config, { UserManager, WebStorageStateStore });
+  // The OpenID Connect library is loaded only where the config offers that sign-in.
+  const oidc = config.oidc ? await import("oidc-client-ts") : {};
+  const auth = new Auth(config, { UserManager: oidc.UserManager, WebStorageStateStore: oidc.WebStorageStateStore });
   const page = new Page(auth, config);
   globalThis.__meschain = page; // for the browser tests and for poking at it in devtools
   await page.init();

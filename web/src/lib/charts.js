@@ -1,6 +1,8 @@
-// The two time-series charts, drawn by uPlot from the model's history.
+// The two time-series charts, drawn by uPlot from the model's history. uPlot is loaded on first
+// use: only admins see charts, so nobody else downloads it.
 
-import uPlot from "uplot";
+let loading = null;
+const loadUPlot = () => (loading ??= import("uplot").then((m) => m.default));
 
 const SERIES = {
   rates: [
@@ -29,6 +31,10 @@ export class Chart {
   }
 
   update(history) {
+    loadUPlot().then((uPlot) => this.draw(uPlot, history));
+  }
+
+  draw(uPlot, history) {
     const data = columns(history, this.kind);
     const width = Math.max(280, this.el.clientWidth);
     if (!this.plot) {
