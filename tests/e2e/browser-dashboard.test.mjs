@@ -107,6 +107,25 @@ test("a dashboard-only user sees no admin actions and no admin figures", async (
   }
 });
 
+test("a marketplace manager sees the marketplaces and may start syncs, but not broadcast alerts", async () => {
+  const tab = await open(browser, web.base, "manager");
+  const { page } = tab;
+  try {
+    await signIn(tab, "mona", "marketplace_manager");
+    await waitForConnection(page, "connected");
+    assert.equal(await page.locator("#marketplaces-section").isVisible(), true);
+    assert.equal(await page.locator("#marketplaces .market").count(), 6);
+    assert.equal(await page.locator("#sync-form").isVisible(), true);
+    assert.equal(await page.locator("#alert-form").isVisible(), false);
+    assert.equal(await page.locator("#admin-figures").isVisible(), false);
+    assert.match(await page.locator("#role-note").textContent(), /Marketplace access/);
+    await tab.screenshot("connected");
+    assert.deepEqual(tab.errors, []);
+  } finally {
+    await tab.close();
+  }
+});
+
 test("an expired token asks to sign in again instead of retrying", async () => {
   const tab = await open(browser, web.base, "expired");
   const { page } = tab;
