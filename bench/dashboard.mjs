@@ -1,4 +1,5 @@
-// Dashboard figures in Debian's Chromium against the local stack (loopback):
+// Dashboard figures in Debian's Chromium against the local stack (loopback), the page served by
+// `meschain dev` itself:
 //   1. page weight: every byte the page loads from a cold cache, by kind, raw and gzip;
 //   2. load → first live figure: navigation start to the admin snapshot rendered
 //      (performance mark "meschain:first-live-figure"), and to "connected", RUNS times, each in a
@@ -9,11 +10,10 @@ import { gzipSync } from "node:zlib";
 import { loadavg } from "node:os";
 import { loginToken, startDev } from "../tests/e2e/support/stack.mjs";
 import { launch } from "../tests/e2e/support/browser.mjs";
-import { serveDashboard } from "../tests/e2e/support/web.mjs";
 
 const RUNS = Number(process.argv[2] ?? 10);
 const stack = await startDev();
-const web = await serveDashboard({ api: stack.base, config: { apiBase: "/api", devSignIn: "/dev/token" }, mint: loginToken });
+const web = { base: stack.base };
 const browser = await launch();
 
 try {
@@ -66,6 +66,5 @@ try {
   console.log(`load average: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; binaries: ${process.env.MESCHAIN_PROFILE ?? "debug"}`);
 } finally {
   await browser.close();
-  await web.close();
   await stack.stop();
 }

@@ -1,46 +1,34 @@
-// The dashboard in a real browser (Debian's Chromium through playwright-core) against the real
-// stack (`meschain dev`: local Functions host, the handler, the local SignalR service), signed in
-// with the local stack's development "sign in as".
+// The dashboard in a real browser (Debian's Chromium through playwright-core) as `meschain dev`
+// serves it (the page, its config.json and the development "sign in as" on the host's listener),
+// against the real stack: local Functions host, the handler, the local SignalR service.
 
 import test, { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { connect, loginToken, startDev } from "./support/stack.mjs";
-import { launch, open, waitForConnection } from "./support/browser.mjs";
-import { serveDashboard } from "./support/web.mjs";
+import { launch, open, signInAs, waitForConnection } from "./support/browser.mjs";
 
 let stack;
-let web;
 let browser;
 
 before(async () => {
   stack = await startDev();
-  web = await serveDashboard({ api: stack.base, config: { apiBase: "/api", devSignIn: "/dev/token" }, mint: loginToken });
   browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
-  await web?.close();
   await stack?.stop();
 });
-
-async function signIn(tab, user, role) {
-  const { page } = tab;
-  await page.locator("#dev-sign-in").waitFor();
-  await page.fill("#dev-user", user);
-  await page.selectOption("#dev-role", role);
-  await page.click("#dev-sign-in button[type=submit]");
-}
 
 const text = (page, selector) => page.locator(selector).textContent();
 
 test("an admin signs in, sees connected and live figures, broadcasts an alert and sees refusals", async () => {
-  const tab = await open(browser, web.base, "admin");
+  const tab = await open(browser, stack.base, "admin");
   const { page } = tab;
   try {
     assert.equal(await page.locator("#connection").getAttribute("data-state"), "disconnected");
     await tab.screenshot("signed-out");
-    await signIn(tab, "alice", "admin");
+    await signInAs(tab, "alice", "admin");
     await waitForConnection(page, "connected");
     assert.equal(await text(page, "#connection-text"), "connected");
     assert.equal(await text(page, "#who-name"), "alice");
@@ -71,6 +59,7 @@ test("an admin signs in, sees connected and live figures, broadcasts an alert an
       await page.selectOption("#alert-level", "warning");
       await page.click("#alert-form button[type=submit]");
       await page.locator("#alerts li[data-level=warning] .msg", { hasText: "Trendyol maintenance at 22:00" }).waitFor({ timeout: 10_000 });
+      await page.locator("#alert-result[data-kind=ok]").waitFor({ timeout: 10_000 });
       assert.equal(await text(page, "#alert-result"), "Alert sent to every connected user");
       const [alert] = await watcher.next("systemAlert", (a) => a.message === "Trendyol maintenance at 22:00");
       assert.equal(alert.from, "alice");
@@ -91,10 +80,10 @@ test("an admin signs in, sees connected and live figures, broadcasts an alert an
 });
 
 test("a dashboard-only user sees no admin actions and no admin figures", async () => {
-  const tab = await open(browser, web.base, "viewer");
+  const tab = await open(browser, stack.base, "viewer");
   const { page } = tab;
   try {
-    await signIn(tab, "victor", "viewer");
+    await signInAs(tab, "victor", "viewer");
     await waitForConnection(page, "connected");
     await tab.screenshot("connected");
     assert.equal(await page.locator("#actions").isVisible(), false);
@@ -108,10 +97,10 @@ test("a dashboard-only user sees no admin actions and no admin figures", async (
 });
 
 test("a marketplace manager sees the marketplaces and may start syncs, but not broadcast alerts", async () => {
-  const tab = await open(browser, web.base, "manager");
+  const tab = await open(browser, stack.base, "manager");
   const { page } = tab;
   try {
-    await signIn(tab, "mona", "marketplace_manager");
+    await signInAs(tab, "mona", "marketplace_manager");
     await waitForConnection(page, "connected");
     assert.equal(await page.locator("#marketplaces-section").isVisible(), true);
     assert.equal(await page.locator("#marketplaces .market").count(), 6);
@@ -127,7 +116,7 @@ test("a marketplace manager sees the marketplaces and may start syncs, but not b
 });
 
 test("an expired token asks to sign in again instead of retrying", async () => {
-  const tab = await open(browser, web.base, "expired");
+  const tab = await open(browser, stack.base, "expired");
   const { page } = tab;
   try {
     await page.locator("#dev-sign-in").waitFor();

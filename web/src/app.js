@@ -178,8 +178,9 @@ class Page {
     } else if (state === "connected") {
       this.banner("warning", problem.message);
     } else {
-      const retry = client.nextAttemptAt ? ` Retrying in ${Math.max(0, Math.round((client.nextAttemptAt - Date.now()) / 1000))} s.` : "";
-      this.banner("warning", `Connection lost: ${problem.message}.${state === "disconnected" ? retry : ""}`);
+      const wait = client.nextAttemptAt ? Math.max(0, Math.round((client.nextAttemptAt - Date.now()) / 1000)) : 0;
+      const next = wait > 0 ? ` Next attempt in ${wait} s.` : " Reconnecting…";
+      this.banner("warning", `Connection lost: ${problem.message.replace(/\.$/, "")}.${next}`);
     }
   }
 
@@ -397,7 +398,7 @@ function formatMetric(key, value, m) {
 
 function describe(kind, payload) {
   const parts = [kind];
-  for (const k of ["marketplace", "orderNumber", "orderId", "status", "succeeded", "failed", "total", "totalPrice", "items"]) {
+  for (const k of ["marketplace", "operation", "batch", "orderNumber", "orderId", "status", "items", "succeeded", "failed", "total", "totalPrice"]) {
     const v = payload?.[k];
     if (typeof v === "string" || typeof v === "number") parts.push(`${k} ${typeof v === "number" ? fmt.formatCount(v) : v}`);
     else if (Array.isArray(v)) parts.push(`${fmt.formatCount(v.length)} ${k}`);

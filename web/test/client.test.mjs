@@ -42,7 +42,11 @@ test("failures are classified so the page can act on them", () => {
   });
   assert.equal(c.classifyFailure(err, { status: 403, body: "" }).kind, "forbidden");
   assert.equal(c.classifyFailure(err, { status: 503, body: "identity provider unreachable" }).message, "identity provider unreachable");
-  assert.equal(c.classifyFailure(new TypeError("Failed to fetch"), null).kind, "network");
+  assert.deepEqual(c.classifyFailure(new Error("Failed to complete negotiation with the server: TypeError: Failed to fetch"), null), {
+    kind: "network",
+    message: "the realtime service cannot be reached",
+  });
+  assert.equal(c.networkMessage(new Error("Failed to complete negotiation with the server: Error: odd")), "Error: odd");
   assert.equal(c.classifyFailure(new c.SignInRequiredError(), null).kind, "unauthorized");
 });
 

@@ -6,9 +6,10 @@
 //!   tokens as `meschain token`. It exists only here: the deployed app is static files whose
 //!   `config.json` names no such endpoint, and `negotiate` accepts these tokens only where
 //!   `AUTH_JWT_SECRET` is the local one;
-//! - `POST /admin/signalr/restart`: stops the local SignalR service and starts it again on the
-//!   same port with the same keys, dropping every client connection, so tests can watch clients
-//!   recover as they must when Azure SignalR Service fails over.
+//! - `POST /admin/signalr/restart[?downMs=N]`: stops the local SignalR service, keeps it down for
+//!   N ms (default 0, at most 60,000), and starts it again on the same port with the same keys,
+//!   dropping every client connection, so tests can watch clients recover as they must when
+//!   Azure SignalR Service restarts or fails over.
 //!
 //! Everything listens on loopback only, like the whole dev host.
 
@@ -16,32 +17,36 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use meschain_functions_host::config::Settings;
 use meschain_functions_host::control::CONTROL_HEADER;
-use meschain_functions_host::dev_token;
+use meschain_model::settings::{
+    AUTH_AUDIENCE, AUTH_ISSUER, AUTH_JWT_SECRET, AUTH_OIDC_ISSUER, WEB_OIDC_CLIENT_ID, WEB_OIDC_RESOURCE,
+    WEB_OIDC_SCOPE,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::services::{ServeDir, ServeFile};
 
-/// Settings that configure the dashboard's OpenID Connect sign-in (with `AUTH_OIDC_ISSUER`).
-pub const OIDC_CLIENT_ID_SETTING: &str = "WEB_OIDC_CLIENT_ID";
-pub const OIDC_SCOPE_SETTING: &str = "WEB_OIDC_SCOPE";
-pub const OIDC_RESOURCE_SETTING: &str = "WEB_OIDC_RESOURCE";
-const OIDC_ISSUER_SETTING: &str = "AUTH_OIDC_ISSUER";
+use crate::dev_token;
 
 /// A user id or role longer than this is a mistake, not a name.
 const MAX_NAME_CHARS: usize = 128;
 const MAX_ROLES: usize = 16;
 const MAX_BODY_BYTES: usize = 4 * 1024;
 
-/// Restarts the local SignalR service; `Err` says why it could not.
-pub type RestartSignalR = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+/// Restarts the local SignalR service after keeping it down for the given time; `Err` says why it could not.
+pub type RestartSignalR =
+    Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// The longest outage the restart hook simulates.
+const MAX_DOWN: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct DevState {
@@ -94,19 +99,16 @@ pub fn dashboard_config(values: &std::collections::BTreeMap<String, String>, rou
     let api_base = if route_prefix.is_empty() { "/".to_string() } else { format!("/{route_prefix}") };
     let mut config = json!({ "apiBase": api_base });
     // Development tokens are only worth offering where negotiate can verify them.
-    if [dev_token::SECRET_SETTING, dev_token::ISSUER_SETTING, dev_token::AUDIENCE_SETTING]
-        .iter()
-        .all(|s| set(s).is_some())
-    {
+    if [AUTH_JWT_SECRET, AUTH_ISSUER, AUTH_AUDIENCE].iter().all(|s| set(s).is_some()) {
         config["devSignIn"] = json!("/dev/token");
     }
-    if let (Some(authority), Some(client_id)) = (set(OIDC_ISSUER_SETTING), set(OIDC_CLIENT_ID_SETTING)) {
+    if let (Some(authority), Some(client_id)) = (set(AUTH_OIDC_ISSUER), set(WEB_OIDC_CLIENT_ID)) {
         let mut oidc = json!({
             "authority": authority,
             "clientId": client_id,
-            "scope": set(OIDC_SCOPE_SETTING).unwrap_or("openid profile"),
+            "scope": set(WEB_OIDC_SCOPE).unwrap_or("openid profile"),
         });
-        if let Some(resource) = set(OIDC_RESOURCE_SETTING) {
+        if let Some(resource) = set(WEB_OIDC_RESOURCE) {
             oidc["resource"] = json!(resource);
         }
         config["oidc"] = oidc;
@@ -170,7 +172,7 @@ async fn dev_token_endpoint(State(s): State<DevState>, headers: HeaderMap, body:
     if let Err(why) = validate(&req) {
         return error(StatusCode::BAD_REQUEST, why);
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = meschain_model::clock::now_secs();
     let roles: Vec<String> = req.roles.iter().map(|r| r.trim().to_string()).collect();
     match dev_token::mint(&s.settings, req.user.trim(), &roles, now) {
         Ok(token) => axum::Json(json!({ "token": token, "expiresIn": dev_token::LIFETIME_SECS })).into_response(),
@@ -178,14 +180,29 @@ async fn dev_token_endpoint(State(s): State<DevState>, headers: HeaderMap, body:
     }
 }
 
-async fn restart_signalr(State(s): State<DevState>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartQuery {
+    #[serde(default)]
+    down_ms: u64,
+}
+
+async fn restart_signalr(
+    State(s): State<DevState>,
+    headers: HeaderMap,
+    query: Result<Query<RestartQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if headers.get(CONTROL_HEADER).is_none_or(|v| v != "1") {
         return error(StatusCode::FORBIDDEN, format!("missing header {CONTROL_HEADER}: 1"));
     }
+    let down = match query {
+        Ok(Query(q)) if Duration::from_millis(q.down_ms) <= MAX_DOWN => Duration::from_millis(q.down_ms),
+        _ => return error(StatusCode::BAD_REQUEST, format!("downMs must be 0 to {}", MAX_DOWN.as_millis())),
+    };
     let Some(restart) = &s.restart else {
         return error(StatusCode::CONFLICT, "no local SignalR service runs (the settings name a real instance)");
     };
-    match restart().await {
+    match restart(down).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
@@ -206,13 +223,14 @@ mod tests {
     }
 
     fn local() -> Arc<Settings> {
-        let mut s = Settings::default();
-        s.values = settings(&[
-            ("AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("AUTH_ISSUER", "meschain-dev"),
-            ("AUTH_AUDIENCE", "meschain-realtime"),
-        ]);
-        Arc::new(s)
+        Arc::new(Settings {
+            values: settings(&[
+                ("AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("AUTH_ISSUER", "meschain-dev"),
+                ("AUTH_AUDIENCE", "meschain-realtime"),
+            ]),
+            ..Default::default()
+        })
     }
 
     fn dist() -> PathBuf {
@@ -331,8 +349,10 @@ mod tests {
 
     #[tokio::test]
     async fn test_no_dev_token_without_the_local_secret() {
-        let mut s = Settings::default();
-        s.values = settings(&[("AUTH_OIDC_ISSUER", "https://x"), ("WEB_OIDC_CLIENT_ID", "abc")]);
+        let s = Settings {
+            values: settings(&[("AUTH_OIDC_ISSUER", "https://x"), ("WEB_OIDC_CLIENT_ID", "abc")]),
+            ..Default::default()
+        };
         let app = router(Arc::new(s), Path::new("/nonexistent"), "api", None);
         let (status, _, _) = send(&app, post_json("/dev/token", r#"{"user":"a","roles":[]}"#)).await;
         assert!(status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED, "{status}");
@@ -342,8 +362,8 @@ mod tests {
     async fn test_restart_hook_needs_the_control_header() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
-        let restart: RestartSignalR = Arc::new(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
+        let restart: RestartSignalR = Arc::new(move |down| {
+            counter.fetch_add(down.as_millis() as usize + 1, Ordering::SeqCst);
             Box::pin(async { Ok(()) })
         });
         let app = router(local(), Path::new("/nonexistent"), "api", Some(restart));
@@ -352,6 +372,17 @@ mod tests {
         let ok = Request::post("/admin/signalr/restart").header(CONTROL_HEADER, "1").body(Body::empty()).unwrap();
         assert_eq!(send(&app, ok).await.0, StatusCode::NO_CONTENT);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let down =
+            Request::post("/admin/signalr/restart?downMs=20").header(CONTROL_HEADER, "1").body(Body::empty()).unwrap();
+        assert_eq!(send(&app, down).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(calls.load(Ordering::SeqCst), 22, "the outage length reaches the hook");
+        for bad in ["downMs=-1", "downMs=60001", "downMs=x"] {
+            let req = Request::post(format!("/admin/signalr/restart?{bad}"))
+                .header(CONTROL_HEADER, "1")
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(send(&app, req).await.0, StatusCode::BAD_REQUEST, "{bad}");
+        }
         let none = router(local(), Path::new("/nonexistent"), "api", None);
         let req = Request::post("/admin/signalr/restart").header(CONTROL_HEADER, "1").body(Body::empty()).unwrap();
         assert_eq!(send(&none, req).await.0, StatusCode::CONFLICT);

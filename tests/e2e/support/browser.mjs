@@ -83,3 +83,12 @@ export const connectionText = (page) => page.locator("#connection-text").textCon
 export async function waitForConnection(page, state, timeout = 15_000) {
   await page.locator(`#connection[data-state="${state}"]`).waitFor({ timeout });
 }
+
+/** Signs in with the local stack's development "sign in as" form. */
+export async function signInAs(tab, user, role) {
+  const { page } = tab;
+  await page.locator("#dev-sign-in").waitFor();
+  await page.fill("#dev-user", user);
+  await page.selectOption("#dev-role", role);
+  await page.click("#dev-sign-in button[type=submit]");
+}

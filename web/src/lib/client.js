@@ -177,7 +177,16 @@ export function classifyFailure(error, lastHttpError) {
   if (typeof status === "number" && status > 0) {
     return { kind: "unavailable", status, message: serverMessage(lastHttpError.body, `The server answered ${status}`) };
   }
-  return { kind: "network", message: error?.message || String(error) };
+  return { kind: "network", message: networkMessage(error) };
+}
+
+/** A network failure in words: the official client's text names its internals. */
+export function networkMessage(error) {
+  const text = error?.message || String(error);
+  if (/Failed to fetch|NetworkError|ECONNREFUSED|fetch failed|WebSocket failed to connect|Load failed/i.test(text)) {
+    return "the realtime service cannot be reached";
+  }
+  return text.replace(/^Failed to complete negotiation with the server:\s*/, "");
 }
 
 /** Problems a retry cannot fix. */
@@ -259,7 +268,14 @@ export class MesChainClient {
             return null;
           }
           this.attempt = ctx.previousRetryCount + 1;
-          return backoffDelay(ctx.previousRetryCount, this.retry);
+          const delay = backoffDelay(ctx.previousRetryCount, this.retry);
+          this.nextAttemptAt = Date.now() + delay;
+          if (ctx.previousRetryCount > 0 && problem) {
+            // Say why the last attempt failed, not only that the connection was lost.
+            this.problem = problem;
+            this.#setState("reconnecting");
+          }
+          return delay;
         },
       })
       .configureLogging(logging)
@@ -268,7 +284,7 @@ export class MesChainClient {
       connection.on(event, (payload) => this.#emit(event, payload));
     }
     connection.onreconnecting((error) => {
-      this.problem = error ? { kind: "network", message: error.message } : null;
+      this.problem = { kind: "network", message: error?.message || "the realtime service closed the connection" };
       this.#setState("reconnecting");
     });
     connection.onreconnected(() => this.#joined());
