@@ -135,7 +135,10 @@ class Page {
       this.render();
     });
     client.on("systemAlert", (a) => {
-      pushFeed(this.model.alerts, { ...a, receivedAt: Date.now() });
+      // Alerts from admins carry `level`; alerts from functions (marketplace-sync) `severity` and a `title`.
+      const level = a.level ?? a.severity ?? "info";
+      const message = a.title && a.message ? `${a.title}: ${a.message}` : (a.message ?? a.title ?? "");
+      pushFeed(this.model.alerts, { ...a, level, message, receivedAt: Date.now() });
       this.renderFeed("alerts", this.model.alerts, alertItem);
     });
     client.on("inventoryUpdate", (u) => this.activity("info", describe("Inventory", u), u.at));
