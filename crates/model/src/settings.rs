@@ -27,3 +27,10 @@ pub const ADMIN_BROADCAST_SCHEDULE: &str = "ADMIN_BROADCAST_SCHEDULE";
 pub const SYNC_QUEUE_NAME: &str = "SYNC_QUEUE_NAME";
 /// Set by the Functions host: the port the custom handler listens on.
 pub const CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+/// The dashboard's OpenID Connect client id; with `AUTH_OIDC_ISSUER`, `meschain dev` offers that
+/// sign-in in the page's config.json (deployments write config.json themselves).
+pub const WEB_OIDC_CLIENT_ID: &str = "WEB_OIDC_CLIENT_ID";
+/// Scopes the dashboard asks for (default `openid profile`).
+pub const WEB_OIDC_SCOPE: &str = "WEB_OIDC_SCOPE";
+/// RFC 8707 resource the dashboard asks a token for (providers that use resource indicators).
+pub const WEB_OIDC_RESOURCE: &str = "WEB_OIDC_RESOURCE";
