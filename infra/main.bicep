@@ -71,10 +71,7 @@ param cosmosDatabaseName string = 'meschain'
 param cosmosContainerName string = 'events'
 param cosmosPartitionKeyPath string = '/pk'
 
-@description('Container default TTL in seconds; -1 = TTL on with no default (analytics events carry their own ttl, shared state none).')
-param cosmosDefaultTtl int = -1
-
-@description('How long analytics events are kept (seconds).')
+@description('How long analytics events are kept (seconds): the container\'s default TTL, which events inherit; shared-state documents set ttl -1 and never expire (crates/store, cosmos.rs).')
 @minValue(3600)
 param analyticsTtlSeconds int = 2592000
 
@@ -186,7 +183,7 @@ module cosmos 'modules/cosmos.bicep' = {
     databaseName: cosmosDatabaseName
     containerName: cosmosContainerName
     partitionKeyPath: cosmosPartitionKeyPath
-    defaultTtl: cosmosDefaultTtl
+    defaultTtl: analyticsTtlSeconds
     tags: tags
     workspaceId: monitoring.outputs.workspaceId
     appPrincipalId: appIdentity.properties.principalId

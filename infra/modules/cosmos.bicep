@@ -11,7 +11,7 @@ param partitionKeyPath string
 param tags object
 param workspaceId string
 
-@description('Default time to live of items in seconds: -1 = on with no default (each item sets its own ttl).')
+@description('Default time to live of items in seconds (analytics events); documents that must not expire set ttl -1.')
 param defaultTtl int
 
 @description('Principal of the Function App identity (Cosmos DB Built-in Data Contributor on this account).')
@@ -55,6 +55,14 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
       id: containerName
       partitionKey: { paths: [ partitionKeyPath ], kind: 'Hash' }
       defaultTtl: defaultTtl
+      // The store's own policy (crates/store, cosmos.rs): only what queries filter on is indexed, since every
+      // indexed path adds to each write's RU cost; documents are read by id.
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [ { path: '/pk/?' }, { path: '/atMs/?' }, { path: '/kind/?' } ]
+        excludedPaths: [ { path: '/*' } ]
+      }
     }
   }
 }

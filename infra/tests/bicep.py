@@ -7,7 +7,7 @@ identifier and a string literal the same way (a bare Python string), so two thin
 - `code_identifiers` lexes the source itself (comments dropped, string literals reduced to their `${...}`
   interpolations) to see which names are really referenced;
 - `Evaluator` resolves the few expression forms resource names and app settings use (interpolation, property
-  access, take, uniqueString, toLower, replace, concat, union), reading a bare string as a reference only when
+  access, take, uniqueString, string, toLower, replace, concat, union), reading a bare string as a reference only when
   that name is declared in scope. Anything it cannot resolve becomes `UNKNOWN`, never a guess.
 """
 
@@ -228,6 +228,9 @@ class Evaluator:
         if kind == "take":
             v, n = vals["original_value"], vals["number_to_take"]
             return v[:n] if isinstance(v, (str, list)) and isinstance(n, int) else UNKNOWN
+        if kind == "string":
+            v = next(iter(vals.values()))
+            return str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else UNKNOWN
         if kind == "to_lower":
             v = next(iter(vals.values()))
             return v.lower() if isinstance(v, str) else UNKNOWN

@@ -473,7 +473,7 @@ def test_signalr_upstream_reaches_connection_events(templates):
     assert props["cors"]["allowedOrigins"] == "allowedOrigins"
 
 
-def test_cosmos_is_serverless_keyless_with_the_store_container(templates, main):
+def test_cosmos_is_serverless_keyless_with_the_store_container(templates, main, app_settings):
     cosmos = module(templates, "cosmos.bicep")
     acct = the(cosmos, "Microsoft.DocumentDB/databaseAccounts")["properties"]
     assert {"name": "EnableServerless"} in acct["capabilities"]
@@ -482,7 +482,11 @@ def test_cosmos_is_serverless_keyless_with_the_store_container(templates, main):
     assert container["partitionKey"]["paths"] == ["partitionKeyPath"]
     assert container["defaultTtl"] == "defaultTtl"
     assert main.parameters["cosmosPartitionKeyPath"]["default"] == "/pk"
-    assert bicep.Evaluator(main).reference("cosmosDefaultTtl") == -1
+    # The store (crates/store, cosmos.rs) relies on the container default TTL being the analytics retention.
+    call = next(s for s in main.modules.values() if s["detail"]["path"] == "modules/cosmos.bicep")
+    assert call["config"]["params"]["defaultTtl"] == "analyticsTtlSeconds"
+    assert app_settings["ANALYTICS_TTL_SECONDS"] == str(main.parameters["analyticsTtlSeconds"]["default"])
+    assert {"path": "/*"} in container["indexingPolicy"]["excludedPaths"]
 
 
 def test_key_vault_is_rbac_with_purge_protection(templates):
