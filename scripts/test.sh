@@ -36,3 +36,6 @@ if [ -f tests/package.json ]; then
   step "end-to-end tests (node --test)"
   (cd tests && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 e2e/)
 fi
+
+step "infrastructure: checkov, template tests, release package (scripts/test-infra.sh)"
+bash scripts/test-infra.sh templates package
