@@ -148,6 +148,67 @@ impl SecretHandle {
     }
 }
 
+/// A value derived from a secret (a parsed key, a connection string), kept in step with the
+/// secret's rotations: [`Derived::current`] for new work, [`Derived::accepted`] for checks.
+/// Reads are one uncontended `RwLock` read; the only writer is the task following the secret.
+pub struct Derived<T> {
+    inner: Arc<std::sync::RwLock<Rotating<Arc<T>>>>,
+}
+
+impl<T> Clone for Derived<T> {
+    fn clone(&self) -> Self {
+        Derived { inner: self.inner.clone() }
+    }
+}
+
+impl<T> fmt::Debug for Derived<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Derived(<redacted>)")
+    }
+}
+
+impl<T: Send + Sync + 'static> Derived<T> {
+    /// A value that never rotates.
+    pub fn fixed(value: T) -> Self {
+        Derived { inner: Arc::new(std::sync::RwLock::new(Rotating::new(Arc::new(value)))) }
+    }
+
+    /// Derives from `handle` now (an error if the current value is unusable), then follows its
+    /// rotations on a task of the current runtime. A rotated-in value that cannot be derived is
+    /// logged (by `setting`, never by value) and the previous derivation stays in use.
+    pub fn follow<E: fmt::Display>(
+        mut handle: SecretHandle,
+        setting: &'static str,
+        derive: impl Fn(&SecretValue) -> Result<T, E> + Send + Sync + 'static,
+    ) -> Result<Self, E> {
+        let derive_arc = move |v: &SecretValue| derive(v).map(Arc::new);
+        let first = handle.rotating().try_map(&derive_arc)?;
+        let inner = Arc::new(std::sync::RwLock::new(first));
+        let target = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while handle.changed().await.is_ok() {
+                let Some(target) = target.upgrade() else { return };
+                match handle.rotating().try_map(&derive_arc) {
+                    Ok(next) => *target.write().unwrap_or_else(|p| p.into_inner()) = next,
+                    Err(e) => tracing::error!(setting, "the new value is unusable ({e}); keeping the current one"),
+                }
+            }
+        });
+        Ok(Derived { inner })
+    }
+
+    /// The value for anything new.
+    pub fn current(&self) -> Arc<T> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).current().clone()
+    }
+
+    /// The values checks accept now: the current one, then the previous one during an overlap.
+    pub fn accepted(&self) -> Vec<Arc<T>> {
+        let now = Instant::now();
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).accepted(now).cloned().collect()
+    }
+}
+
 struct Entry {
     setting: String,
     reference: SecretRef,

@@ -214,3 +214,32 @@ async fn test_fixed_handles_never_change() {
     assert_eq!(Secrets::empty().health().status, HealthStatus::Healthy);
     assert!(!Secrets::empty().request_early_refresh());
 }
+
+#[tokio::test(start_paused = true)]
+async fn test_derived_values_follow_rotation_and_survive_a_bad_value() {
+    use meschain_secrets::Derived;
+    let script = Arc::new(Script::default());
+    script.set("key", Ok("Endpoint=x;AccessKey=k1"));
+    let secrets = start(&script).await;
+    let parse = |v: &SecretValue| -> Result<String, String> {
+        v.expose().split_once("AccessKey=").map(|(_, k)| k.to_owned()).ok_or_else(|| "no AccessKey".to_owned())
+    };
+    let keys = Derived::follow(secrets.get("KEY").unwrap(), "KEY", parse).unwrap();
+    assert_eq!(*keys.current(), "k1");
+
+    script.set("key", Ok("Endpoint=x;AccessKey=k2"));
+    secrets.refresh().await;
+    settle().await;
+    assert_eq!(*keys.current(), "k2");
+    assert_eq!(keys.accepted().iter().map(|k| k.as_str()).collect::<Vec<_>>(), ["k2", "k1"]);
+
+    // A broken value in the vault does not replace a working key.
+    script.set("key", Ok("garbage"));
+    secrets.refresh().await;
+    settle().await;
+    assert_eq!(*keys.current(), "k2");
+
+    advance(Duration::from_secs(601)).await;
+    assert_eq!(keys.accepted().len(), 1);
+    assert!(Derived::follow(SecretHandle::fixed(SecretValue::new("bad")), "X", parse).is_err());
+}
