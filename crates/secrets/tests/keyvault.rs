@@ -192,3 +192,33 @@ async fn test_refresh_from_the_vault_rotates_and_keeps_last_good() {
     assert_eq!(secrets.health().status, meschain_secrets::HealthStatus::Healthy);
     vault.stop().await;
 }
+
+#[tokio::test]
+async fn test_rotation_in_the_vault_reaches_a_running_cache_and_the_old_value_expires() {
+    let vault = fake().await;
+    vault.state().set_secret("jwt", "old-secret");
+    let kv = Arc::new(client(&vault, TOKEN, Duration::from_secs(2)));
+    let options = CacheOptions {
+        refresh_every: Duration::from_millis(200),
+        overlap: Duration::from_millis(1500),
+        ..CacheOptions::default()
+    };
+    let secrets = Secrets::resolve(kv, vec![("AUTH_JWT_SECRET".into(), latest("jwt"))], options).await.unwrap();
+    let mut handle = secrets.get("AUTH_JWT_SECRET").unwrap();
+    let refresher = secrets.spawn_refresh();
+
+    vault.state().set_secret("jwt", "new-secret");
+    tokio::time::timeout(Duration::from_secs(5), handle.changed()).await.unwrap().unwrap();
+    let rotated_at = Instant::now();
+    assert_eq!(handle.current().expose(), "new-secret");
+    assert!(handle.any_accepted(|v| v.expose() == "old-secret"));
+    while rotated_at.elapsed() < Duration::from_millis(1400) {
+        assert!(handle.any_accepted(|v| v.expose() == "old-secret"), "accepted during the overlap");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!handle.any_accepted(|v| v.expose() == "old-secret"), "refused after the overlap");
+    assert!(handle.any_accepted(|v| v.expose() == "new-secret"));
+    refresher.abort();
+    vault.stop().await;
+}
