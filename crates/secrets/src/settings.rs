@@ -96,6 +96,22 @@ pub async fn resolve<'a>(
     Ok(Secrets::resolve(Arc::new(vault), refs, cache).await?)
 }
 
+/// Resolves every Key Vault reference in the process environment (any variable may be one).
+pub async fn resolve_process_env() -> Result<Secrets, SecretsError> {
+    let vars: Vec<(String, String)> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    resolve(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())), |n| std::env::var(n).ok()).await
+}
+
+/// A setting's value as of now: the current secret when it was a vault reference, else what
+/// `var` has. Give this to a settings parser in place of the raw environment.
+pub fn lookup(secrets: &Secrets, name: &str, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    match secrets.get(name) {
+        Some(handle) => Some(handle.current().expose().to_owned()),
+        None => var(name),
+    }
+}
+
 fn host_of(vault_url: &str) -> &str {
     let host = vault_url.trim_start_matches("https://");
     host.rsplit_once(':').map_or(host, |(h, _)| h)
