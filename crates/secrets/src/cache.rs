@@ -306,6 +306,13 @@ impl Secrets {
         self.entry(setting).map(|e| SecretHandle { rx: e.value.subscribe() })
     }
 
+    /// The accessor for connectors (marketplace credentials, the Cosmos key): the handle of
+    /// `setting` whether it is a vault reference (follows rotation) or a literal that `var`
+    /// holds (never changes). Read `current()` when building each request; never store the text.
+    pub fn setting(&self, setting: &str, var: impl Fn(&str) -> Option<String>) -> Option<SecretHandle> {
+        self.get(setting).or_else(|| var(setting).map(|v| SecretHandle::fixed(SecretValue::new(v))))
+    }
+
     /// The settings held, in the order given at start.
     pub fn settings(&self) -> impl Iterator<Item = &str> {
         self.inner.entries.iter().map(|e| e.setting.as_str())

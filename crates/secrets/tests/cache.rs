@@ -243,3 +243,16 @@ async fn test_derived_values_follow_rotation_and_survive_a_bad_value() {
     assert_eq!(keys.accepted().len(), 1);
     assert!(Derived::follow(SecretHandle::fixed(SecretValue::new("bad")), "X", parse).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn test_setting_accessor_covers_references_and_literals() {
+    let script = Arc::new(Script::default());
+    script.set("key", Ok("from-vault"));
+    let secrets = start(&script).await;
+    let env = |n: &str| (n == "COSMOS_KEY").then(|| "literal-key".to_owned());
+    assert_eq!(secrets.setting("KEY", env).unwrap().current().expose(), "from-vault");
+    assert_eq!(secrets.setting("COSMOS_KEY", env).unwrap().current().expose(), "literal-key");
+    assert!(secrets.setting("MISSING", env).is_none());
+    assert_eq!(meschain_secrets::settings::lookup(&secrets, "KEY", env).as_deref(), Some("from-vault"));
+    assert_eq!(meschain_secrets::settings::lookup(&secrets, "COSMOS_KEY", env).as_deref(), Some("literal-key"));
+}
