@@ -418,7 +418,13 @@ impl Secrets {
             .filter_map(|e| lock(&e.last_error).as_ref().map(|err| format!("{} ({})", e.setting, err_brief(err))))
             .collect();
         if failing.is_empty() {
-            let when = lock(&self.inner.last_refresh).map(|t| humantime::format_rfc3339_seconds(t).to_string());
+            let when = lock(&self.inner.last_refresh).and_then(|t| {
+                time::OffsetDateTime::from(t)
+                    .replace_nanosecond(0)
+                    .ok()?
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
             let detail =
                 format!("{} from Key Vault, last read {}", entries.len(), when.as_deref().unwrap_or("at start"));
             return SecretsHealth { status: HealthStatus::Healthy, detail };
