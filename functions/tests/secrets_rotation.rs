@@ -71,7 +71,7 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     let new_key = AccessKey::new("new-signalr-key-0123456789abcdef");
     assert!(state.authenticator.verify_token(&login(OLD_JWT)).await.is_ok());
     assert!(matches!(state.authenticator.verify_token(&login(NEW_JWT)).await, Err(AuthError::InvalidSignature)));
-    assert_eq!(state.upstream_keys(), [old_key.clone()]);
+    assert_eq!(state.upstream_keys(), std::slice::from_ref(&old_key));
 
     vault.state().set_secret("signalr", &signalr("new-signalr-key-0123456789abcdef"));
     vault.state().set_secret("jwt", NEW_JWT);
