@@ -2,7 +2,9 @@
 # Cold-start cost of Key Vault references: RUNS fresh processes (default 20) each resolve five
 # settings from the local fake vault with the managed-identity credential (App Service's identity
 # endpoint, served by the fake), over TLS with the challenge flow, as the handler does at start.
-# Prints p50 / max of the in-process resolve time and of exec-to-exit.
+# Prints p50 / max of the in-process resolve time and of exec-to-exit; then the release handler's
+# exec -> first answered GET / (what the Functions host waits for) with those five settings as
+# references, against the same settings as literals.
 # Usage: bench/secrets.sh [RUNS=20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +40,28 @@ for _ in range(runs):
 print(f"resolve 5 secrets (in process): p50 {statistics.median(inner):.1f} ms, max {max(inner):.1f} ms ({runs} runs)")
 print(f"exec to exit:                   p50 {statistics.median(outer):.1f} ms, max {max(outer):.1f} ms")
 PY
+
+cargo build --release -q -p meschain-functions --bin handler
+eval "$(python3 - <<'PY'
+import json, shlex
+for k, v in json.load(open("local.settings.example.json"))["Values"].items():
+    print(f"export {k}={shlex.quote(v)}")
+PY
+)"
+echo "== handler exec -> first answered GET / with literal settings"
+python3 bench/handler_probe.py startup target/release/handler "$runs"
+# The fake holds the same values the literals have; five settings become references.
+for pair in "signalr=$AzureSignalRConnectionString" "signalr-secondary=$AzureSignalRConnectionString" \
+            "jwt=$AUTH_JWT_SECRET" "servicebus=$ServiceBusConnection" "audience=$AUTH_AUDIENCE"; do
+  curl -fsS -X PUT -H 'content-type: application/json' "$(field control)/secrets/${pair%%=*}" \
+    -d "$(python3 -c 'import json,sys; print(json.dumps({"value": sys.argv[1]}))' "${pair#*=}")" >/dev/null
+done
+export AzureSignalRConnectionString AzureSignalRSecondaryConnectionString AUTH_JWT_SECRET ServiceBusConnection AUTH_AUDIENCE
+AzureSignalRConnectionString=$(ref signalr)
+AzureSignalRSecondaryConnectionString=$(ref signalr-secondary)
+AUTH_JWT_SECRET=$(ref jwt)
+ServiceBusConnection=$(ref servicebus)
+AUTH_AUDIENCE=$(ref audience)
+echo "== handler exec -> first answered GET / with 5 settings as Key Vault references"
+python3 bench/handler_probe.py startup target/release/handler "$runs"
 echo "load: $(uptime)"
