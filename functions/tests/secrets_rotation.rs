@@ -107,3 +107,48 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     assert_eq!(state.upstream_keys(), [new_key]);
     vault.stop().await;
 }
+
+/// The real binary: a malformed reference, and a reference to a secret the vault does not
+/// have, stop the handler before it listens, naming the setting (and the vault), never a value.
+/// (Multi-threaded: the fake vault must answer while this test waits for the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_handler_exits_naming_the_setting_when_a_reference_cannot_be_read() {
+    let base = [
+        ("AzureSignalRConnectionString", signalr("literal-signalr-key-0123456789abcdef")),
+        ("AUTH_JWT_SECRET", OLD_JWT.to_string()),
+        ("ADMIN_BROADCAST_SCHEDULE", "*/5 * * * * *".to_string()),
+        ("SYNC_QUEUE_NAME", "marketplace-sync".to_string()),
+        ("FUNCTIONS_CUSTOMHANDLER_PORT", "0".to_string()),
+        ("SECRETS_CREDENTIAL", "managed-identity".to_string()),
+    ];
+    let run = |extra: Vec<(&'static str, String)>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+        cmd.env_clear().envs(base.iter().cloned()).envs(extra);
+        cmd.output().unwrap()
+    };
+    let out = run(vec![("AUTH_JWT_SECRET", "@Microsoft.KeyVault(VaultName=myvault)".into())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("setting AUTH_JWT_SECRET") && err.contains("SecretName"), "{err}");
+
+    let vault = FakeVault::start(Options::default()).await.unwrap();
+    let ca = std::env::temp_dir().join(format!("handler-kv-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, vault.ca_pem()).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(vec![
+        ("AUTH_JWT_SECRET", "@Microsoft.KeyVault(VaultName=myvault;SecretName=absent)".into()),
+        ("IDENTITY_ENDPOINT", vault.identity_endpoint()),
+        ("IDENTITY_HEADER", vault.identity_header().into()),
+        ("SECRETS_VAULT_ADDRESS", vault.address().to_string()),
+        ("SECRETS_VAULT_CA_FILE", ca.display().to_string()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("setting AUTH_JWT_SECRET") && err.contains("vault `myvault`") && err.contains("SecretNotFound"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "within the host's start window");
+    let _ = std::fs::remove_file(ca);
+    vault.stop().await;
+}
