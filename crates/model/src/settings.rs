@@ -37,3 +37,10 @@ pub const SECRETS_CREDENTIAL: &str = "SECRETS_CREDENTIAL";
 pub const SECRETS_VAULT_ADDRESS: &str = "SECRETS_VAULT_ADDRESS";
 /// Local testing only: one more trusted root (PEM file) for vault connections.
 pub const SECRETS_VAULT_CA_FILE: &str = "SECRETS_VAULT_CA_FILE";
+/// The dashboard's OpenID Connect client id; with `AUTH_OIDC_ISSUER`, `meschain dev` offers that
+/// sign-in in the page's config.json (deployments write config.json themselves).
+pub const WEB_OIDC_CLIENT_ID: &str = "WEB_OIDC_CLIENT_ID";
+/// Scopes the dashboard asks for (default `openid profile`).
+pub const WEB_OIDC_SCOPE: &str = "WEB_OIDC_SCOPE";
+/// RFC 8707 resource the dashboard asks a token for (providers that use resource indicators).
+pub const WEB_OIDC_RESOURCE: &str = "WEB_OIDC_RESOURCE";
