@@ -49,7 +49,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p => p,
         };
         let keys = Keys::load(&app.settings, &data_dir).with_context(|| format!("keys in {}", data_dir.display()))?;
-        let signalr = start_local_signalr(&app, &keys, port, args.signalr_port).await?;
+        // local.settings.json may point at a real vault: its references are read here as the
+        // handler reads them (a missing secret stops here, naming the setting and the vault), so
+        // the local SignalR service gets the access key the vault holds.
+        let values = &app.settings.values;
+        let var = |n: &str| std::env::var(n).ok().or_else(|| values.get(n).cloned());
+        let secrets = meschain_secrets::settings::resolve(values.iter().map(|(k, v)| (k.as_str(), v.as_str())), var)
+            .await
+            .context("Key Vault references in the settings")?;
+        let configured =
+            meschain_secrets::settings::lookup(&secrets, SIGNALR_CONNECTION_STRING, |n| values.get(n).cloned());
+        let signalr =
+            start_local_signalr(&app, configured.as_deref().unwrap_or(""), &keys, port, args.signalr_port).await?;
         let mut extra_env = BTreeMap::new();
         if let Some((svc, _)) = &signalr {
             extra_env.insert(SIGNALR_CONNECTION_STRING.to_string(), svc.connection_string());
@@ -126,11 +137,11 @@ fn names_real_instance(cs: &str) -> bool {
 /// sends every upstream event to `connection-events` with the host's function key.
 async fn start_local_signalr(
     app: &App,
+    configured: &str,
     keys: &Keys,
     host_port: u16,
     port: Option<u16>,
 ) -> anyhow::Result<Option<(RunningService, meschain_signalr_service::Config)>> {
-    let configured = app.settings.values.get(SIGNALR_CONNECTION_STRING).map(String::as_str).unwrap_or("");
     if names_real_instance(configured) {
         return Ok(None);
     }
