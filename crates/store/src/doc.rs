@@ -99,8 +99,14 @@ where
     T: Serialize + DeserializeOwned,
     F: FnMut(Option<T>) -> Option<T>,
 {
-    const ATTEMPTS: usize = 16;
-    for _ in 0..ATTEMPTS {
+    const ATTEMPTS: u32 = 24;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Losers back off by a random share of a growing window, so contenders spread out
+            // instead of colliding again in lockstep.
+            let window_ms = (2u64 << attempt.min(7)).min(250);
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(0..=window_ms))).await;
+        }
         let current = get_typed::<T>(store, collection, id).await?;
         let (old, precondition) = match current {
             Some(Versioned { value, etag }) => (Some(value), Precondition::Etag(etag)),

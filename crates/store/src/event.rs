@@ -81,6 +81,9 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
+    /// Unique id, assigned by the recorder when buffered, so a retried write is recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub kind: EventKind,
     /// Unix milliseconds.
     pub at_ms: u64,
@@ -110,6 +113,7 @@ pub struct Event {
 impl Event {
     pub fn new(kind: EventKind, at_ms: u64) -> Self {
         Event {
+            id: None,
             kind,
             at_ms,
             hub: None,

@@ -77,6 +77,9 @@ struct Inner {
     presence_delta: Mutex<PresenceTotals>,
     flushing: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Event ids: this recorder's random prefix and a sequence.
+    id_prefix: String,
+    sequence: AtomicU64,
     dropped: AtomicU64,
     written: AtomicU64,
     retries: AtomicU64,
@@ -120,6 +123,8 @@ impl Recorder {
             presence_delta: Mutex::new(PresenceTotals::default()),
             flushing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            id_prefix: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            sequence: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -133,7 +138,11 @@ impl Recorder {
     }
 
     /// Buffers an event; counts it as dropped if the buffer is full.
-    pub fn record(&self, event: Event) {
+    pub fn record(&self, mut event: Event) {
+        if event.id.is_none() {
+            let n = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
+            event.id = Some(format!("{}-{n}", self.inner.id_prefix));
+        }
         let mut b = lock(&self.inner.buffers);
         if b.events.len() + b.presence.len() >= self.inner.config.capacity {
             let at = event.at_ms;
