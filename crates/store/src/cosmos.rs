@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_data_cosmos::clients::ContainerClient;
-use azure_data_cosmos::models::{ContainerProperties, TimeToLive};
+use azure_data_cosmos::models::{ContainerProperties, IndexingMode, IndexingPolicy, TimeToLive};
 use azure_data_cosmos::options::{
     ItemReadOptions, ItemWriteOptions, OperationOptionsBuilder, ThrottlingRetryOptionsBuilder,
 };
@@ -85,6 +85,19 @@ fn entra_credential() -> Result<Arc<dyn TokenCredential>, StoreError> {
     } else {
         Ok(azure_identity::DeveloperToolsCredential::new(None).map_err(fail)?)
     }
+}
+
+/// Index only what queries filter on (events are counted by partition, time and kind;
+/// documents are only read by id): every indexed path adds to the RU cost of each write.
+fn indexing_policy() -> IndexingPolicy {
+    let mut policy = IndexingPolicy::default()
+        .with_indexing_mode(IndexingMode::Consistent)
+        .with_included_path("/pk/?")
+        .with_included_path("/atMs/?")
+        .with_included_path("/kind/?")
+        .with_excluded_path("/*");
+    policy.automatic = true;
+    policy
 }
 
 /// What a Cosmos error means to a caller of the store.
@@ -141,7 +154,8 @@ impl CosmosStore {
             }
             let ttl_seconds = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
             let properties = ContainerProperties::new(settings.container.clone(), "/pk".into())
-                .with_default_ttl(TimeToLive::Seconds(ttl_seconds));
+                .with_default_ttl(TimeToLive::Seconds(ttl_seconds))
+                .with_indexing_policy(indexing_policy());
             match database.create_container(properties, None).await {
                 Ok(_) => tracing::info!(container = %settings.container, "store: created Cosmos DB container"),
                 Err(e) if e.status().is_conflict() => {}
