@@ -71,7 +71,7 @@ async fn main() {
         total.as_secs_f64(),
         events as f64 / total.as_secs_f64()
     );
-    let stored = store.count_events(None, 0).await.unwrap();
+    let stored = store.count_events(None, since).await.unwrap();
 
     // Snapshot reads: median and max of 200.
     let mut times = Vec::new();

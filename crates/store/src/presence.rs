@@ -23,6 +23,11 @@ use crate::{Store, StoreError};
 pub const TOTALS_COLLECTION: &str = "presence";
 pub const TOTALS_ID: &str = "totals";
 pub const USERS_COLLECTION: &str = "presence-users";
+/// The marketplace groups a connection joined (`JoinMarketplaceGroup`), for the hub methods
+/// that act on them; another instance may serve the connection's next call.
+pub const CONNECTION_GROUPS_COLLECTION: &str = "connection-groups";
+/// Marketplace groups remembered per connection at most.
+const MAX_GROUPS_PER_CONNECTION: usize = 16;
 
 /// Connection ids kept per user document (a user with more tabs is counted, not tracked).
 const MAX_LIVE_PER_USER: usize = 1_000;
@@ -142,6 +147,31 @@ pub async fn apply(store: &dyn Store, op: &PresenceOp, totals: &mut PresenceTota
         totals.merge(&PresenceTotals { hubs: BTreeMap::from([(hub.clone(), delta)]) });
     }
     Ok(())
+}
+
+/// Records that a connection joined a group (idempotent). Kept for the analytics TTL: a
+/// connection outlives neither its token nor a day of use.
+pub async fn joined_group(store: &dyn Store, hub: &str, connection_id: &str, group: &str) -> Result<(), StoreError> {
+    let id = user_doc_id(hub, connection_id, None);
+    doc::update_doc::<Vec<String>, _>(store, CONNECTION_GROUPS_COLLECTION, &id, Retention::Analytics, |current| {
+        let mut groups = current.unwrap_or_default();
+        if groups.iter().any(|g| g == group) || groups.len() >= MAX_GROUPS_PER_CONNECTION {
+            return None;
+        }
+        groups.push(group.to_string());
+        Some(groups)
+    })
+    .await
+    .map(drop)
+}
+
+/// The groups a connection joined through [`joined_group`].
+pub async fn groups_of(store: &dyn Store, hub: &str, connection_id: &str) -> Result<Vec<String>, StoreError> {
+    let id = user_doc_id(hub, connection_id, None);
+    Ok(doc::get_typed::<Vec<String>>(store, CONNECTION_GROUPS_COLLECTION, &id)
+        .await?
+        .map(|v| v.value)
+        .unwrap_or_default())
 }
 
 /// Adds `delta` to `presence/totals`.

@@ -71,6 +71,8 @@ struct Buffers {
 struct Inner {
     store: Arc<dyn Store>,
     config: RecorderConfig,
+    /// False: every recording method returns at once and nothing is written (analytics off).
+    enabled: bool,
     buffers: Mutex<Buffers>,
     /// Presence totals produced by applied changes, not yet merged into `presence/totals`.
     /// Only touched by a flush (under `flushing`).
@@ -119,6 +121,7 @@ impl Recorder {
         let inner = Arc::new(Inner {
             store,
             config,
+            enabled: true,
             buffers: Mutex::new(Buffers::default()),
             presence_delta: Mutex::new(PresenceTotals::default()),
             flushing: tokio::sync::Mutex::new(()),
@@ -133,12 +136,27 @@ impl Recorder {
         Recorder { inner, task: Arc::new(Mutex::new(None)) }
     }
 
+    /// A recorder that records nothing (`ANALYTICS_ENABLED=false`): presence and counters
+    /// then stay empty. For measuring what analytics cost, not for production.
+    pub fn disabled(store: Arc<dyn Store>) -> Recorder {
+        let recorder = Recorder::unstarted(store, RecorderConfig::default());
+        let inner = Arc::into_inner(recorder.inner).expect("just built");
+        Recorder { inner: Arc::new(Inner { enabled: false, ..inner }), task: recorder.task }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
     /// Buffers an event; counts it as dropped if the buffer is full.
     pub fn record(&self, mut event: Event) {
+        if !self.inner.enabled {
+            return;
+        }
         if event.id.is_none() {
             let n = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
             event.id = Some(format!("{}-{n}", self.inner.id_prefix));
@@ -159,11 +177,17 @@ impl Recorder {
 
     /// Adds `n` to a counter (at the current time).
     pub fn add(&self, counter: Counter, n: u64) {
+        if !self.inner.enabled {
+            return;
+        }
         lock(&self.inner.buffers).deltas.add(&counter, n, now_ms());
     }
 
     /// Records one negotiate latency sample.
     pub fn observe_negotiate_latency(&self, latency: Duration) {
+        if !self.inner.enabled {
+            return;
+        }
         lock(&self.inner.buffers).deltas.observe_latency(latency, now_ms());
     }
 
@@ -186,6 +210,9 @@ impl Recorder {
     }
 
     fn presence(&self, op: PresenceOp) {
+        if !self.inner.enabled {
+            return;
+        }
         let mut b = lock(&self.inner.buffers);
         if b.events.len() + b.presence.len() >= self.inner.config.capacity {
             self.inner.drop_one(&mut b, now_ms());

@@ -15,6 +15,7 @@ pub mod names {
     pub const COSMOS_CREATE_IF_MISSING: &str = "COSMOS_CREATE_IF_MISSING";
     pub const ANALYTICS_TTL_SECONDS: &str = "ANALYTICS_TTL_SECONDS";
     pub const ANALYTICS_BUFFER: &str = "ANALYTICS_BUFFER";
+    pub const ANALYTICS_ENABLED: &str = "ANALYTICS_ENABLED";
 }
 
 pub const DEFAULT_DATABASE: &str = "meschain";
@@ -79,6 +80,8 @@ pub struct StoreSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecorderConfigSettings {
     pub capacity: usize,
+    /// `ANALYTICS_ENABLED=false` turns recording off (to measure its cost).
+    pub enabled: bool,
 }
 
 impl StoreSettings {
@@ -91,7 +94,7 @@ impl StoreSettings {
         StoreSettings {
             backend: Backend::Embedded { data_dir: data_dir.into() },
             analytics_ttl: DEFAULT_TTL,
-            recorder: RecorderConfigSettings { capacity: RecorderConfig::default().capacity },
+            recorder: RecorderConfigSettings { capacity: RecorderConfig::default().capacity, enabled: true },
         }
     }
 
@@ -116,6 +119,11 @@ impl StoreSettings {
                     return Err(format!("{} must be a number of events from 100 to 10000000", names::ANALYTICS_BUFFER));
                 }
             },
+        };
+        let enabled = match get(names::ANALYTICS_ENABLED).as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(format!("{} must be true or false", names::ANALYTICS_ENABLED)),
         };
         let backend = match get(names::COSMOS_ENDPOINT) {
             None => {
@@ -151,7 +159,7 @@ impl StoreSettings {
                 })
             }
         };
-        Ok(StoreSettings { backend, analytics_ttl, recorder: RecorderConfigSettings { capacity } })
+        Ok(StoreSettings { backend, analytics_ttl, recorder: RecorderConfigSettings { capacity, enabled } })
     }
 }
 

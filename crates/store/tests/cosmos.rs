@@ -135,6 +135,10 @@ async fn run() -> Vec<String> {
         suite::background_flush_and_shutdown(pair(&server, "background").await).await
     })
     .await;
+    case("disabled_recorder_records_nothing", &mut failures, async {
+        suite::disabled_recorder_records_nothing(pair(&server, "disabled").await).await
+    })
+    .await;
     case("ttl_setting", &mut failures, async {
         let store = open(&server, "ttl").await;
         assert_eq!(store.default_ttl().await.unwrap(), Some(TTL.as_secs() as u32), "container default TTL");

@@ -36,6 +36,7 @@ suite_case!(events_counters_and_presence_from_two_instances);
 suite_case!(buffer_overflow_is_counted);
 suite_case!(recording_does_not_wait_for_the_store);
 suite_case!(background_flush_and_shutdown);
+suite_case!(disabled_recorder_records_nothing);
 
 #[tokio::test]
 async fn ttl_setting_and_expiry() {
