@@ -50,6 +50,7 @@ async fn main() {
 
     // Through the recorder, as the handler writes: record (memory only) while the background
     // task writes batches; the clock stops when the last event is stored.
+    let since = now_ms() - 1;
     let recorder =
         Recorder::start(store.clone(), RecorderConfig { capacity: events as usize + 1, ..Default::default() });
     let start = Instant::now();
