@@ -47,6 +47,19 @@ pub struct DashboardData {
 }
 
 impl DashboardData {
+    /// Nothing known yet: no connections, every marketplace idle, no rates.
+    pub fn empty(hubs: &[&str], marketplaces: &[&str]) -> Self {
+        let zero = Rate::default();
+        DashboardData {
+            hubs: hubs.iter().map(|h| HubConnections { hub: h.to_string(), connections: 0, users: 0 }).collect(),
+            marketplaces: marketplaces.iter().map(|m| MarketplaceStatus::idle(m)).collect(),
+            rates: Rates { negotiate: zero, hub_methods: zero, syncs: zero },
+            negotiate_p50_ms: None,
+            negotiate_p95_ms: None,
+            today: DayDoc::default(),
+        }
+    }
+
     pub fn orders_today(&self) -> u64 {
         self.today.get(&Counter::Orders)
     }
