@@ -79,6 +79,10 @@ struct Inner {
     presence_delta: Mutex<PresenceTotals>,
     flushing: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Set by `shutdown`: the background task stops after the flush it is in.
+    closing: std::sync::atomic::AtomicBool,
+    /// Wakes the task for shutdown, also from a retry wait (which `wake` must not cut short).
+    closed: Notify,
     /// Event ids: this recorder's random prefix and a sequence.
     id_prefix: String,
     sequence: AtomicU64,
@@ -126,6 +130,8 @@ impl Recorder {
             presence_delta: Mutex::new(PresenceTotals::default()),
             flushing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            closed: Notify::new(),
             id_prefix: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             sequence: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -243,12 +249,18 @@ impl Recorder {
     /// Stops the background task and writes what is left, trying until `deadline` passes
     /// (honouring retry-after). Returns the final stats: `pending` is what could not be written.
     pub async fn shutdown(&self, deadline: Duration) -> RecorderStats {
-        let task = lock(&self.task).take();
-        if let Some(task) = task {
-            task.abort();
-            let _ = task.await;
-        }
         let give_up = tokio::time::Instant::now() + deadline;
+        // Never abort a flush midway: the batch it holds would be lost. Ask the task to stop
+        // after the flush it is in, and wait for it (within the deadline).
+        self.inner.closing.store(true, Ordering::Relaxed);
+        self.inner.closed.notify_one();
+        let task = lock(&self.task).take();
+        if let Some(mut task) = task
+            && tokio::time::timeout_at(give_up, &mut task).await.is_err()
+        {
+            task.abort();
+            tracing::warn!("store: a write was still in progress at the shutdown deadline");
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.inner.flush().await {
@@ -278,17 +290,30 @@ impl Inner {
 
     async fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
+        let mut retry_in = None;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.config.flush_interval) => {}
-                _ = self.wake.notified() => {}
+            match retry_in.take() {
+                // After a failure, wait it out (the service's retry-after): a full buffer must
+                // not bring the next attempt forward.
+                Some(wait) => tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.closed.notified() => {}
+                },
+                None => tokio::select! {
+                    _ = tokio::time::sleep(self.config.flush_interval) => {}
+                    _ = self.wake.notified() => {}
+                    _ = self.closed.notified() => {}
+                },
+            }
+            if self.closing.load(Ordering::Relaxed) {
+                return;
             }
             match self.flush().await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     let wait = self.backoff_for(&e, &mut backoff);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "store: write failed, will retry");
-                    tokio::time::sleep(wait).await;
+                    retry_in = Some(wait);
                 }
             }
         }
