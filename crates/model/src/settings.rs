@@ -27,3 +27,18 @@ pub const ADMIN_BROADCAST_SCHEDULE: &str = "ADMIN_BROADCAST_SCHEDULE";
 pub const SYNC_QUEUE_NAME: &str = "SYNC_QUEUE_NAME";
 /// Set by the Functions host: the port the custom handler listens on.
 pub const CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+
+// The store (crates/store): embedded by default, Cosmos DB when `COSMOS_ENDPOINT` is set.
+/// Folder of the embedded store (`meschain dev` sets its own).
+pub const MESCHAIN_DATA_DIR: &str = "MESCHAIN_DATA_DIR";
+pub const COSMOS_ENDPOINT: &str = "COSMOS_ENDPOINT";
+/// Account key; unset: Microsoft Entra ID.
+pub const COSMOS_KEY: &str = "COSMOS_KEY";
+pub const COSMOS_DATABASE: &str = "COSMOS_DATABASE";
+pub const COSMOS_CONTAINER: &str = "COSMOS_CONTAINER";
+pub const COSMOS_CREATE_IF_MISSING: &str = "COSMOS_CREATE_IF_MISSING";
+pub const ANALYTICS_TTL_SECONDS: &str = "ANALYTICS_TTL_SECONDS";
+pub const ANALYTICS_BUFFER: &str = "ANALYTICS_BUFFER";
+pub const ANALYTICS_ENABLED: &str = "ANALYTICS_ENABLED";
+/// Currency of the dashboard's revenue figures (ISO 4217, default TRY).
+pub const DASHBOARD_CURRENCY: &str = "DASHBOARD_CURRENCY";

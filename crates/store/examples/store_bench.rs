@@ -35,7 +35,11 @@ async fn main() {
             meschain_store::cosmos::CosmosStore::open(
                 &CosmosSettings {
                     endpoint: target,
-                    key: Some("bench".into()),
+                    // Any key is accepted by the local server; it must still be base64 (HMAC key).
+                    key: Some(
+                        "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+                            .into(),
+                    ),
                     database: "bench".into(),
                     container: "events".into(),
                     create_if_missing: true,

@@ -6,16 +6,25 @@ use std::time::Duration;
 
 use crate::recorder::RecorderConfig;
 
+/// The names, spelled once in the model crate.
 pub mod names {
-    pub const DATA_DIR: &str = "MESCHAIN_DATA_DIR";
-    pub const COSMOS_ENDPOINT: &str = "COSMOS_ENDPOINT";
-    pub const COSMOS_KEY: &str = "COSMOS_KEY";
-    pub const COSMOS_DATABASE: &str = "COSMOS_DATABASE";
-    pub const COSMOS_CONTAINER: &str = "COSMOS_CONTAINER";
-    pub const COSMOS_CREATE_IF_MISSING: &str = "COSMOS_CREATE_IF_MISSING";
-    pub const ANALYTICS_TTL_SECONDS: &str = "ANALYTICS_TTL_SECONDS";
-    pub const ANALYTICS_BUFFER: &str = "ANALYTICS_BUFFER";
-    pub const ANALYTICS_ENABLED: &str = "ANALYTICS_ENABLED";
+    pub use meschain_model::settings::{
+        ANALYTICS_BUFFER, ANALYTICS_ENABLED, ANALYTICS_TTL_SECONDS, COSMOS_CONTAINER, COSMOS_CREATE_IF_MISSING,
+        COSMOS_DATABASE, COSMOS_ENDPOINT, COSMOS_KEY, MESCHAIN_DATA_DIR as DATA_DIR,
+    };
+
+    /// Every store setting, for reporting a problem under its name.
+    pub const ALL: [&str; 9] = [
+        DATA_DIR,
+        COSMOS_ENDPOINT,
+        COSMOS_KEY,
+        COSMOS_DATABASE,
+        COSMOS_CONTAINER,
+        COSMOS_CREATE_IF_MISSING,
+        ANALYTICS_TTL_SECONDS,
+        ANALYTICS_BUFFER,
+        ANALYTICS_ENABLED,
+    ];
 }
 
 pub const DEFAULT_DATABASE: &str = "meschain";

@@ -33,13 +33,17 @@ export function loginToken(sub, roles) {
   );
 }
 
-/** Starts `meschain dev` and resolves once it reports ready. */
-export async function startDev() {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
+/**
+ * Starts `meschain dev` and resolves once it reports ready. Options: `env` (extra environment,
+ * e.g. store settings), `dataDir` (reuse a data folder, e.g. across a restart) and `keepData`
+ * (leave it on stop).
+ */
+export async function startDev({ env = {}, dataDir: givenDir, keepData = false } = {}) {
+  const dataDir = givenDir ?? mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
   const proc = spawn(
     path.join(root, "target", "debug", "meschain"),
     ["dev", "--app-root", root, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", "debug", "handler")],
-    { env: { ...process.env, RUST_LOG: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
+    { env: { ...process.env, RUST_LOG: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const output = [];
   const info = await new Promise((resolve, reject) => {
@@ -80,7 +84,7 @@ export async function startDev() {
       const exited = new Promise((resolve) => proc.on("exit", resolve));
       proc.kill("SIGTERM");
       await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
     /** A REST call to the local SignalR service, token audience = the request URL (SDK style). */
     async rest(method, pathAndQuery, body) {
