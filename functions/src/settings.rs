@@ -142,7 +142,7 @@ impl Settings {
         );
 
         // The store reads its own settings; a problem message starts with the setting's name.
-        let store = meschain_store::StoreSettings::from_lookup(&get)
+        let store = meschain_store::StoreSettings::from_lookup(get)
             .map_err(|e| {
                 let name =
                     meschain_store::settings::names::ALL.into_iter().find(|n| e.starts_with(n)).unwrap_or("store");
