@@ -160,10 +160,7 @@ pub struct SecretsHealth(std::sync::RwLock<Health>);
 
 impl Default for SecretsHealth {
     fn default() -> Self {
-        SecretsHealth(std::sync::RwLock::new(Health::new(
-            HealthStatus::Healthy,
-            "no Key Vault reference in use",
-        )))
+        SecretsHealth(std::sync::RwLock::new(Health::new(HealthStatus::Healthy, "no Key Vault reference in use")))
     }
 }
 
