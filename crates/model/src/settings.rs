@@ -42,3 +42,10 @@ pub const ANALYTICS_BUFFER: &str = "ANALYTICS_BUFFER";
 pub const ANALYTICS_ENABLED: &str = "ANALYTICS_ENABLED";
 /// Currency of the dashboard's revenue figures (ISO 4217, default TRY).
 pub const DASHBOARD_CURRENCY: &str = "DASHBOARD_CURRENCY";
+/// The dashboard's OpenID Connect client id; with `AUTH_OIDC_ISSUER`, `meschain dev` offers that
+/// sign-in in the page's config.json (deployments write config.json themselves).
+pub const WEB_OIDC_CLIENT_ID: &str = "WEB_OIDC_CLIENT_ID";
+/// Scopes the dashboard asks for (default `openid profile`).
+pub const WEB_OIDC_SCOPE: &str = "WEB_OIDC_SCOPE";
+/// RFC 8707 resource the dashboard asks a token for (providers that use resource indicators).
+pub const WEB_OIDC_RESOURCE: &str = "WEB_OIDC_RESOURCE";

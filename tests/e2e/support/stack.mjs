@@ -34,15 +34,18 @@ export function loginToken(sub, roles) {
 }
 
 /**
- * Starts `meschain dev` and resolves once it reports ready. Options: `env` (extra environment,
- * e.g. store settings), `dataDir` (reuse a data folder, e.g. across a restart) and `keepData`
- * (leave it on stop).
+ * Starts `meschain dev` and resolves once it reports ready. `appRoot` runs another app root
+ * (e.g. one with different settings); the handler and binaries are always this checkout's.
+ * `env` adds environment (e.g. store settings), `dataDir` reuses a data folder (e.g. across a
+ * restart) and `keepData` leaves it on stop.
  */
-export async function startDev({ env = {}, dataDir: givenDir, keepData = false } = {}) {
+export async function startDev({ appRoot = root, env = {}, dataDir: givenDir, keepData = false } = {}) {
+  // Benchmarks set MESCHAIN_PROFILE=release; tests use the debug build `cargo build` made.
+  const profile = process.env.MESCHAIN_PROFILE ?? "debug";
   const dataDir = givenDir ?? mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
   const proc = spawn(
-    path.join(root, "target", "debug", "meschain"),
-    ["dev", "--app-root", root, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", "debug", "handler")],
+    path.join(root, "target", profile, "meschain"),
+    ["dev", "--app-root", appRoot, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", profile, "handler")],
     { env: { ...process.env, RUST_LOG: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const output = [];
