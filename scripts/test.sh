@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build (binaries used by the integration and end-to-end tests)"
 cargo build --workspace --bins --locked
 
+step "npm packages (the Cosmos DB server the store suite runs against, the SignalR client)"
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+
 step "cargo test"
 cargo test --workspace --locked
 
@@ -34,7 +37,7 @@ fi
 
 if [ -f tests/package.json ]; then
   step "end-to-end tests (node --test)"
-  (cd tests && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 e2e/)
+  (cd tests && node --test --test-concurrency=1 e2e/)
 fi
 
 step "infrastructure: checkov, template tests, release package (scripts/test-infra.sh)"

@@ -10,17 +10,15 @@ use meschain_signalr::AccessKey;
 use meschain_signalr::connection_string::{ConnectionString, Credential};
 use meschain_signalr::token::SigningKey;
 
-use crate::analytics::{AnalyticsSink, InMemoryAnalytics};
+use meschain_store::{Recorder, Store};
+
 use crate::auth::Authenticator;
 use crate::client_tokens::ClientTokenSigner;
 use crate::cors::CorsPolicy;
-use crate::presence::Presence;
+use crate::dashboard::DashboardCache;
 use crate::settings::{Settings, SignalRSettings};
 use crate::signalr_rest::entra::EntraError;
 use crate::signalr_rest::{Endpoint, RequestAuth, SignalRRest, retry::RetryPolicy};
-
-/// Recent analytics events kept in memory until the Cosmos DB store is configured.
-const IN_MEMORY_ANALYTICS_EVENTS: usize = 10_000;
 
 /// Everything a function needs, shared by all requests.
 pub struct AppState {
@@ -32,8 +30,15 @@ pub struct AppState {
     pub client_tokens: ClientTokenSigner,
     pub authenticator: Authenticator,
     pub rest: SignalRRest,
-    pub presence: Presence,
-    pub analytics: Arc<dyn AnalyticsSink>,
+    /// Shared state (presence, counters, marketplace status): embedded or Cosmos DB.
+    pub store: Arc<dyn Store>,
+    /// Analytics events, counters and presence changes, written in the background.
+    pub recorder: Recorder,
+    /// When this process started (Unix ms), for `uptimeSeconds`.
+    pub started_ms: u64,
+    /// The last dashboard data read from the store, shown while the store is down.
+    pub dashboard_cache: DashboardCache,
+    pub currency: String,
     /// Settings read from Key Vault, refreshed in the background; `secrets.health()` is
     /// `health.secrets` on the dashboard.
     pub secrets: Secrets,
@@ -65,17 +70,25 @@ impl RotatingSignalRKey {
 impl AppState {
     /// Fails only when an Entra credential cannot be built in this environment (e.g. a managed
     /// identity source `azure_identity` does not support).
-    pub fn new(settings: Settings) -> Result<Self, EntraError> {
-        Self::with_secrets(settings, Secrets::empty())
+    ///
+    /// `store` is opened by the caller ([`meschain_store::open`] with `settings.store`); the
+    /// recorder writes to it from a task on the current runtime.
+    pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<Self, EntraError> {
+        Self::with_secrets(settings, store, Secrets::empty())
     }
 
     /// Like [`AppState::new`], for settings read with `secrets`: where the SignalR connection
     /// string or `AUTH_JWT_SECRET` is a Key Vault reference, a rotated value is used for new
     /// client tokens and REST calls as soon as it is read, and the previous one is still
     /// accepted (upstream signatures, login tokens) until the overlap ends.
-    pub fn with_secrets(settings: Settings, secrets: Secrets) -> Result<Self, EntraError> {
+    pub fn with_secrets(settings: Settings, store: Arc<dyn Store>, secrets: Secrets) -> Result<Self, EntraError> {
         // The schedule and queue name are the host's business; they were validated at start.
-        let Settings { signalr, auth, cors, token_lifetime_secs, .. } = settings;
+        let Settings { signalr, auth, cors, token_lifetime_secs, store: store_settings, currency, .. } = settings;
+        let recorder = if store_settings.recorder.enabled {
+            Recorder::start(store.clone(), store_settings.recorder_config())
+        } else {
+            Recorder::disabled(store.clone())
+        };
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
@@ -104,8 +117,11 @@ impl AppState {
             client_tokens,
             authenticator,
             rest,
-            presence: Presence::default(),
-            analytics: Arc::new(InMemoryAnalytics::new(IN_MEMORY_ANALYTICS_EVENTS)),
+            store,
+            recorder,
+            started_ms: meschain_model::clock::now_ms(),
+            dashboard_cache: DashboardCache::default(),
+            currency,
             rotating_signalr_key: rotating.map(|k| k.access),
             secrets,
         })

@@ -1,36 +1,259 @@
-//! The admin dashboard snapshot: what `updateAdminDashboard` carries.
+//! The admin dashboard snapshot (`updateAdminDashboard`) and the per-metric updates
+//! (`metricsUpdate`), built from the store's reads, the recorder's stats and dependency health.
 //!
-//! Built from what this instance knows: live connections per hub from presence. The
-//! marketplace sync status, throughput, error rates and dependency health join it as the
-//! functions that produce them land (admin-broadcast, marketplace-sync).
+//! Pure: [`admin_snapshot`] turns inputs into the JSON the dashboard page is built on (issue 9's
+//! field list), so every field and the size bound are unit-tested without I/O. Kept under
+//! 2 KB: Azure SignalR bills each 2 KB of a message as one message, per recipient.
 
+use meschain_model::groups;
+use meschain_model::hubs::Hub;
+use meschain_model::marketplace::Marketplace;
+use meschain_store::dashboard::DashboardData;
+use meschain_store::{Counter, RecorderStats};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::presence::Presence;
+/// Azure SignalR's billing unit; the snapshot must fit in one.
+pub const MAX_SNAPSHOT_BYTES: usize = 2048;
+/// Longest health `detail` and marketplace `lastError` carried: the 2 KB bound holds with all
+/// six marketplaces failed and every dependency down (the full texts are in the logs and in
+/// the `marketplace-status` documents).
+const MAX_TEXT: usize = 40;
+const MAX_ERROR: usize = 28;
 
-pub fn snapshot(presence: &Presence, now_ms: u64) -> Value {
-    let hubs = presence.snapshot();
-    let connections: usize = hubs.iter().map(|h| h.connections).sum();
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+/// One dependency's health as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub detail: String,
+}
+
+impl Health {
+    pub fn new(status: HealthStatus, detail: impl Into<String>) -> Self {
+        Health { status, detail: detail.into() }
+    }
+}
+
+/// Everything a snapshot is built from.
+pub struct Inputs<'a> {
+    pub now_ms: u64,
+    pub started_ms: u64,
+    /// The store's data: fresh, or the last good read when the store is down (`data_at_ms`).
+    pub data: Option<&'a DashboardData>,
+    pub data_at_ms: Option<u64>,
+    pub signalr: Health,
+    pub store: Health,
+    pub secrets: Health,
+    pub analytics: RecorderStats,
+    pub currency: &'a str,
+}
+
+fn short(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn health(h: &Health) -> Value {
+    json!({ "status": h.status, "detail": short(&h.detail, MAX_TEXT) })
+}
+
+/// The admin snapshot.
+pub fn admin_snapshot(i: &Inputs<'_>) -> Value {
+    let empty = DashboardData::empty(&Hub::ALL.map(Hub::name), &Marketplace::ALL.map(Marketplace::name));
+    let d = i.data.unwrap_or(&empty);
+    let hubs: Vec<Value> =
+        d.hubs.iter().map(|h| json!({ "hub": h.hub, "connections": h.connections, "users": h.users })).collect();
+    let marketplaces: Vec<Value> = d
+        .marketplaces
+        .iter()
+        .map(|m| {
+            json!({
+                "marketplace": m.marketplace,
+                "status": m.status,
+                "progress": m.progress,
+                "lastSuccessAt": m.last_success_at,
+                "itemsPushedToday": m.items_pushed_today.max(d.today.get(&Counter::ItemsPushed(m.marketplace.clone()))),
+                "lastError": m.last_error.as_deref().map(|e| short(e, MAX_ERROR)),
+            })
+        })
+        .collect();
     json!({
-        "generatedAt": meschain_model::clock::rfc3339_millis(now_ms),
-        "liveConnections": connections,
-        "hubs": hubs,
+        "generatedAt": meschain_model::clock::rfc3339_millis(i.now_ms),
+        "uptimeSeconds": i.now_ms.saturating_sub(i.started_ms) / 1000,
+        "dataAt": i.data_at_ms.map(meschain_model::clock::rfc3339_millis),
+        "connections": {
+            "total": d.hubs.iter().map(|h| h.connections).sum::<u64>(),
+            // A user on two hubs is counted on each: distinct users are per hub.
+            "users": d.hubs.iter().map(|h| h.users).sum::<u64>(),
+            "hubs": hubs,
+        },
+        "marketplaces": marketplaces,
+        "rates": d.rates,
+        "latency": { "negotiateP50Ms": d.negotiate_p50_ms, "negotiateP95Ms": d.negotiate_p95_ms },
+        "health": { "signalr": health(&i.signalr), "store": health(&i.store), "secrets": health(&i.secrets) },
+        "business": { "ordersToday": d.orders_today(), "revenueToday": d.revenue_today(), "currency": i.currency },
+        "analytics": {
+            "pending": i.analytics.pending,
+            "dropped": i.analytics.dropped.max(d.analytics_dropped_today()),
+        },
     })
+}
+
+/// One `metricsUpdate` per metric group `SubscribeToDashboard` offers: `(group, payload)`.
+pub fn metric_updates(snapshot: &Value) -> Vec<(String, Value)> {
+    let at = &snapshot["generatedAt"];
+    groups::METRICS
+        .iter()
+        .filter_map(|metric| {
+            let data = match *metric {
+                "performance" => json!({ "rates": snapshot["rates"], "latency": snapshot["latency"], "connections": snapshot["connections"]["total"] }),
+                "business" => snapshot["business"].clone(),
+                "sync" => snapshot["marketplaces"].clone(),
+                "orders" => json!({ "ordersToday": snapshot["business"]["ordersToday"], "revenueToday": snapshot["business"]["revenueToday"], "currency": snapshot["business"]["currency"] }),
+                "inventory" => Value::Array(
+                    snapshot["marketplaces"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|m| json!({ "marketplace": m["marketplace"], "itemsPushedToday": m["itemsPushedToday"] }))
+                        .collect(),
+                ),
+                "errors" => json!({
+                    "negotiate": snapshot["rates"]["negotiate"]["errorsLastMinute"],
+                    "hubMethods": snapshot["rates"]["hubMethods"]["errorsLastMinute"],
+                    "syncs": snapshot["rates"]["syncs"]["errorsLastMinute"],
+                    "health": snapshot["health"],
+                    "analytics": snapshot["analytics"],
+                }),
+                _ => return None,
+            };
+            Some((groups::metric(metric)?, json!({ "metric": metric, "generatedAt": at, "data": data })))
+        })
+        .collect()
+}
+
+/// The last good store read, so a tick with the store down still shows the latest numbers
+/// (with `dataAt` saying how old they are).
+#[derive(Default)]
+pub struct DashboardCache(std::sync::Mutex<Option<(DashboardData, u64)>>);
+
+impl DashboardCache {
+    pub fn put(&self, data: DashboardData, at_ms: u64) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((data, at_ms));
+    }
+
+    pub fn get(&self) -> Option<(DashboardData, u64)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// `health.secrets` is what the secrets layer (Key Vault references) reports.
+impl From<meschain_secrets::SecretsHealth> for Health {
+    fn from(h: meschain_secrets::SecretsHealth) -> Self {
+        let status = match h.status {
+            meschain_secrets::HealthStatus::Healthy => HealthStatus::Healthy,
+            meschain_secrets::HealthStatus::Degraded => HealthStatus::Degraded,
+            meschain_secrets::HealthStatus::Down => HealthStatus::Down,
+        };
+        Health::new(status, h.detail)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hubs::Hub;
+    use meschain_store::MarketplaceStatus;
+    use meschain_store::status::SyncState;
+
+    fn worst_case() -> DashboardData {
+        let mut d = DashboardData::empty(&Hub::ALL.map(Hub::name), &Marketplace::ALL.map(Marketplace::name));
+        for h in &mut d.hubs {
+            (h.connections, h.users) = (1_000_000, 999_999);
+        }
+        for m in &mut d.marketplaces {
+            *m = MarketplaceStatus {
+                status: SyncState::Failed,
+                progress: Some(100),
+                last_success_at: Some("2026-12-02T06:00:00.000Z".into()),
+                items_pushed_today: 123_456_789,
+                last_error: Some("x".repeat(500)),
+                sync_id: Some("0123456789abcdef0123456789abcdef".into()),
+                ..MarketplaceStatus::idle(&m.marketplace)
+            };
+        }
+        d.negotiate_p50_ms = Some(1000.0);
+        d.negotiate_p95_ms = Some(2000.0);
+        d
+    }
+
+    fn inputs(data: Option<&DashboardData>) -> Inputs<'_> {
+        Inputs {
+            now_ms: 1_764_655_200_000,
+            started_ms: 1_764_655_000_000,
+            data,
+            data_at_ms: data.map(|_| 1_764_655_199_000),
+            signalr: Health::new(HealthStatus::Healthy, "health endpoint answered 200"),
+            store: Health::new(HealthStatus::Down, "y".repeat(300)),
+            secrets: meschain_secrets::Secrets::empty().health().into(),
+            analytics: RecorderStats { pending: 99_999, dropped: 12_345_678, ..Default::default() },
+            currency: "TRY",
+        }
+    }
 
     #[test]
-    fn test_snapshot_counts() {
-        let p = Presence::default();
-        p.connected(Hub::Admin, "a", Some("u"), 0);
-        p.connected(Hub::Dashboard, "b", Some("v"), 0);
-        let s = snapshot(&p, 1_700_000_000_000);
-        assert_eq!(s["liveConnections"], 2);
-        assert_eq!(s["generatedAt"], "2023-11-14T22:13:20.000Z");
-        assert_eq!(s["hubs"].as_array().unwrap().len(), 3);
+    fn test_every_field_and_under_2_kb_at_worst() {
+        let d = worst_case();
+        let s = admin_snapshot(&inputs(Some(&d)));
+        let bytes = serde_json::to_vec(&s).unwrap().len();
+        assert!(bytes < MAX_SNAPSHOT_BYTES, "{bytes} bytes: {s}");
+        assert_eq!(s["generatedAt"], "2025-12-02T06:00:00.000Z");
+        assert_eq!(s["uptimeSeconds"], 200);
+        assert_eq!(s["connections"]["total"], 3_000_000);
+        assert_eq!(s["connections"]["hubs"][2]["hub"], "MesChainDashboardHub");
+        assert_eq!(s["marketplaces"].as_array().unwrap().len(), 6);
+        assert_eq!(s["marketplaces"][0]["status"], "failed");
+        assert_eq!(s["marketplaces"][0]["lastError"].as_str().unwrap().len(), MAX_ERROR);
+        for rate in ["negotiate", "hubMethods", "syncs"] {
+            for field in ["lastMinute", "lastHour", "errorsLastMinute"] {
+                assert!(s["rates"][rate][field].is_u64(), "{rate}.{field}");
+            }
+        }
+        assert_eq!(s["latency"]["negotiateP95Ms"], 2000.0);
+        assert_eq!(s["health"]["store"]["status"], "down");
+        assert_eq!(s["health"]["secrets"]["status"], "healthy");
+        assert_eq!(s["business"]["currency"], "TRY");
+        assert_eq!(s["analytics"]["dropped"], 12_345_678);
+    }
+
+    #[test]
+    fn test_store_never_read_gives_zeros_and_idle() {
+        let s = admin_snapshot(&inputs(None));
+        assert_eq!(s["connections"]["total"], 0);
+        assert_eq!(s["dataAt"], Value::Null);
+        assert!(s["marketplaces"].as_array().unwrap().iter().all(|m| m["status"] == "idle" && m["progress"].is_null()));
+        assert_eq!(s["latency"]["negotiateP50Ms"], Value::Null);
+    }
+
+    #[test]
+    fn test_one_update_per_metric_group() {
+        let d = worst_case();
+        let updates = metric_updates(&admin_snapshot(&inputs(Some(&d))));
+        let groups: Vec<&str> = updates.iter().map(|(g, _)| g.as_str()).collect();
+        assert_eq!(
+            groups,
+            groups::METRICS.map(|m| groups::metric(m).unwrap()).iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let (_, inventory) = updates.iter().find(|(g, _)| g == "metrics:inventory").unwrap();
+        assert_eq!(inventory["data"][0]["itemsPushedToday"], 123_456_789);
+        for (_, u) in &updates {
+            assert!(serde_json::to_vec(u).unwrap().len() < MAX_SNAPSHOT_BYTES);
+        }
     }
 }

@@ -10,8 +10,9 @@
 //! - [`cors`]: browser access to the HTTP functions.
 //! - [`app`]: shared state and the router.
 //! - [`client_tokens`]: the key negotiate signs client tokens with (access key or service-issued).
+//! - [`dashboard`]: the admin snapshot and metric updates `admin-broadcast` sends. Presence,
+//!   counters and analytics live in the store (`meschain-store`), shared by every instance.
 
-pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod client_tokens;
@@ -20,6 +21,5 @@ pub mod dashboard;
 pub mod functions;
 pub mod hubs;
 pub mod marketplace;
-pub mod presence;
 pub mod settings;
 pub mod signalr_rest;

@@ -76,10 +76,18 @@ fn port_from(mut args: impl Iterator<Item = String>, env: Option<String>) -> Res
     raw.trim().parse().map_err(|_| format!("port must be a number from 0 to 65535, not {raw:?}"))
 }
 
+/// Time given to the analytics still buffered at shutdown.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets) -> std::io::Result<()> {
-    // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
-    let state = AppState::with_secrets(settings, secrets)
+    let store = meschain_store::open(&settings.store)
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot open the store ({:?}): {e}", settings.store.backend)))?;
+    tracing::info!(store = store.kind().as_str(), "store open");
+    let state = AppState::with_secrets(settings, store, secrets)
         .map_err(|e| std::io::Error::other(format!("cannot set up the SignalR credential: {e}")))?;
+    let recorder = state.recorder.clone();
+    // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "handler listening");
     // With Entra ID, the client-token signing key is fetched now, not on the first negotiate.
@@ -93,6 +101,11 @@ async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets
         }
     });
     meschain_functions_protocol::serve(listener, app(state), &Limits::default(), shutdown_signal()).await?;
+    // What the recorder still holds is written now (the host allows a few seconds after SIGTERM).
+    let stats = recorder.shutdown(SHUTDOWN_FLUSH).await;
+    if stats.pending > 0 {
+        tracing::warn!(unwritten = stats.pending, "analytics not written at shutdown");
+    }
     tracing::info!("handler stopped");
     Ok(())
 }

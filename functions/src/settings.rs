@@ -50,6 +50,10 @@ pub struct Settings {
     /// Six-field NCRONTAB; used by the host's timer trigger, validated here so a typo fails early.
     pub admin_broadcast_schedule: String,
     pub sync_queue_name: String,
+    /// The store (embedded or Cosmos DB) and the analytics recorder.
+    pub store: meschain_store::StoreSettings,
+    /// Currency of the dashboard's revenue figures.
+    pub currency: String,
 }
 
 /// One problem with one setting.
@@ -137,7 +141,24 @@ impl Settings {
             "1-260 characters of letters, digits, '.', '-', '_', '/', starting and ending with a letter or digit",
         );
 
-        match (signalr, auth, cors, token_lifetime_secs, schedule, queue) {
+        // The store reads its own settings; a problem message starts with the setting's name.
+        let store = meschain_store::StoreSettings::from_lookup(get)
+            .map_err(|e| {
+                let name =
+                    meschain_store::settings::names::ALL.into_iter().find(|n| e.starts_with(n)).unwrap_or("store");
+                report(name, e.trim_start_matches(name).trim().to_string());
+            })
+            .ok();
+        let currency = match get(names::DASHBOARD_CURRENCY) {
+            None => Some("TRY".to_string()),
+            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c),
+            Some(_) => {
+                report(names::DASHBOARD_CURRENCY, "must be a three-letter ISO 4217 code, e.g. TRY".into());
+                None
+            }
+        };
+
+        match (signalr, auth, cors, token_lifetime_secs, schedule, queue, store, currency) {
             (
                 Some(signalr),
                 Some(auth),
@@ -145,9 +166,18 @@ impl Settings {
                 Some(token_lifetime_secs),
                 Some(admin_broadcast_schedule),
                 Some(sync_queue_name),
-            ) if problems.is_empty() => {
-                Ok(Settings { signalr, auth, cors, token_lifetime_secs, admin_broadcast_schedule, sync_queue_name })
-            }
+                Some(store),
+                Some(currency),
+            ) if problems.is_empty() => Ok(Settings {
+                signalr,
+                auth,
+                cors,
+                token_lifetime_secs,
+                admin_broadcast_schedule,
+                sync_queue_name,
+                store,
+                currency,
+            }),
             _ => Err(SettingsError(problems)),
         }
     }

@@ -11,13 +11,16 @@ use meschain_functions::settings::Settings;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-fn state() -> AppState {
+async fn state(data: &tempfile::TempDir) -> AppState {
     let settings = common::settings();
-    AppState::new(Settings::from_lookup(|k| settings.get(k).cloned()).unwrap()).unwrap()
+    let settings = Settings::from_lookup(|k| settings.get(k).cloned()).unwrap();
+    let store = meschain_store::open(&meschain_store::StoreSettings::embedded(data.path())).await.unwrap();
+    AppState::new(settings, store).unwrap()
 }
 
 async fn call(req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app(state()).oneshot(req).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let resp = app(state(&data).await).oneshot(req).await.unwrap();
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap() })

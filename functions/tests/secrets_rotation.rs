@@ -65,7 +65,9 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     let options = CacheOptions { overlap, ..CacheOptions::default() };
     let secrets = Secrets::resolve(Arc::new(kv), refs, options).await.unwrap();
     let settings = Settings::from_lookup(|n| lookup(&secrets, n, |n| env.get(n).cloned())).unwrap();
-    let state = AppState::with_secrets(settings, secrets.clone()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = meschain_store::open(&meschain_store::StoreSettings::embedded(data.path())).await.unwrap();
+    let state = AppState::with_secrets(settings, store, secrets.clone()).unwrap();
 
     let old_key = AccessKey::new("old-signalr-key-0123456789abcdef");
     let new_key = AccessKey::new("new-signalr-key-0123456789abcdef");

@@ -26,7 +26,7 @@ test("an admin joins admins, gets the timer's dashboard broadcast and a systemAl
     assert.equal(await stack.rest("HEAD", `/api/hubs/meschainadminhub/groups/admins?${V}`), 200);
     // admin-broadcast runs every 5 s (ADMIN_BROADCAST_SCHEDULE in the example settings).
     const [snapshot] = await admin.next("updateAdminDashboard", () => true, 8_000);
-    assert.ok(snapshot.liveConnections >= 2, JSON.stringify(snapshot));
+    assert.ok(snapshot.connections.total >= 2, JSON.stringify(snapshot));
     assert.equal(viewer.received.filter(([t]) => t === "updateAdminDashboard").length, 0);
 
     assert.deepEqual(await admin.invoke("BroadcastSystemAlert", "Disk almost full", "warning"), { delivered: 3 });
@@ -111,13 +111,12 @@ test("a marketplace manager receives its marketplace group's messages and not ot
 test("connects and disconnects update presence", async () => {
   const admin = await connect(stack, { user: "alice", roles: ["admin"], targets: ["updateAdminDashboard"] });
   const viewer = await connect(stack, { user: "dora", roles: ["viewer"] });
-  const viewerId = viewer.connection.connectionId;
   try {
     const dashboard = async () => {
       admin.received.length = 0;
       assert.deepEqual(await admin.invoke("HandleAdminCommand", "requestDashboardUpdate", {}), { sent: true });
       const [snapshot] = await admin.next("updateAdminDashboard");
-      return snapshot.hubs.find((h) => h.hub === "MesChainDashboardHub");
+      return snapshot.connections.hubs.find((h) => h.hub === "MesChainDashboardHub");
     };
     // `connected` reaches the upstream asynchronously, after the client's handshake.
     let hub = await dashboard();
@@ -126,18 +125,16 @@ test("connects and disconnects update presence", async () => {
       hub = await dashboard();
     }
     const connectedBefore = hub.connections;
+    assert.ok(hub.users >= 1, JSON.stringify(hub));
     assert.ok(connectedBefore >= 1, JSON.stringify(hub));
 
     await viewer.stop();
+    // Presence goes through the store in the background (about a second).
     for (let i = 0; i < 50; i++) {
       hub = await dashboard();
-      if (hub.recentDisconnects.some((d) => d.connectionId === viewerId)) break;
+      if (hub.connections <= connectedBefore - 1) break;
       await sleep(100);
     }
-    const gone = hub.recentDisconnects.find((d) => d.connectionId === viewerId);
-    assert.ok(gone, JSON.stringify(hub));
-    assert.equal(gone.userId, "dora");
-    // Other tests' connections may still be leaving, so the count fell by at least one.
     assert.ok(hub.connections <= connectedBefore - 1, JSON.stringify(hub));
   } finally {
     await admin.stop();

@@ -37,6 +37,21 @@ pub const SECRETS_CREDENTIAL: &str = "SECRETS_CREDENTIAL";
 pub const SECRETS_VAULT_ADDRESS: &str = "SECRETS_VAULT_ADDRESS";
 /// Local testing only: one more trusted root (PEM file) for vault connections.
 pub const SECRETS_VAULT_CA_FILE: &str = "SECRETS_VAULT_CA_FILE";
+
+// The store (crates/store): embedded by default, Cosmos DB when `COSMOS_ENDPOINT` is set.
+/// Folder of the embedded store (`meschain dev` sets its own).
+pub const MESCHAIN_DATA_DIR: &str = "MESCHAIN_DATA_DIR";
+pub const COSMOS_ENDPOINT: &str = "COSMOS_ENDPOINT";
+/// Account key; unset: Microsoft Entra ID.
+pub const COSMOS_KEY: &str = "COSMOS_KEY";
+pub const COSMOS_DATABASE: &str = "COSMOS_DATABASE";
+pub const COSMOS_CONTAINER: &str = "COSMOS_CONTAINER";
+pub const COSMOS_CREATE_IF_MISSING: &str = "COSMOS_CREATE_IF_MISSING";
+pub const ANALYTICS_TTL_SECONDS: &str = "ANALYTICS_TTL_SECONDS";
+pub const ANALYTICS_BUFFER: &str = "ANALYTICS_BUFFER";
+pub const ANALYTICS_ENABLED: &str = "ANALYTICS_ENABLED";
+/// Currency of the dashboard's revenue figures (ISO 4217, default TRY).
+pub const DASHBOARD_CURRENCY: &str = "DASHBOARD_CURRENCY";
 /// The dashboard's OpenID Connect client id; with `AUTH_OIDC_ISSUER`, `meschain dev` offers that
 /// sign-in in the page's config.json (deployments write config.json themselves).
 pub const WEB_OIDC_CLIENT_ID: &str = "WEB_OIDC_CLIENT_ID";

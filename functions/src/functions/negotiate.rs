@@ -14,6 +14,7 @@ use http::{Method, StatusCode};
 use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
 use meschain_model::clock;
 use meschain_signalr::token::{self, ClientClaims, MintError};
+use meschain_store::{Counter, Event, EventKind};
 use serde_json::json;
 
 use crate::app::AppState;
@@ -101,19 +102,46 @@ pub async fn run(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Http
     if req.method == Method::OPTIONS {
         return state.cors.preflight(req, ALLOWED_METHODS);
     }
+    let started = std::time::Instant::now();
     let result = if req.method == Method::POST {
         negotiate(state, ctx, req).await
     } else {
         Err(NegotiateError::MethodNotAllowed)
     };
-    let mut resp = result.unwrap_or_else(HttpResponse::from);
+    record(state, &result, started.elapsed());
+    let mut resp = result.map(|(resp, _, _)| resp).unwrap_or_else(HttpResponse::from);
     // Tokens are per caller and short-lived: no cache may keep them.
     resp.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     state.cors.decorate(req, &mut resp);
     resp
 }
 
-async fn negotiate(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Result<HttpResponse, NegotiateError> {
+/// Counters, latency and an event for the dashboard: memory only, written in the background.
+fn record(state: &AppState, result: &Result<(HttpResponse, Hub, String), NegotiateError>, took: std::time::Duration) {
+    let recorder = &state.recorder;
+    recorder.add(Counter::Negotiate, 1);
+    recorder.observe_negotiate_latency(took);
+    let now = clock::now_ms();
+    match result {
+        Ok((_, hub, user)) => recorder.record(
+            Event::new(EventKind::Negotiated, now)
+                .with_hub(hub.name())
+                .with_user(Some(user))
+                .with_duration_ms(took.as_millis() as u64),
+        ),
+        Err(e) => {
+            recorder.add(Counter::NegotiateErrors, 1);
+            // The error's own words (never a token: they name the problem, not the input).
+            recorder.record(Event::new(EventKind::NegotiateFailed, now).with_detail(&e.to_string()));
+        }
+    }
+}
+
+async fn negotiate(
+    state: &AppState,
+    ctx: &mut Context,
+    req: &HttpRequest,
+) -> Result<(HttpResponse, Hub, String), NegotiateError> {
     let identity = state.authenticator.authenticate(&req.headers).await.inspect_err(|e| {
         ctx.log(format!("negotiate refused: {}", e.description()));
     })?;
@@ -141,7 +169,8 @@ async fn negotiate(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Re
         })
         .ok_or(NegotiateError::SigningKeyUnavailable)??;
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
-    Ok(HttpResponse::json(StatusCode::OK, &json!({ "url": cs.client_url(hub.name()), "accessToken": token })))
+    let resp = HttpResponse::json(StatusCode::OK, &json!({ "url": cs.client_url(hub.name()), "accessToken": token }));
+    Ok((resp, hub, identity.user_id))
 }
 
 /// Checked before anything else so such an id is never used, e.g. in a log line.

@@ -36,15 +36,17 @@ export function loginToken(sub, roles) {
 /**
  * Starts `meschain dev` and resolves once it reports ready. `appRoot` runs another app root
  * (e.g. one with different settings); the handler and binaries are always this checkout's.
+ * `env` adds environment (e.g. store settings), `dataDir` reuses a data folder (e.g. across a
+ * restart) and `keepData` leaves it on stop.
  */
-export async function startDev({ appRoot = root } = {}) {
+export async function startDev({ appRoot = root, env = {}, dataDir: givenDir, keepData = false } = {}) {
   // Benchmarks set MESCHAIN_PROFILE=release; tests use the debug build `cargo build` made.
   const profile = process.env.MESCHAIN_PROFILE ?? "debug";
-  const dataDir = mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
+  const dataDir = givenDir ?? mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
   const proc = spawn(
     path.join(root, "target", profile, "meschain"),
     ["dev", "--app-root", appRoot, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", profile, "handler")],
-    { env: { ...process.env, RUST_LOG: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
+    { env: { ...process.env, RUST_LOG: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const output = [];
   const info = await new Promise((resolve, reject) => {
@@ -85,7 +87,7 @@ export async function startDev({ appRoot = root } = {}) {
       const exited = new Promise((resolve) => proc.on("exit", resolve));
       proc.kill("SIGTERM");
       await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
     /** A REST call to the local SignalR service, token audience = the request URL (SDK style). */
     async rest(method, pathAndQuery, body) {

@@ -11,7 +11,7 @@ use meschain_functions_host::dev::{DevHost, DevOptions};
 use meschain_functions_host::keys::Keys;
 use meschain_functions_host::worker::WorkerExit;
 use meschain_model::functions::{CONNECTION_EVENTS, NEGOTIATE};
-use meschain_model::settings::{SIGNALR_CONNECTION_STRING, SIGNALR_SECONDARY_CONNECTION_STRING};
+use meschain_model::settings::{MESCHAIN_DATA_DIR, SIGNALR_CONNECTION_STRING, SIGNALR_SECONDARY_CONNECTION_STRING};
 use meschain_signalr::ConnectionString;
 use meschain_signalr_service::{AccessKey, RunningService, UpstreamTemplate};
 
@@ -66,6 +66,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             extra_env.insert(SIGNALR_CONNECTION_STRING.to_string(), svc.connection_string());
             // The settings' secondary key belongs to the instance they named, not to ours.
             extra_env.insert(SIGNALR_SECONDARY_CONNECTION_STRING.to_string(), String::new());
+        }
+        // The handler's embedded store lives in our data folder, unless the settings or the
+        // environment name one (several stacks may share a store).
+        let store_named =
+            app.settings.values.contains_key(MESCHAIN_DATA_DIR) || std::env::var_os(MESCHAIN_DATA_DIR).is_some();
+        if !store_named {
+            extra_env.insert(MESCHAIN_DATA_DIR.to_string(), data_dir.join("store").display().to_string());
         }
         let signalr_banner = signalr.as_ref().map(|(svc, _)| (svc.local_addr().port(), svc.connection_string()));
         // Held in a slot so the restart hook can replace the running service.

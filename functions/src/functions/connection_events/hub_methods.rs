@@ -9,12 +9,12 @@ use meschain_functions_protocol::Escaped;
 use meschain_model::{client_methods, groups};
 use serde_json::{Value, json};
 
-use crate::analytics::{AnalyticsEvent, AnalyticsSink};
+use crate::app::AppState;
 use crate::hubs::{self, Hub};
 use crate::marketplace::{Marketplace, SyncOperation, SyncRequest};
-use crate::presence::Presence;
 use crate::signalr_rest::SignalRRest;
 use meschain_signalr::rest::Operation;
+use meschain_store::{Event, EventKind, Recorder, Store, presence};
 
 /// The group admins join to receive the dashboard broadcast.
 pub use meschain_model::groups::ADMINS as ADMINS_GROUP;
@@ -94,8 +94,12 @@ impl MethodError {
 /// What a method needs from the app.
 pub struct MethodEnv<'a> {
     pub rest: &'a SignalRRest,
-    pub presence: &'a Presence,
-    pub analytics: &'a dyn AnalyticsSink,
+    /// Shared state: which marketplace groups a connection joined (another instance may
+    /// serve its next call).
+    pub store: &'a dyn Store,
+    pub recorder: &'a Recorder,
+    /// For `requestDashboardUpdate`: the snapshot is built as `admin-broadcast` builds it.
+    pub app: &'a AppState,
     /// False when the invocation cannot write output bindings (forwarded requests): then a
     /// method that would queue work refuses instead of silently dropping it.
     pub can_queue: bool,
@@ -150,14 +154,21 @@ pub async fn call(
                 string_arg(args, 0).ok_or(MethodError::BadArguments("JoinMarketplaceGroup(marketplace: string)"))?;
             let marketplace = known_marketplace(name)?;
             join_group(env, caller, &marketplace.group()).await?;
-            env.presence.joined_marketplace(caller.hub, &caller.connection_id, marketplace);
+            presence::joined_group(env.store, caller.hub.name(), &caller.connection_id, &marketplace.group())
+                .await
+                .map_err(|e| unavailable("remembering a joined marketplace failed", e))?;
             Ok(json!({ "group": marketplace.group() }))
         }
         HubMethod::TriggerSync => {
             const SIG: &str = "TriggerSync(operation: string, marketplace?: string)";
             let operation = string_arg(args, 0).ok_or(MethodError::BadArguments(SIG))?;
             let operation = known_operation(operation)?;
-            let joined = env.presence.marketplaces_of(caller.hub, &caller.connection_id);
+            let joined: Vec<Marketplace> = presence::groups_of(env.store, caller.hub.name(), &caller.connection_id)
+                .await
+                .map_err(|e| unavailable("reading joined marketplaces failed", e))?
+                .iter()
+                .filter_map(|group| Marketplace::ALL.into_iter().find(|m| m.group() == *group))
+                .collect();
             let marketplace = match args.get(1) {
                 Some(Value::String(m)) => known_marketplace(m)?,
                 None | Some(Value::Null) => match joined.as_slice() {
@@ -277,7 +288,7 @@ async fn admin_command(
 ) -> Result<Value, MethodError> {
     match command {
         "requestDashboardUpdate" => {
-            let snapshot = crate::dashboard::snapshot(env.presence, env.now_ms);
+            let snapshot = super::super::admin_broadcast::build_snapshot(env.app, env.now_ms).await.snapshot;
             let op = Operation::SendToConnection { connection: &caller.connection_id };
             env.rest
                 .send(caller.hub.name(), op, client_methods::UPDATE_ADMIN_DASHBOARD, &[snapshot])
@@ -324,16 +335,15 @@ async fn queue_sync(
         return Err(MethodError::Refused("A sync must be requested by a signed-in user".into()));
     };
     let request = SyncRequest::new(marketplace, operation, user);
-    env.analytics
-        .record(AnalyticsEvent {
-            kind: "sync.requested",
-            hub: caller.hub.name().to_string(),
-            connection_id: Some(caller.connection_id.clone()),
-            user_id: Some(user.to_string()),
-            at_ms: env.now_ms,
-            detail: Some(format!("{} {} {}", request.request_id, marketplace.name(), operation.name())),
-        })
-        .await;
+    env.recorder.record(
+        Event::new(EventKind::SyncRequested, env.now_ms)
+            .with_hub(caller.hub.name())
+            .with_connection(&caller.connection_id)
+            .with_user(Some(user))
+            .with_marketplace(marketplace.name())
+            .with_sync(&request.request_id)
+            .with_name(operation.name()),
+    );
     let id = request.request_id.clone();
     effects.sync_requests.push(request);
     Ok(json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() }))

@@ -27,9 +27,9 @@ use serde_json::Value;
 use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
 use meschain_model::clock;
 
-use crate::analytics::AnalyticsEvent;
 use crate::app::AppState;
 use hub_methods::{Caller, Effects, HubMethod, MethodEnv, MethodError};
+use meschain_store::{Counter, Event, EventKind};
 use upstream::{Category, Rejection, UpstreamRequest};
 
 pub const BINDING: HttpBinding =
@@ -99,28 +99,24 @@ async fn connection_event(
     up: &UpstreamRequest,
 ) -> Result<HttpResponse, UpstreamError> {
     let now = clock::now_ms();
-    let kind = if up.event.eq_ignore_ascii_case("connected") {
-        state.presence.connected(up.hub, &up.connection_id, up.user_id.as_deref(), now);
-        "connection.connected"
+    let (hub, user) = (up.hub.name(), up.user_id.as_deref());
+    // Presence goes to the store in the background: another instance may see the disconnect.
+    let mut event = if up.event.eq_ignore_ascii_case("connected") {
+        state.recorder.connected(hub, &up.connection_id, user);
+        Event::new(EventKind::Connected, now)
     } else if up.event.eq_ignore_ascii_case("disconnected") {
-        let error = disconnect_error(&up.body);
-        state.presence.disconnected(up.hub, &up.connection_id, error.as_deref(), now);
-        "connection.disconnected"
+        state.recorder.disconnected(hub, &up.connection_id, user);
+        let event = Event::new(EventKind::Disconnected, now);
+        match disconnect_error(&up.body) {
+            Some(error) if !error.is_empty() => event.with_detail(&error),
+            _ => event,
+        }
     } else {
         return Err(UpstreamError::UnknownEvent);
     };
-    ctx.log(format!("{kind} {} on {}", up.connection_id, up.hub));
-    state
-        .analytics
-        .record(AnalyticsEvent {
-            kind,
-            hub: up.hub.name().to_string(),
-            connection_id: Some(up.connection_id.clone()),
-            user_id: up.user_id.clone(),
-            at_ms: now,
-            detail: None,
-        })
-        .await;
+    ctx.log(format!("{} {} on {}", event.kind.as_str(), up.connection_id, up.hub));
+    event = event.with_hub(hub).with_connection(&up.connection_id).with_user(user);
+    state.recorder.record(event);
     Ok(HttpResponse::new(StatusCode::OK))
 }
 
@@ -147,8 +143,9 @@ async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -
     };
     let env = MethodEnv {
         rest: &state.rest,
-        presence: &state.presence,
-        analytics: state.analytics.as_ref(),
+        store: &*state.store,
+        recorder: &state.recorder,
+        app: state,
         can_queue: ctx.can_write_outputs(),
         now_ms: clock::now_ms(),
     };
@@ -158,6 +155,17 @@ async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -
         Some(method) => hub_methods::call(&env, &caller, method, &invocation.arguments, &mut effects).await,
     };
     let who = caller.user_id.as_deref().unwrap_or("anonymous");
+    let mut event = Event::new(EventKind::HubMethodCalled, clock::now_ms())
+        .with_hub(up.hub.name())
+        .with_connection(&up.connection_id)
+        .with_user(caller.user_id.as_deref())
+        .with_name(&invocation.target);
+    state.recorder.add(Counter::HubMethods, 1);
+    if let Err(e) = &result {
+        state.recorder.add(Counter::HubMethodErrors, 1);
+        event = Event { kind: EventKind::HubMethodFailed, ..event }.with_detail(&e.client_message());
+    }
+    state.recorder.record(event);
     match &result {
         Ok(_) => ctx.log(format!("{} by {who} on {}: ok", invocation.target, up.hub)),
         Err(e) => ctx.log(format!("{} by {who} on {}: refused ({e:?})", invocation.target, up.hub)),
