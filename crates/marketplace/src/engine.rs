@@ -797,6 +797,7 @@ impl Delivery<'_> {
             };
             let done = match pushed {
                 Pushed::Accepted(receipt) => {
+                    self.progressed = true;
                     cp.run.pending.push(PendingBatch {
                         batch: *b,
                         receipt,

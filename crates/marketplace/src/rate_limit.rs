@@ -44,17 +44,26 @@ impl fmt::Display for RateLimit {
     }
 }
 
+/// The marketplace counts a request when it arrives, we when it leaves: a start only leaves
+/// our window this much after it left theirs, so network jitter cannot put N+1 in theirs.
+fn margin(per: Duration) -> Duration {
+    (per / 40).max(Duration::from_millis(250))
+}
+
 /// The pure bookkeeping of one endpoint's limit.
 #[derive(Debug)]
 pub struct Window {
     limit: RateLimit,
+    /// The window we keep: the marketplace's plus a margin.
+    span: Duration,
     starts: VecDeque<Instant>,
     paused_until: Option<Instant>,
 }
 
 impl Window {
     pub fn new(limit: RateLimit) -> Self {
-        Window { limit, starts: VecDeque::with_capacity(limit.requests as usize), paused_until: None }
+        let span = limit.per + margin(limit.per);
+        Window { limit, span, starts: VecDeque::with_capacity(limit.requests as usize), paused_until: None }
     }
 
     /// Records a request starting at `now` if allowed; otherwise how long to wait.
@@ -65,7 +74,7 @@ impl Window {
             }
             self.paused_until = None;
         }
-        while self.starts.front().is_some_and(|t| now.duration_since(*t) >= self.limit.per) {
+        while self.starts.front().is_some_and(|t| now.duration_since(*t) >= self.span) {
             self.starts.pop_front();
         }
         if self.starts.len() < self.limit.requests as usize {
@@ -73,7 +82,7 @@ impl Window {
             return Ok(());
         }
         let oldest = *self.starts.front().expect("full window has a start");
-        Err(self.limit.per - now.duration_since(oldest))
+        Err(self.span - now.duration_since(oldest))
     }
 
     /// Holds every request until `until` (a 429's `Retry-After`).
@@ -130,9 +139,10 @@ mod tests {
         for i in 0..3 {
             assert!(w.admit(t0 + Duration::from_secs(i)).is_ok());
         }
-        assert_eq!(w.admit(t0 + Duration::from_secs(4)), Err(Duration::from_secs(6)));
-        assert!(w.admit(t0 + Duration::from_secs(10)).is_ok(), "the first start left the window");
-        assert!(w.admit(t0 + Duration::from_secs(10)).is_err());
+        let span = Duration::from_millis(10_250);
+        assert_eq!(w.admit(t0 + Duration::from_secs(4)), Err(span - Duration::from_secs(4)));
+        assert!(w.admit(t0 + span).is_ok(), "the first start left the window (with the margin)");
+        assert!(w.admit(t0 + span).is_err());
     }
 
     #[tokio::test(start_paused = true)]
@@ -152,7 +162,7 @@ mod tests {
         for _ in 0..5 {
             limiter.acquire().await;
         }
-        // 5 starts at 2 per second: the fifth waits for the window holding the third and fourth.
-        assert_eq!(Instant::now() - t0, Duration::from_secs(2));
+        // 5 starts at 2 per second (plus the 250 ms margin): the fifth waits two windows.
+        assert_eq!(Instant::now() - t0, Duration::from_millis(2 * 1250));
     }
 }
