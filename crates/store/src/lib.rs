@@ -1,0 +1,118 @@
+//! The MesChain store: analytics events, presence, rolling counters and small shared documents,
+//! kept where every instance of the app sees them.
+//!
+//! Functions scale out and restart at will, so nothing the dashboard or a sync needs may live
+//! only in one process. One trait, [`Store`], has two real implementations:
+//!
+//! - [`embedded::EmbeddedStore`]: SQLite (bundled) in a data folder (`MESCHAIN_DATA_DIR`): the
+//!   default, and what `meschain dev` uses. Several processes may share one folder.
+//! - [`cosmos::CosmosStore`]: Azure Cosmos DB (NoSQL API) through the official
+//!   `azure_data_cosmos` crate, with an account key or Microsoft Entra ID.
+//!
+//! The trait is deliberately small (documents with preconditions, a batched event append, a
+//! ping); presence, counters and the dashboard reads are written once on top of it
+//! ([`presence`], [`counters`], [`dashboard`]), so both stores behave the same by construction
+//! and one test suite checks both. Request handlers never await the store: they use the
+//! [`recorder::Recorder`] handle, which buffers and writes in the background.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub mod cosmos;
+pub mod counters;
+pub mod dashboard;
+pub mod doc;
+pub mod embedded;
+pub mod error;
+pub mod event;
+pub mod presence;
+pub mod recorder;
+pub mod settings;
+pub mod status;
+
+pub use counters::Counter;
+pub use doc::{Precondition, Retention, Versioned};
+pub use error::StoreError;
+pub use event::{Event, EventKind};
+pub use recorder::{Recorder, RecorderConfig, RecorderStats};
+pub use settings::{Backend, StoreSettings};
+pub use status::{MarketplaceStatus, SyncState};
+
+/// Which implementation a store is, for logs and health details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Embedded,
+    Cosmos,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Embedded => "embedded",
+            StoreKind::Cosmos => "cosmos",
+        }
+    }
+}
+
+/// The store. Collections and ids must pass [`doc::check_name`].
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    fn kind(&self) -> StoreKind;
+
+    /// A document and its etag; `None` if absent.
+    async fn get_doc(&self, collection: &str, id: &str) -> Result<Option<Versioned<Value>>, StoreError>;
+
+    /// Writes a document under `precondition` (kept until deleted); returns the new etag.
+    /// A failed precondition is [`StoreError::Conflict`].
+    async fn put_doc(
+        &self,
+        collection: &str,
+        id: &str,
+        value: &Value,
+        precondition: Precondition,
+    ) -> Result<String, StoreError> {
+        self.put_doc_with(collection, id, value, precondition, Retention::Keep).await
+    }
+
+    /// [`Store::put_doc`] with a retention.
+    async fn put_doc_with(
+        &self,
+        collection: &str,
+        id: &str,
+        value: &Value,
+        precondition: Precondition,
+        retention: Retention,
+    ) -> Result<String, StoreError>;
+
+    /// Deletes a document under `precondition` (`Absent` is refused as meaningless); false if
+    /// it was not there.
+    async fn delete_doc(&self, collection: &str, id: &str, precondition: Precondition) -> Result<bool, StoreError>;
+
+    /// Appends analytics events (kept for the analytics TTL). All or a clear error; a retried
+    /// batch may be stored twice on Cosmos DB only if the first attempt's outcome was unknown.
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;
+
+    /// Events stored since `since_ms`, optionally of one kind. A scan, for tests and tools,
+    /// never on the dashboard path.
+    async fn count_events(&self, kind: Option<EventKind>, since_ms: u64) -> Result<u64, StoreError>;
+
+    /// A cheap read proving the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How long events and per-day counters are kept.
+    fn analytics_ttl(&self) -> Duration;
+}
+
+/// Opens the store the settings describe (creating the data folder, or on Cosmos DB the
+/// database and container when allowed).
+pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+    match &settings.backend {
+        Backend::Embedded { data_dir } => {
+            Ok(Arc::new(embedded::EmbeddedStore::open(data_dir, settings.analytics_ttl).await?))
+        }
+        Backend::Cosmos(cosmos) => Ok(Arc::new(cosmos::CosmosStore::open(cosmos, settings.analytics_ttl).await?)),
+    }
+}
