@@ -11,7 +11,6 @@ use meschain_marketplace::engine::{Engine, Options, Outcome, Reporter, SyncEvent
 use meschain_marketplace::progress::{BatchReport, Progress};
 use meschain_marketplace::rate_limit::RateLimit;
 use meschain_marketplace::request::validate;
-use meschain_marketplace::store::MemoryDocs;
 use meschain_marketplace::trendyol::{Trendyol, TrendyolConfig};
 use tokio::time::Instant;
 
@@ -53,8 +52,11 @@ async fn main() {
     let body = serde_json::json!({"marketplace": "trendyol", "operation": "inventory", "itemsUrl": fake.items_url(n), "syncId": "bench"});
     let plan = validate(&body, None, time::OffsetDateTime::now_utc()).unwrap();
     let reporter = Arc::new(Count(Default::default()));
+    let dir = tempfile::tempdir().unwrap();
     let engine = Engine {
-        store: Arc::new(MemoryDocs::default()),
+        store: Arc::new(
+            meschain_store::embedded::EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).await.unwrap(),
+        ),
         connector: conn,
         reporter: reporter.clone(),
         http: reqwest::Client::new(),

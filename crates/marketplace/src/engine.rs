@@ -33,8 +33,9 @@ use crate::items_source::{ItemsSource, SourceBatch, SourceError};
 use crate::progress::{BatchReport, Progress, SyncStatus, Throttle, percent};
 use crate::request::{ItemsSpec, SyncPlan};
 use crate::run::{COLLECTION, Lease, PendingBatch, RunStatus, SyncRun};
-use crate::status::{self, State, StatusChange};
-use crate::store::{DocStore, Precondition, StoreError};
+use crate::status::{self, StatusChange};
+use meschain_store::status::SyncState as State;
+use meschain_store::{Precondition, Store, StoreError};
 
 /// Deliveries in a row that may end at the deadline without finishing any batch before the run
 /// is failed (a marketplace or source that stays down must not loop continuations forever).
@@ -193,7 +194,7 @@ pub enum EngineError {
 }
 
 pub struct Engine {
-    pub store: Arc<dyn DocStore>,
+    pub store: Arc<dyn Store>,
     pub connector: Arc<dyn Connector>,
     pub reporter: Arc<dyn Reporter>,
     pub http: reqwest::Client,
@@ -235,7 +236,7 @@ enum Stop {
 
 /// The run document as this delivery owns it.
 struct Checkpoint {
-    store: Arc<dyn DocStore>,
+    store: Arc<dyn Store>,
     etag: String,
     run: SyncRun,
     owner: String,
@@ -258,8 +259,8 @@ impl Checkpoint {
                     self.etag = etag;
                     return Ok(());
                 }
-                Err(StoreError::Conflict) => return Err(Stop::Lost),
-                Err(e) if attempt == STORE_ATTEMPTS => return Err(Stop::Store(e)),
+                Err(StoreError::Conflict { .. }) => return Err(Stop::Lost),
+                Err(e) if attempt == STORE_ATTEMPTS || !e.is_retryable() => return Err(Stop::Store(e)),
                 Err(e) => {
                     tracing::warn!(sync_id = %self.run.sync_id, error = %e, "saving the sync run failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -354,6 +355,7 @@ impl Engine {
             status_items: 0,
             progressed: false,
             repeats: Vec::new(),
+            progress_sent: 0,
         };
         let kind = if resumed { EventKind::Resumed } else { EventKind::Started };
         self.reporter.event(&event(&cp.run, kind, None, 0, 0, None)).await;
@@ -394,7 +396,7 @@ impl Engine {
                         };
                         return Ok(Acquired::Owned(cp, false));
                     }
-                    Err(StoreError::Conflict) => continue,
+                    Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(EngineError::Store(e)),
                 }
             };
@@ -440,7 +442,7 @@ impl Engine {
                         Checkpoint { store: self.store.clone(), etag, run, owner: o.owner.clone(), ttl: o.lease_ttl };
                     return Ok(Acquired::Owned(cp, true));
                 }
-                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(EngineError::Store(e)),
             }
         }
@@ -533,12 +535,15 @@ struct Delivery<'a> {
     progressed: bool,
     /// Batches a dead owner left in flight, not yet claimed again.
     repeats: Vec<u64>,
+    /// Progress messages sent by this delivery.
+    progress_sent: u64,
 }
 
 impl Delivery<'_> {
     /// Sends a progress update and mirrors it in the marketplace status.
     async fn send(&mut self, run: &SyncRun, update: Progress) {
         self.engine.reporter.progress(&update).await;
+        self.progress_sent += 1;
         let (state, succeeded, error) = match update.status {
             SyncStatus::Completed => (State::Idle, true, None),
             SyncStatus::Failed => (State::Failed, false, run.last_error.clone()),
@@ -586,7 +591,8 @@ impl Delivery<'_> {
         self.engine.reporter.event(&event(&cp.run, kind, None, 0, 0, error)).await;
         let summary = Summary::from(&cp.run);
         tracing::info!(sync_id = %cp.run.sync_id, status = ?summary.status, processed = summary.processed,
-            failed_items = summary.failed_items, repeated_batches = summary.repeated_batches, "sync finished");
+            failed_items = summary.failed_items, repeated_batches = summary.repeated_batches,
+            progress_messages = self.progress_sent, "sync finished");
         Ok(if failed { Outcome::Failed(summary) } else { Outcome::Completed(summary) })
     }
 

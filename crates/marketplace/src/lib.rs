@@ -9,8 +9,8 @@
 //! - [`items_source`]: inline items or an `itemsUrl` paged source, read one window at a time.
 //! - [`engine`]: one delivery of a sync: lease, exactly-once batch claims, retries within a
 //!   time budget, results, progress, continuation. [`run`] is its document, [`status`] the
-//!   dashboard's per-marketplace view, [`progress`] the messages watchers get.
-//! - [`store`]: the document API of the app's store, as far as the sync needs it.
+//!   dashboard's per-marketplace view, [`progress`] the messages watchers get. State lives in
+//!   the app's store (`meschain-store`): documents with etag preconditions.
 //!
 //! Nothing here knows about SignalR, Service Bus or the Functions host: the handler's
 //! `marketplace-sync` function adapts those to [`engine::Reporter`] and [`engine::Outcome`].
@@ -24,5 +24,4 @@ pub mod request;
 pub mod run;
 pub mod sandbox;
 pub mod status;
-pub mod store;
 pub mod trendyol;

@@ -1,44 +1,18 @@
-//! The dashboard's view of each marketplace: collection `marketplace-status`, id = marketplace
-//! name, in the schema agreed in TEAM.md. The sync writes it; the admin snapshot reads it.
-//! `itemsPushedToday` counts per UTC day (`day` says which), added to with etag-guarded
-//! read-modify-writes so concurrent syncs of one marketplace do not lose each other's counts.
+//! The dashboard's view of each marketplace: `marketplace-status/{marketplace}` in the schema
+//! agreed in TEAM.md (`meschain_store::status`). The sync writes it; the admin snapshot reads it.
+//! Writes are etag-guarded read-modify-writes, so concurrent syncs of one marketplace do not
+//! lose each other's `itemsPushedToday`; that count starts again when the stored `updatedAt`
+//! is from an earlier UTC day.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use meschain_store::status::{self, MarketplaceStatus, SyncState};
+use meschain_store::{Precondition, Store, StoreError};
 
-use crate::store::{DocStore, Precondition, StoreError};
-
-pub const COLLECTION: &str = "marketplace-status";
 const ATTEMPTS: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Idle,
-    Running,
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MarketplaceStatus {
-    pub marketplace: String,
-    pub status: State,
-    pub progress: Option<u8>,
-    pub last_success_at: Option<String>,
-    pub items_pushed_today: u64,
-    pub last_error: Option<String>,
-    pub sync_id: Option<String>,
-    pub updated_at: String,
-    /// The UTC day `itemsPushedToday` counts (YYYY-MM-DD).
-    #[serde(default)]
-    pub day: String,
-}
 
 /// A change to one marketplace's status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusChange {
-    pub state: State,
+    pub state: SyncState,
     pub progress: Option<u8>,
     pub sync_id: String,
     /// Items confirmed pushed since the last change.
@@ -47,36 +21,18 @@ pub struct StatusChange {
     pub error: Option<String>,
 }
 
-/// Applies `change` to the status of `marketplace` at `now` (RFC 3339).
-pub async fn update(
-    store: &dyn DocStore,
-    marketplace: &str,
-    change: &StatusChange,
-    now: &str,
-) -> Result<(), StoreError> {
-    let today = &now[..now.len().min(10)];
+/// Applies `change` to the status of `marketplace` at `now` (RFC 3339, UTC).
+pub async fn update(store: &dyn Store, marketplace: &str, change: &StatusChange, now: &str) -> Result<(), StoreError> {
+    let day = |t: &str| t.get(..10).unwrap_or("").to_string();
     for _ in 0..ATTEMPTS {
-        let current = store.get_doc(COLLECTION, marketplace).await?;
-        let (mut status, pre) = match current {
-            Some(v) => {
-                let parsed = serde_json::from_value::<MarketplaceStatus>(v.value).ok();
-                (parsed, Precondition::Etag(v.etag))
-            }
-            None => (None, Precondition::Absent),
+        let (mut s, pre) = match status::get(store, marketplace).await {
+            Ok(Some(v)) => (v.value, Precondition::Etag(v.etag)),
+            Ok(None) => (MarketplaceStatus::idle(marketplace), Precondition::Absent),
+            // A document that no longer parses is replaced rather than blocking the dashboard.
+            Err(StoreError::Invalid(_)) => (MarketplaceStatus::idle(marketplace), Precondition::Any),
+            Err(e) => return Err(e),
         };
-        let s = status.get_or_insert_with(|| MarketplaceStatus {
-            marketplace: marketplace.to_string(),
-            status: State::Idle,
-            progress: None,
-            last_success_at: None,
-            items_pushed_today: 0,
-            last_error: None,
-            sync_id: None,
-            updated_at: now.to_string(),
-            day: today.to_string(),
-        });
-        if s.day != today {
-            s.day = today.to_string();
+        if day(&s.updated_at) != day(now) {
             s.items_pushed_today = 0;
         }
         s.items_pushed_today += change.items_pushed;
@@ -91,24 +47,25 @@ pub async fn update(
         if change.error.is_some() {
             s.last_error = change.error.clone();
         }
-        let value: Value = serde_json::to_value(&*s).expect("status serializes");
-        match store.put_doc(COLLECTION, marketplace, &value, pre).await {
+        match status::put(store, &s, pre).await {
             Ok(_) => return Ok(()),
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e),
         }
     }
-    Err(StoreError::Conflict)
+    Err(StoreError::conflict(status::COLLECTION, marketplace))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryDocs;
+    use meschain_store::embedded::EmbeddedStore;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn change(items: u64) -> StatusChange {
         StatusChange {
-            state: State::Running,
+            state: SyncState::Running,
             progress: Some(10),
             sync_id: "s".into(),
             items_pushed: items,
@@ -119,7 +76,8 @@ mod tests {
 
     #[tokio::test]
     async fn test_counts_per_day_and_concurrent_writers() {
-        let store = std::sync::Arc::new(MemoryDocs::default());
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).await.unwrap());
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let store = store.clone();
@@ -130,12 +88,12 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let doc = store.get_doc(COLLECTION, "trendyol").await.unwrap().unwrap().value;
+        let doc = store.get_doc(status::COLLECTION, "trendyol").await.unwrap().unwrap().value;
         assert_eq!(doc["itemsPushedToday"], 20);
         assert_eq!(doc["status"], "running");
         assert_eq!(doc["marketplace"], "trendyol");
         update(&*store, "trendyol", &change(1), "2026-12-03T00:00:01Z").await.unwrap();
-        let doc = store.get_doc(COLLECTION, "trendyol").await.unwrap().unwrap().value;
+        let doc = store.get_doc(status::COLLECTION, "trendyol").await.unwrap().unwrap().value;
         assert_eq!(doc["itemsPushedToday"], 1, "a new day starts from zero");
     }
 }

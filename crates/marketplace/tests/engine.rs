@@ -1,7 +1,8 @@
 //! The sync engine against the fake Trendyol server (on 127.0.0.1:0), through the real Trendyol
 //! connector: every item pushed once in batches of at most 1,000, progress in order, results
 //! reported, redeliveries and concurrent deliveries, a killed delivery resumed, 429/5xx
-//! honoured, continuation at the deadline, bad credentials, orders, `itemsUrl`.
+//! honoured, continuation at the deadline, bad credentials, orders, `itemsUrl`. State is kept
+//! in the embedded store (SQLite) in a temporary folder.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +15,9 @@ use meschain_marketplace::progress::{BatchReport, Progress, SyncStatus};
 use meschain_marketplace::rate_limit::RateLimit;
 use meschain_marketplace::request::{SyncPlan, validate};
 use meschain_marketplace::run::{self, SyncRun};
-use meschain_marketplace::store::{DocStore, MemoryDocs};
 use meschain_marketplace::trendyol::{Trendyol, TrendyolConfig};
+use meschain_store::Store;
+use meschain_store::embedded::EmbeddedStore;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -55,6 +57,12 @@ impl Reporter for Recorder {
     }
 }
 
+async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(3600)).await.unwrap();
+    (dir, Arc::new(store))
+}
+
 async fn fake(config: FakeConfig) -> FakeTrendyol {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     meschain_fake_trendyol::start(config, listener).await.unwrap()
@@ -84,7 +92,7 @@ fn options(owner: &str, budget: Duration) -> Options {
     }
 }
 
-fn engine(store: &Arc<MemoryDocs>, connector: &Arc<dyn Connector>, reporter: &Arc<Recorder>, o: Options) -> Engine {
+fn engine(store: &Arc<dyn Store>, connector: &Arc<dyn Connector>, reporter: &Arc<Recorder>, o: Options) -> Engine {
     Engine {
         store: store.clone(),
         connector: connector.clone(),
@@ -106,14 +114,14 @@ fn inventory(n: usize, sync_id: &str) -> (Value, SyncPlan) {
     (body, plan)
 }
 
-async fn stored_run(store: &MemoryDocs, id: &str) -> SyncRun {
+async fn stored_run(store: &Arc<dyn Store>, id: &str) -> SyncRun {
     serde_json::from_value(store.get_doc(run::COLLECTION, id).await.unwrap().unwrap().value).unwrap()
 }
 
 #[tokio::test]
 async fn test_5000_items_pushed_once_in_batches_with_ordered_progress() {
     let fake = fake(FakeConfig::default()).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit::TRENDYOL, 4);
     let rec = Arc::new(Recorder::default());
     let (_, plan) = inventory(5000, "sync-5000");
@@ -158,7 +166,7 @@ async fn test_5000_items_pushed_once_in_batches_with_ordered_progress() {
 #[tokio::test]
 async fn test_redelivered_and_concurrent_deliveries_push_once() {
     let fake = fake(FakeConfig { latency: Duration::from_millis(20), ..FakeConfig::default() }).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit::TRENDYOL, 2);
     let (_, plan) = inventory(6000, "sync-dup");
     let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
@@ -191,7 +199,7 @@ async fn test_redelivered_and_concurrent_deliveries_push_once() {
 #[tokio::test]
 async fn test_killed_delivery_is_resumed_without_repushing_finished_batches() {
     let fake = fake(FakeConfig { latency: Duration::from_millis(30), ..FakeConfig::default() }).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit::TRENDYOL, 2);
     let (_, plan) = inventory(10_000, "sync-kill");
     let doomed = Arc::new(Recorder { hang_at_batch: Some(3), ..Recorder::default() });
@@ -227,7 +235,7 @@ async fn test_killed_delivery_is_resumed_without_repushing_finished_batches() {
 async fn test_429_and_5xx_are_retried_honouring_retry_after() {
     let fake = fake(FakeConfig::default()).await;
     fake.inject(Faults { push: vec![429, 500, 503], retry_after_seconds: Some(1), ..Faults::default() });
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit::TRENDYOL, 1);
     let rec = Arc::new(Recorder::default());
     let (_, plan) = inventory(2000, "sync-429");
@@ -245,7 +253,7 @@ async fn test_429_and_5xx_are_retried_honouring_retry_after() {
 async fn test_client_keeps_to_the_marketplace_rate_limit() {
     let limit = RateLimit { requests: 4, per: Duration::from_secs(1) };
     let fake = fake(FakeConfig { rate_limit: Some((limit.requests, limit.per)), ..FakeConfig::default() }).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, limit, 4);
     let rec = Arc::new(Recorder::default());
     let (_, plan) = inventory(10_000, "sync-rate");
@@ -261,7 +269,7 @@ async fn test_client_keeps_to_the_marketplace_rate_limit() {
 async fn test_deadline_checkpoints_and_the_continuation_finishes() {
     // 5 batches at 300 ms each cannot fit a 1 s budget: the first delivery must continue.
     let fake = fake(FakeConfig { latency: Duration::from_millis(300), ..FakeConfig::default() }).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit::TRENDYOL, 1);
     let (_, plan) = inventory(5000, "sync-cont");
     let rec = Arc::new(Recorder::default());
@@ -292,7 +300,7 @@ async fn test_deadline_checkpoints_and_the_continuation_finishes() {
 #[tokio::test]
 async fn test_bad_credentials_fail_the_sync_once() {
     let fake = fake(FakeConfig::default()).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let c = fake.config();
     let config = TrendyolConfig {
         base_url: url::Url::parse(&fake.base_url()).unwrap(),
@@ -322,7 +330,7 @@ async fn test_bad_credentials_fail_the_sync_once() {
 #[tokio::test]
 async fn test_orders_are_imported_page_by_page() {
     let fake = fake(FakeConfig { orders: 450, ..FakeConfig::default() }).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit::TRENDYOL, 2);
     let rec = Arc::new(Recorder::default());
     let since = OffsetDateTime::now_utc() - time::Duration::days(1);
@@ -346,7 +354,7 @@ async fn test_orders_are_imported_page_by_page() {
 #[tokio::test]
 async fn test_items_url_source_is_read_window_by_window() {
     let fake = fake(FakeConfig { rate_limit: None, ..FakeConfig::default() }).await;
-    let store = Arc::new(MemoryDocs::default());
+    let (_dir, store) = store().await;
     let conn = connector(&fake, RateLimit { requests: 1000, per: Duration::from_secs(1) }, 4);
     let rec = Arc::new(Recorder::default());
     let body = json!({ "marketplace": "trendyol", "operation": "inventory", "itemsUrl": fake.items_url(20_500), "syncId": "url-1" });
