@@ -248,8 +248,9 @@ fn errors(status: StatusCode, key: &str, message: &str) -> Response {
 }
 
 /// Auth and `User-Agent`, in the documented order: bad credentials 401, then a missing or
-/// malformed `User-Agent` 403, then a path seller that is not the caller's 403.
-fn check_caller(shared: &Shared, headers: &HeaderMap, seller: &str) -> Result<(), Response> {
+/// malformed `User-Agent` 403, then a path seller that is not the caller's 403. `Some` is the
+/// refusal to answer with.
+fn refuse_caller(shared: &Shared, headers: &HeaderMap, seller: &str) -> Option<Response> {
     let c = &shared.config;
     let expected = format!(
         "Basic {}",
@@ -258,8 +259,10 @@ fn check_caller(shared: &Shared, headers: &HeaderMap, seller: &str) -> Result<()
     let authorized = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str());
     if !authorized {
         shared.ledger.lock().unwrap().stats.rejected_auth += 1;
-        return Err((StatusCode::UNAUTHORIZED, Json(json!({ "exception": "ClientApiAuthenticationException" })))
-            .into_response());
+        return Some(
+            (StatusCode::UNAUTHORIZED, Json(json!({ "exception": "ClientApiAuthenticationException" })))
+                .into_response(),
+        );
     }
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let integrator = ua.strip_prefix(&format!("{} - ", c.seller_id));
@@ -267,16 +270,16 @@ fn check_caller(shared: &Shared, headers: &HeaderMap, seller: &str) -> Result<()
         .is_some_and(|name| (1..=30).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric()));
     if !ua_ok {
         shared.ledger.lock().unwrap().stats.rejected_user_agent += 1;
-        return Err(errors(
+        return Some(errors(
             StatusCode::FORBIDDEN,
             "user.agent.invalid",
             "User-Agent must be '{sellerId} - {IntegratorName}'",
         ));
     }
     if seller != c.seller_id {
-        return Err(errors(StatusCode::FORBIDDEN, "seller.forbidden", "seller does not match the credentials"));
+        return Some(errors(StatusCode::FORBIDDEN, "seller.forbidden", "seller does not match the credentials"));
     }
-    Ok(())
+    None
 }
 
 /// The documented 50 requests per 10 s per endpoint, as a sliding window.
@@ -323,7 +326,7 @@ async fn push(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Err(r) = check_caller(&shared, &headers, &seller) {
+    if let Some(r) = refuse_caller(&shared, &headers, &seller) {
         return r;
     }
     let mut ledger = shared.ledger.lock().unwrap();
@@ -421,7 +424,7 @@ async fn batch_result(
     Path((seller, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_caller(&shared, &headers, &seller) {
+    if let Some(r) = refuse_caller(&shared, &headers, &seller) {
         return r;
     }
     let mut ledger = shared.ledger.lock().unwrap();
@@ -516,7 +519,7 @@ async fn orders(
     headers: HeaderMap,
     Query(q): Query<OrdersQuery>,
 ) -> Response {
-    if let Err(r) = check_caller(&shared, &headers, &seller) {
+    if let Some(r) = refuse_caller(&shared, &headers, &seller) {
         return r;
     }
     let mut ledger = shared.ledger.lock().unwrap();

@@ -295,9 +295,7 @@ fn valid_sync_id(id: &str) -> bool {
 fn check_items(obj: &Map<String, Value>, operation: Option<Operation>, p: &mut Problems) -> Option<ItemsSpec> {
     let inline = obj.get("items").filter(|v| !v.is_null());
     let url = obj.get("itemsUrl").filter(|v| !v.is_null());
-    let Some(operation) = operation else {
-        return None;
-    };
+    let operation = operation?;
     if !operation.pushes_items() {
         if inline.is_some() {
             p.add("items", "not allowed for an orders sync");
@@ -430,7 +428,7 @@ pub fn check_item(v: &Value, operation: Operation) -> Result<Item, Vec<(&'static
     let sale_price = price("salePrice", ".salePrice");
     let list_price = price("listPrice", ".listPrice");
     match operation {
-        Operation::Inventory if quantity.is_none() && !obj.get("quantity").is_some_and(|v| !v.is_null()) => {
+        Operation::Inventory if quantity.is_none() && obj.get("quantity").is_none_or(|v| v.is_null()) => {
             problems.push((".quantity", "required for an inventory sync".into()));
         }
         Operation::Prices => {

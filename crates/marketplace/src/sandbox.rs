@@ -68,7 +68,7 @@ impl Sandbox {
     }
 
     fn result(&self, item: &Item) -> ItemResult {
-        let rejected = self.config.reject_one_in > 0 && fnv(&item.barcode) % self.config.reject_one_in == 0;
+        let rejected = self.config.reject_one_in > 0 && fnv(&item.barcode).is_multiple_of(self.config.reject_one_in);
         ItemResult {
             barcode: item.barcode.clone(),
             ok: !rejected,
@@ -99,7 +99,7 @@ impl Connector for Sandbox {
         self.limiter.acquire().await;
         tokio::time::sleep(self.config.latency).await;
         let n = self.pushes.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.config.throttle_every > 0 && n % self.config.throttle_every == 0 {
+        if self.config.throttle_every > 0 && n.is_multiple_of(self.config.throttle_every) {
             self.limiter.pause_for(self.config.retry_after).await;
             return Err(ConnectorError::Transient {
                 reason: format!("{} sandbox: 429 too many requests", self.marketplace),
