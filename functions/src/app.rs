@@ -68,17 +68,9 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface, for `main` and for tests (`tower::ServiceExt::oneshot`).
+/// The whole HTTP surface, for `main` and for tests (`tower::ServiceExt::oneshot`): the
+/// protocol layer's routes over this app's functions ([`crate::functions`] makes
+/// [`AppState`] the protocol's `Handler`).
 pub fn app(state: AppState) -> Router {
-    crate::host::server::router(Arc::new(state))
-}
-
-/// Milliseconds since the Unix epoch (0 for a clock before 1970).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// Seconds since the Unix epoch. A clock before 1970 is treated as 1970 rather than panicking.
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    meschain_functions_protocol::router(Arc::new(state))
 }

@@ -14,6 +14,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use meschain_functions_protocol::Escaped;
 use meschain_signalr::token::SigningKey;
 use meschain_signalr::{AccessKey, ConnectionString};
 
@@ -153,7 +154,7 @@ impl IssuedKey {
         let (kid, key) = parse_key_response(&body)?;
         let signer = Arc::new(SigningKey::hs256_with_kid(&key, &kid));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(signer);
-        tracing::info!(key_id = %kid, "SignalR client-token signing key obtained");
+        tracing::info!(key_id = %Escaped(&kid), "SignalR client-token signing key obtained");
         Ok(())
     }
 
@@ -171,7 +172,8 @@ impl IssuedKey {
                     let has_key = self.current().is_some();
                     let wait = retry_delay(failures, has_key).min(every);
                     tracing::warn!(
-                        "SignalR signing key refresh failed ({e}); {}; retrying in {} s",
+                        "SignalR signing key refresh failed ({}); {}; retrying in {} s",
+                        Escaped(&e.to_string()),
                         if has_key {
                             "keeping the previous key"
                         } else {

@@ -9,7 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use url::Url;
 
-use crate::host::http::{HttpRequest, HttpResponse};
+use meschain_functions_protocol::{HttpRequest, HttpResponse};
 
 /// Headers the SignalR JS client sends on negotiate, plus the usual ones.
 const ALLOWED_HEADERS: &str = "authorization, content-type, x-requested-with, x-signalr-user-agent";

@@ -12,7 +12,7 @@ pub fn snapshot(presence: &Presence, now_ms: u64) -> Value {
     let hubs = presence.snapshot();
     let connections: usize = hubs.iter().map(|h| h.connections).sum();
     json!({
-        "generatedAt": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms)).to_string(),
+        "generatedAt": meschain_model::clock::rfc3339_millis(now_ms),
         "liveConnections": connections,
         "hubs": hubs,
     })

@@ -1,40 +1,10 @@
-//! The three hubs and which roles may use them.
+//! Which roles may use which of the three hubs (the hub names live in `meschain_model::hubs`).
 //!
 //! Roles come only from a verified identity (see `auth`). Admins may open any hub (they
 //! supervise marketplaces and see dashboards); marketplace managers their own hub and the
 //! dashboard; everyone else the dashboard only.
 
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Hub {
-    Admin,
-    Marketplace,
-    Dashboard,
-}
-
-impl Hub {
-    pub const ALL: [Hub; 3] = [Hub::Admin, Hub::Marketplace, Hub::Dashboard];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Hub::Admin => "MesChainAdminHub",
-            Hub::Marketplace => "MesChainMarketplaceHub",
-            Hub::Dashboard => "MesChainDashboardHub",
-        }
-    }
-
-    /// Hub names are case-insensitive on the service (it lower-cases them), so here too.
-    pub fn from_name(name: &str) -> Option<Hub> {
-        Hub::ALL.into_iter().find(|h| h.name().eq_ignore_ascii_case(name))
-    }
-}
-
-impl fmt::Display for Hub {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use meschain_model::hubs::Hub;
 
 pub mod roles {
     pub const SUPER_ADMIN: &str = "super_admin";

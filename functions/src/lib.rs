@@ -1,9 +1,9 @@
 //! MesChain Realtime: the Azure Functions custom handler.
 //!
 //! One binary (`handler`) serves every function of the app. Layout:
-//! - [`host`]: the Functions custom-handler protocol (envelopes, forwarded HTTP, the server).
 //! - [`functions`]: one module per function (`negotiate`, ...), plain async functions over
-//!   plain request types.
+//!   the protocol's request types, and the table that tells the protocol layer
+//!   (`meschain-functions-protocol`, which knows no function) which functions exist.
 //! - [`auth`]: who the caller is (login tokens, App Service Authentication).
 //! - [`hubs`]: the hubs and which roles may use them.
 //! - [`settings`]: every setting, read and checked once at start.
@@ -18,7 +18,6 @@ pub mod client_tokens;
 pub mod cors;
 pub mod dashboard;
 pub mod functions;
-pub mod host;
 pub mod hubs;
 pub mod marketplace;
 pub mod presence;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use meschain_functions::app::{AppState, app};
 use meschain_functions::settings::{Settings, names};
+use meschain_functions_protocol::Limits;
 
 const USAGE: &str = "usage: handler [--port PORT]\n\
     Serves the MesChain Realtime functions on 127.0.0.1:PORT (default: $FUNCTIONS_CUSTOMHANDLER_PORT).\n\
@@ -80,12 +81,13 @@ async fn serve(port: u16, settings: Settings) -> std::io::Result<()> {
             tracing::warn!("login keys not loaded yet: {}", e.description());
         }
     });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    meschain_functions_protocol::serve(listener, app(state), &Limits::default(), shutdown_signal()).await?;
     tracing::info!("handler stopped");
     Ok(())
 }
 
-/// SIGTERM (the host stopping us) or Ctrl-C; in-flight requests finish first.
+/// SIGTERM (the host stopping us) or Ctrl-C; in-flight requests then get the protocol
+/// layer's grace period ([`Limits::shutdown_grace`]) to finish.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

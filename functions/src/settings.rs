@@ -5,8 +5,6 @@
 //! are reported together (by name, never by value: values are often secrets), and `main`
 //! exits non-zero before binding.
 
-use std::fmt;
-
 use meschain_signalr::connection_string::{ConnectionString, Credential};
 use meschain_signalr::{AccessKey, token};
 
@@ -14,23 +12,8 @@ use crate::auth::AuthConfig;
 use crate::cors::CorsPolicy;
 use crate::signalr_rest::entra;
 
-/// The setting names. Fixed by the issue and by the SignalR Functions extension.
-pub mod names {
-    pub const SIGNALR_CONNECTION_STRING: &str = "AzureSignalRConnectionString";
-    pub const SIGNALR_SECONDARY_CONNECTION_STRING: &str = "AzureSignalRSecondaryConnectionString";
-    pub const SIGNALR_FALLBACK_CONNECTION_STRING: &str = "AzureSignalRFallbackConnectionString";
-    pub const AUTH_JWT_SECRET: &str = "AUTH_JWT_SECRET";
-    pub const AUTH_JWKS_URL: &str = "AUTH_JWKS_URL";
-    pub const AUTH_OIDC_ISSUER: &str = "AUTH_OIDC_ISSUER";
-    pub const AUTH_ISSUER: &str = "AUTH_ISSUER";
-    pub const AUTH_AUDIENCE: &str = "AUTH_AUDIENCE";
-    pub const AUTH_TRUST_EASY_AUTH: &str = "AUTH_TRUST_EASY_AUTH";
-    pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
-    pub const SIGNALR_TOKEN_LIFETIME_SECONDS: &str = "SIGNALR_TOKEN_LIFETIME_SECONDS";
-    pub const ADMIN_BROADCAST_SCHEDULE: &str = "ADMIN_BROADCAST_SCHEDULE";
-    pub const SYNC_QUEUE_NAME: &str = "SYNC_QUEUE_NAME";
-    pub const CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
-}
+/// The setting names, shared with the CLI and the local tools.
+pub use meschain_model::settings as names;
 
 const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 
@@ -77,20 +60,13 @@ pub struct SettingProblem {
 }
 
 /// Everything wrong with the settings, in a stable order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} invalid setting(s):\n{}", .0.len(), list(.0))]
 pub struct SettingsError(pub Vec<SettingProblem>);
 
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} invalid setting(s):", self.0.len())?;
-        for p in &self.0 {
-            writeln!(f, "  {}: {}", p.name, p.problem)?;
-        }
-        Ok(())
-    }
+fn list(problems: &[SettingProblem]) -> String {
+    problems.iter().map(|p| format!("  {}: {}\n", p.name, p.problem)).collect()
 }
-
-impl std::error::Error for SettingsError {}
 
 impl Settings {
     /// Reads settings from the process environment.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -136,7 +136,7 @@ fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
 }
 
 fn token(alg: Algorithm, kid: &str, key: &EncodingKey, iss: &str, sub: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = meschain_model::clock::now_secs();
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
     let claims = json!({"sub": sub, "iss": iss, "aud": AUD, "iat": now, "exp": now + 600, "roles": ["admin"]});

@@ -222,7 +222,7 @@ async fn test_admin_broadcast_timer_invocations() {
     let (_svc, h) = start().await;
     let fixture: Value = serde_json::from_str(
         &std::fs::read_to_string(format!(
-            "{}/tests/fixtures/host/timer-fixture-azfunc.json",
+            "{}/../tests/fixtures/host/timer-fixture-azfunc.json",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap(),

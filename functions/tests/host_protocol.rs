@@ -22,7 +22,7 @@ async fn json_of(resp: reqwest::Response) -> (u16, Value) {
 }
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/host/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../tests/fixtures/host/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

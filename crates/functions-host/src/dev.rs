@@ -1,5 +1,8 @@
-//! `meschain dev`: the whole local host wired together — config, handler process, HTTP triggers,
-//! timers, queue dispatchers and the control endpoint — on one loopback listener.
+//! The whole local host wired together: config, handler process, HTTP triggers, timers, queue
+//! dispatchers and the control endpoint, on one loopback listener.
+//!
+//! It knows no app: whatever is app-specific (a web page, a development sign-in, which function
+//! is worth printing) is the embedding tool's, served through [`DevOptions::routes`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +38,11 @@ pub struct DevOptions {
     /// Replaces `customHandler.description.defaultExecutablePath` (e.g. `target/debug/handler`
     /// while developing, where the binary is not yet copied into the app root).
     pub handler: Option<PathBuf>,
+    /// The embedding tool's own endpoints, served on the host's listener (e.g. a static page
+    /// at `/` and a development sign-in). Precedence: the control endpoint (`/admin/...`) first,
+    /// then these routes, then the HTTP triggers; so keep them outside the route prefix
+    /// (`/api` by default), or they shadow functions. A fallback set on it is ignored.
+    pub routes: Router,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,10 +160,11 @@ impl DevHost {
             worker: worker_status_channel(&worker),
             functions: app.functions.iter().map(|f| f.name.clone()).collect(),
         };
-        let router: Router = control::router(control_state).fallback(move |req: axum::extract::Request| {
+        let triggers = opts.routes.fallback(move |req: axum::extract::Request| {
             let st = http_state.clone();
             async move { http_trigger::handle(st, req).await }
         });
+        let router: Router = control::router(control_state).fallback_service(triggers);
         let mut tasks = Vec::new();
         let mut srx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -186,7 +195,7 @@ impl DevHost {
                 }
                 Trigger::ServiceBus { binding, queue, binary } => {
                     let q = queues.get(queue).expect("opened above").clone();
-                    let dispatcher = queue::Dispatcher {
+                    let dispatcher = crate::queue_trigger::Dispatcher {
                         queue: q,
                         function: f.clone(),
                         binding: binding.clone(),
@@ -226,7 +235,7 @@ impl DevHost {
         self.worker.shutdown().await;
     }
 
-    /// The banner printed by `meschain dev`.
+    /// What runs where, for the person who started the host.
     pub fn banner(&self) -> String {
         let mut s = String::new();
         let base = format!("http://localhost:{}", self.local_addr.port());
@@ -251,18 +260,6 @@ impl DevHost {
             };
             let disabled = if f.disabled { " [disabled]" } else { "" };
             s.push_str(&format!("    {}: {what}{disabled}\n", f.name));
-        }
-        if let Some((_, url, _)) =
-            self.http_urls.iter().find(|(n, u, _)| n.eq_ignore_ascii_case("negotiate") || u.ends_with("/negotiate"))
-        {
-            s.push_str(&format!("  negotiate URL: {url}\n"));
-        }
-        if let Some((_, url, _)) = self
-            .http_urls
-            .iter()
-            .find(|(n, u, _)| n.to_ascii_lowercase().contains("dashboard") || u.ends_with("/dashboard"))
-        {
-            s.push_str(&format!("  dashboard URL: {url}\n"));
         }
         s.push_str(&format!("  function key:  {} (?code= or x-functions-key)\n", self.keys.function));
         s.push_str(&format!("  master key:    {}\n", self.keys.master));

@@ -165,8 +165,8 @@ fn traceparent() -> String {
 mod tests {
     use super::*;
 
-    const DOCS_GENERIC: &str = include_str!("../tests/fixtures/response-docs-generic.json");
-    const USER_REPORT: &str = include_str!("../tests/fixtures/response-http-res-user-report.json");
+    const DOCS_GENERIC: &str = include_str!("../../../tests/fixtures/host/response-docs-generic.json");
+    const USER_REPORT: &str = include_str!("../../../tests/fixtures/host/response-http-res-user-report.json");
 
     #[test]
     fn test_parses_documented_responses() {

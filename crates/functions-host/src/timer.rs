@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    const FIXTURE: &str = include_str!("../tests/fixtures/timer-fixture-azfunc.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/host/timer-fixture-azfunc.json");
 
     #[test]
     fn test_timer_info_shape_matches_reference() {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use meschain_functions_host::config::App;
 use meschain_functions_host::dev::{DevHost, DevOptions};
 use meschain_functions_host::worker::WorkerExit;
@@ -64,10 +65,14 @@ fn make_app(tag: &str, functions: &[(&str, Value)], forwarding: bool, extra_valu
 }
 
 async fn start(app: &TestApp) -> DevHost {
+    start_with_routes(app, Router::new()).await
+}
+
+async fn start_with_routes(app: &TestApp, routes: Router) -> DevHost {
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
     let host = DevHost::start(
         loaded,
-        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None, routes },
     )
     .await
     .unwrap();
@@ -185,7 +190,8 @@ async fn test_queue_metadata_redelivery_and_dead_letter() {
     let app = make_app("sb", &[("marketplace-sync", sb_trigger("marketplace-sync"))], false, json!({}));
     let host = start(&app).await;
     let b = base(&host);
-    let fixture: Value = serde_json::from_str(include_str!("fixtures/servicebus-ext5-fixture-azfunc.json")).unwrap();
+    let fixture: Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/host/servicebus-ext5-fixture-azfunc.json")).unwrap();
 
     // Fails twice, then succeeds on the third delivery.
     let flaky = enqueue(&b, "marketplace-sync", json!({ "fail": 2, "marketplace": "trendyol" })).await;
@@ -428,6 +434,33 @@ async fn test_forwarded_http_function() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_embedding_routes_share_the_listener() {
+    use axum::routing::get;
+    let echo = json!({ "bindings": [
+        { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "echo" },
+        { "type": "http", "direction": "out", "name": "res" }
+    ] });
+    let app = make_app("routes", &[("echo", echo)], false, json!({}));
+    // An app route, one that tries to shadow the control endpoint, and a fallback that must not
+    // swallow the HTTP triggers.
+    let routes = Router::new()
+        .route("/", get(|| async { "page" }))
+        .route("/admin/host/status", get(|| async { "shadowed" }))
+        .fallback(|| async { "app fallback" });
+    let host = start_with_routes(&app, routes).await;
+    let b = base(&host);
+    let page = client().get(format!("{b}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.text().await.unwrap(), "page");
+    let status = get_json(&format!("{b}/admin/host/status")).await;
+    assert_eq!(status["handler"]["starts"], 1, "the control endpoint comes first: {status}");
+    assert_eq!(client().get(format!("{b}/api/echo")).send().await.unwrap().status(), 200);
+    let missing = client().get(format!("{b}/api/nothing-here")).send().await.unwrap();
+    assert_eq!(missing.status(), 404, "unknown paths still get the host's 404");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_handler_crash_is_restarted() {
     let crash = json!({ "bindings": [
         { "type": "httpTrigger", "direction": "in", "name": "req", "authLevel": "anonymous", "route": "crash" },
@@ -467,7 +500,13 @@ async fn test_host_gives_up_after_three_failures() {
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
     let mut host = DevHost::start(
         loaded,
-        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+        DevOptions {
+            data_dir: app.data.clone(),
+            port: Some(0),
+            extra_env: BTreeMap::new(),
+            handler: None,
+            routes: Router::new(),
+        },
     )
     .await
     .unwrap();
@@ -487,7 +526,13 @@ async fn test_intentional_restart_is_not_counted() {
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
     let mut host = DevHost::start(
         loaded,
-        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+        DevOptions {
+            data_dir: app.data.clone(),
+            port: Some(0),
+            extra_env: BTreeMap::new(),
+            handler: None,
+            routes: Router::new(),
+        },
     )
     .await
     .unwrap();
@@ -510,7 +555,13 @@ fn child_host() {
         let port: u16 = std::env::var("FH_CHILD_PORT").unwrap().parse().unwrap();
         let host = DevHost::start(
             loaded,
-            DevOptions { data_dir: root.join(".data"), port: Some(port), extra_env: BTreeMap::new(), handler: None },
+            DevOptions {
+                data_dir: root.join(".data"),
+                port: Some(port),
+                extra_env: BTreeMap::new(),
+                handler: None,
+                routes: Router::new(),
+            },
         )
         .await
         .unwrap();
@@ -733,7 +784,13 @@ async fn test_second_host_on_same_data_folder_is_refused() {
     let loaded = App::load(&app.root, &|n| std::env::var(n).ok()).unwrap();
     let err = DevHost::start(
         loaded,
-        DevOptions { data_dir: app.data.clone(), port: Some(0), extra_env: BTreeMap::new(), handler: None },
+        DevOptions {
+            data_dir: app.data.clone(),
+            port: Some(0),
+            extra_env: BTreeMap::new(),
+            handler: None,
+            routes: Router::new(),
+        },
     )
     .await
     .err()

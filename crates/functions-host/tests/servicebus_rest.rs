@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use meschain_functions_host::servicebus::{Auth, SendError, send_message, verify_sas};
+use meschain_model::clock::now_secs as now;
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -30,8 +31,7 @@ async fn start() -> (String, Seen) {
                 let base = base2.clone();
                 async move {
                     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-                    if verify_sas(auth, &format!("{base}/{queue}"), KEY_NAME, KEY, now).is_err() {
+                    if verify_sas(auth, &format!("{base}/{queue}"), KEY_NAME, KEY, now()).is_err() {
                         return StatusCode::UNAUTHORIZED;
                     }
                     let broker =
@@ -44,10 +44,6 @@ async fn start() -> (String, Seen) {
         .with_state(seen.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, seen)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 #[tokio::test]

@@ -1,10 +1,14 @@
 //! `meschain`: local tooling. One module per subcommand under `cmd/`; the work itself lives in
 //! the library crates (`meschain-signalr-service`, `meschain-functions-host`) so tests can run
-//! it in-process.
+//! it in-process. What is specific to this app about running it locally is here: development
+//! login tokens (`dev_token`), the function names and settings (from `meschain-model`) that
+//! `meschain dev` wires the local SignalR service and the banner with. It never depends on the
+//! handler crate.
 
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod dev_token;
 
 #[derive(Parser)]
 #[command(name = "meschain", version, about = "MesChain Realtime local tooling")]

@@ -318,7 +318,7 @@ fn service_bus_stand_in(n: usize) -> (u16, std::thread::JoinHandle<Vec<(u16, Str
             reader.read_exact(&mut body).unwrap();
             let path = head[0].split_whitespace().nth(1).unwrap().to_string();
             let queue_uri = format!("http://127.0.0.1:{port}{}", path.trim_end_matches("/messages"));
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let now = meschain_model::clock::now_secs();
             let ok = meschain_functions_host::servicebus::verify_sas(
                 &header("authorization").unwrap_or_default(),
                 &queue_uri,

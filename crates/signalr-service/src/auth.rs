@@ -124,11 +124,8 @@ pub fn validate_rest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meschain_model::clock::now_secs as now;
     use meschain_signalr::token::{ClientClaims, SigningKey};
-
-    fn now() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-    }
 
     #[test]
     fn test_header_tokens_combined_and_repeated() {

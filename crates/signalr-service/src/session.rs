@@ -67,10 +67,6 @@ pub fn handshake_timeout(claims: &meschain_signalr::token::ValidatedClaims, defa
 
 const AUTH_EXPIRED_ERROR: &str = "Connection closed because the access token expired.";
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// With `asrs.s.coae` set, how long until `asrs.s.aeo` (unix seconds) passes; the service then
 /// closes the connection. `None` when the token does not ask for it.
 pub fn auth_expires_in(claims: &meschain_signalr::token::ValidatedClaims, now: u64) -> Option<Duration> {
@@ -172,7 +168,7 @@ pub async fn run(start: Start, mut transport: Transport) {
         hub.clone()
     });
     // Close-on-auth-expiration (§B.5): only when the token asks for it.
-    let expiry = auth_expires_in(&pending.claims, unix_now()).map(|after| {
+    let expiry = auth_expires_in(&pending.claims, meschain_model::clock::now_secs()).map(|after| {
         let conn = conn.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;

@@ -27,6 +27,17 @@ pub enum MintError {
     TooLong(usize),
     #[error("could not sign access token")]
     Signing,
+    /// A user id or role the service could not pass on intact ([`carries_intact`]).
+    #[error("a user id or role contains a control character or \", \"")]
+    UnsafeClaim,
+}
+
+/// Whether the service can pass `value` on intact as a user id or claim value. It writes the
+/// user id into the `X-ASRS-User-Id` header, where CR, LF or NUL cannot appear, and all claims
+/// into `X-ASRS-User-Claims` as `type: value, type: value`, a format with no escaping: a
+/// value holding `, ` would read as a further claim (`eve, role: admin`).
+pub fn carries_intact(value: &str) -> bool {
+    !value.chars().any(char::is_control) && !value.contains(", ")
 }
 
 /// What a client token says about the caller.
@@ -80,6 +91,9 @@ impl SigningKey {
         now: u64,
         lifetime_secs: u64,
     ) -> Result<String, MintError> {
+        if !claims.user_id.is_none_or(carries_intact) || !claims.roles.iter().all(|r| carries_intact(r)) {
+            return Err(MintError::UnsafeClaim);
+        }
         // .NET serialises one claim of a type as a string and several as an array.
         let role = match claims.roles {
             [] => None,
@@ -293,9 +307,24 @@ mod tests {
         assert!(matches!(err, MintError::TooLong(n) if n > MAX_TOKEN_LENGTH));
     }
 
-    fn now() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    /// The probe's finding: such values were minted as is, breaking `X-ASRS-User-Id` or
+    /// adding a claim to `X-ASRS-User-Claims`.
+    #[test]
+    fn test_values_the_service_cannot_carry_are_refused() {
+        let signer = SigningKey::hs256(&key("k"));
+        for bad in ["eve\r\nx-injected: 1", "eve\0", "eve\u{1b}", "eve, role: admin"] {
+            let id = ClientClaims { user_id: Some(bad), roles: &[] };
+            assert_eq!(signer.client_token("a", &id, NOW, 10), Err(MintError::UnsafeClaim), "{bad:?}");
+            let roles = vec!["viewer".to_string(), bad.to_string()];
+            let role = ClientClaims { user_id: Some("eve"), roles: &roles };
+            assert_eq!(signer.client_token("a", &role, NOW, 10), Err(MintError::UnsafeClaim), "{bad:?}");
+        }
+        for good in ["eve", "Doe,Jane", "a:b", "user@example.com", "ünïcode name"] {
+            assert!(carries_intact(good), "{good:?}");
+        }
     }
+
+    use meschain_model::clock::now_secs as now;
 
     #[test]
     fn test_validate_roundtrip_with_second_key() {

@@ -115,16 +115,11 @@ pub struct AuthConfig {
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 
 /// A setting that is missing or wrong. `reason` is fixed text: values are never echoed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} {reason}")]
 pub struct InvalidSetting {
     pub name: &'static str,
     pub reason: &'static str,
-}
-
-impl fmt::Display for InvalidSetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.reason)
-    }
 }
 
 impl AuthConfig {

@@ -6,6 +6,8 @@
 //! failure happened, not from this type.
 
 use http::StatusCode;
+use http::header::{self, HeaderValue};
+use meschain_functions_protocol::HttpResponse;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -75,6 +77,27 @@ impl AuthError {
     }
 }
 
+/// The caller's fault is a 401 with a Bearer challenge (RFC 6750); a key source we cannot
+/// reach is a 503 with `Retry-After`, so the client retries the same token later instead of
+/// sending its user back to sign in.
+impl From<AuthError> for HttpResponse {
+    fn from(e: AuthError) -> Self {
+        let status = e.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let mut resp = HttpResponse::error(status, "auth_unavailable", e.description());
+            resp.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+        let mut resp = HttpResponse::error(status, "invalid_token", e.description());
+        // `description()` is a fixed ASCII string without quotes, so it fits in the header.
+        let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{}\"", e.description());
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +127,9 @@ mod tests {
                 StatusCode::UNAUTHORIZED
             };
             assert_eq!(e.status(), expected);
+            let resp = HttpResponse::from(e);
+            assert_eq!(resp.status, expected);
+            assert_eq!(resp.headers.contains_key(header::WWW_AUTHENTICATE), expected == StatusCode::UNAUTHORIZED);
         }
     }
 }

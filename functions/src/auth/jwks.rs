@@ -104,35 +104,28 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<VerifyKey>, FetchError> {
 }
 
 /// Why a fetch failed; logged for operators, never shown to callers.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    #[error("no HTTP client could be built")]
     NoClient,
+    #[error("request failed: {0}")]
     Http(reqwest::Error),
+    #[error("answered HTTP {0}")]
     Status(u16),
+    #[error("body above the size limit")]
     TooLarge,
+    #[error("discovery document is not valid JSON with jwks_uri")]
     NotADiscoveryDocument,
+    #[error("discovery document names another issuer")]
     IssuerMismatch,
+    #[error("discovery jwks_uri {0}")]
     BadJwksUri(&'static str),
+    #[error("JWKS is not valid JSON with a keys array")]
     NotAJwks,
+    #[error("JWKS has no usable RS256/ES256 key")]
     NoUsableKeys,
+    #[error("timed out")]
     TimedOut,
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FetchError::NoClient => f.write_str("no HTTP client could be built"),
-            FetchError::Http(e) => write!(f, "request failed: {e}"),
-            FetchError::Status(s) => write!(f, "answered HTTP {s}"),
-            FetchError::TooLarge => f.write_str("body above the size limit"),
-            FetchError::NotADiscoveryDocument => f.write_str("discovery document is not valid JSON with jwks_uri"),
-            FetchError::IssuerMismatch => f.write_str("discovery document names another issuer"),
-            FetchError::BadJwksUri(r) => write!(f, "discovery jwks_uri {r}"),
-            FetchError::NotAJwks => f.write_str("JWKS is not valid JSON with a keys array"),
-            FetchError::NoUsableKeys => f.write_str("JWKS has no usable RS256/ES256 key"),
-            FetchError::TimedOut => f.write_str("timed out"),
-        }
-    }
 }
 
 struct RefreshState {

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,9 +16,7 @@ pub const RSA_A_PUB: &[u8] = include_bytes!("../../tests/fixtures/auth/test-only
 pub const RSA_B_KEY: &[u8] = include_bytes!("../../tests/fixtures/auth/test-only-rsa-b.key.pem");
 pub const EC_KEY: &[u8] = include_bytes!("../../tests/fixtures/auth/test-only-ec-p256.key.pem");
 
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
+pub use meschain_model::clock::now_secs as now;
 
 pub fn rsa(name: &str) -> EncodingKey {
     EncodingKey::from_rsa_pem(if name == "b" { RSA_B_KEY } else { RSA_A_KEY }).unwrap()

@@ -6,25 +6,19 @@
 
 use serde_json::Value;
 
-use crate::app::AppState;
-use crate::host::InvocationContext;
-use crate::host::envelope::InvocationRequest;
-use crate::hubs::Hub;
+use meschain_functions_protocol::{Context, InvocationRequest, TriggerFailure};
 use meschain_signalr::rest::Operation;
 
-use super::TriggerFailure;
 use super::connection_events::hub_methods::ADMINS_GROUP;
+use crate::app::AppState;
+use crate::hubs::Hub;
 
 /// The timer binding's name in `admin-broadcast/function.json`.
 pub const TIMER_BINDING: &str = "timer";
 /// The client handler the snapshot is sent to.
-pub const TARGET: &str = "updateAdminDashboard";
+pub const TARGET: &str = meschain_model::client_methods::UPDATE_ADMIN_DASHBOARD;
 
-pub async fn run(
-    state: &AppState,
-    ctx: &mut InvocationContext,
-    envelope: &InvocationRequest,
-) -> Result<(), TriggerFailure> {
+pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationRequest) -> Result<(), TriggerFailure> {
     let timer = envelope.binding(TIMER_BINDING).map_err(|e| TriggerFailure::bad_input(e.to_string()))?;
     let Value::Object(timer) = timer else {
         return Err(TriggerFailure::bad_input("binding \"timer\" must be a TimerInfo object".into()));
@@ -32,7 +26,7 @@ pub async fn run(
     if timer.get("IsPastDue").and_then(Value::as_bool) == Some(true) {
         ctx.log("timer is past due: broadcasting a current snapshot");
     }
-    let snapshot = crate::dashboard::snapshot(&state.presence, crate::app::now_ms());
+    let snapshot = crate::dashboard::snapshot(&state.presence, meschain_model::clock::now_ms());
     let op = Operation::SendToGroup { group: ADMINS_GROUP, excluded: &[] };
     state
         .rest

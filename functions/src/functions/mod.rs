@@ -1,48 +1,23 @@
-//! The functions this app serves, one module each. Folder names under the app root match
+//! The functions this app serves, one module each, and the table that connects them to the
+//! protocol layer ([`meschain_functions_protocol`]): [`Function`] is the app's
+//! [`FunctionSet`], and [`AppState`] its [`Handler`]. Folder names under the app root match
 //! [`Function::name`]; a unit test keeps the two in step with each `function.json`.
+//!
+//! Adding a function: its folder and `function.json`, a module here with a plain
+//! `pub async fn run(state, ctx, input)`, a variant in [`Function`] and one arm in each match
+//! below. Output bindings go through `ctx.outputs()` (see `connection_events`, which writes
+//! sync requests to a Service Bus output); the protocol crate's docs list the steps in full.
 
-use http::Method;
+use http::StatusCode;
+use meschain_functions_protocol::{
+    Context, FunctionSet, Handler, HttpBinding, HttpRequest, HttpResponse, InvocationRequest, TriggerFailure,
+};
 
 use crate::app::AppState;
-use crate::host::InvocationContext;
-use crate::host::http::{HttpRequest, HttpResponse};
 
 pub mod admin_broadcast;
 pub mod connection_events;
 pub mod negotiate;
-
-/// Why a non-HTTP invocation failed: answered with a non-2xx status, which tells the host the
-/// invocation failed (a timer run is recorded as failed; a queue message is redelivered).
-#[derive(Debug)]
-pub struct TriggerFailure {
-    pub status: http::StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl TriggerFailure {
-    pub fn bad_input(message: String) -> Self {
-        TriggerFailure { status: http::StatusCode::BAD_REQUEST, code: "bad_envelope", message }
-    }
-
-    pub fn unavailable(message: String) -> Self {
-        TriggerFailure { status: http::StatusCode::SERVICE_UNAVAILABLE, code: "dependency_unavailable", message }
-    }
-}
-
-/// What an HTTP-triggered function produced: the response, and values for its other output
-/// bindings (written by the host only for enveloped invocations).
-#[derive(Debug)]
-pub struct HttpOutcome {
-    pub response: HttpResponse,
-    pub outputs: serde_json::Map<String, serde_json::Value>,
-}
-
-impl From<HttpResponse> for HttpOutcome {
-    fn from(response: HttpResponse) -> Self {
-        HttpOutcome { response, outputs: serde_json::Map::new() }
-    }
-}
 
 /// A function the handler knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,20 +27,14 @@ pub enum Function {
     AdminBroadcast,
 }
 
-/// How an HTTP-triggered function is bound: its route and the names of its bindings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpBinding {
-    pub route: &'static str,
-    pub request: &'static str,
-    pub response: &'static str,
-    pub methods: &'static [Method],
-}
-
 impl Function {
     pub const ALL: [Function; 3] = [Function::Negotiate, Function::ConnectionEvents, Function::AdminBroadcast];
+}
 
-    /// The function's name: its folder and its invocation path `/{name}`.
-    pub fn name(self) -> &'static str {
+impl FunctionSet for Function {
+    const FUNCTIONS: &'static [Function] = &Function::ALL;
+
+    fn name(self) -> &'static str {
         match self {
             Function::Negotiate => "negotiate",
             Function::ConnectionEvents => "connection-events",
@@ -73,47 +42,35 @@ impl Function {
         }
     }
 
-    pub fn http_binding(self) -> Option<HttpBinding> {
+    fn http_binding(self) -> Option<HttpBinding> {
         match self {
             Function::Negotiate => Some(negotiate::BINDING),
             Function::ConnectionEvents => Some(connection_events::BINDING),
             Function::AdminBroadcast => None,
         }
     }
+}
 
-    /// Function names are case-insensitive to the host.
-    pub fn from_name(name: &str) -> Option<Function> {
-        Function::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(name))
-    }
+impl Handler for AppState {
+    type Function = Function;
 
-    /// The HTTP function served at `/api/{route}`.
-    pub fn from_route(route: &str) -> Option<Function> {
-        let route = route.trim_matches('/');
-        Function::ALL.into_iter().find(|f| f.http_binding().is_some_and(|b| b.route.eq_ignore_ascii_case(route)))
-    }
-
-    /// Runs an HTTP-triggered function.
-    pub async fn call_http(self, state: &AppState, ctx: &mut InvocationContext, req: HttpRequest) -> HttpOutcome {
-        match self {
-            Function::Negotiate => negotiate::run(state, ctx, &req).await.into(),
-            Function::ConnectionEvents => connection_events::run(state, ctx, &req).await,
-            Function::AdminBroadcast => {
-                HttpResponse::error(http::StatusCode::NOT_FOUND, "not_found", "not an HTTP function").into()
-            }
+    async fn call_http(&self, function: Function, ctx: &mut Context, req: HttpRequest) -> HttpResponse {
+        match function {
+            Function::Negotiate => negotiate::run(self, ctx, &req).await,
+            Function::ConnectionEvents => connection_events::run(self, ctx, &req).await,
+            // The server routes only functions with an HTTP binding here.
+            Function::AdminBroadcast => HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function"),
         }
     }
 
-    /// Runs a function that is not HTTP-triggered; on success, its output bindings.
-    pub async fn call_trigger(
-        self,
-        state: &AppState,
-        ctx: &mut InvocationContext,
-        envelope: &crate::host::envelope::InvocationRequest,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, TriggerFailure> {
-        match self {
-            Function::AdminBroadcast => {
-                admin_broadcast::run(state, ctx, envelope).await.map(|()| serde_json::Map::new())
-            }
+    async fn call_trigger(
+        &self,
+        function: Function,
+        ctx: &mut Context,
+        payload: &InvocationRequest,
+    ) -> Result<(), TriggerFailure> {
+        match function {
+            Function::AdminBroadcast => admin_broadcast::run(self, ctx, payload).await,
             Function::Negotiate | Function::ConnectionEvents => {
                 Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
             }

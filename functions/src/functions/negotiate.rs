@@ -6,116 +6,183 @@
 //! role are never read. The hub is chosen by role ([`crate::hubs`]), and the token carries the
 //! user id (`asrs.s.uid`, `nameid`) and roles (`role`) so that the service can address the user
 //! and forward the roles to our upstream, where hub methods are authorised again.
+//!
+//! Every refusal is a [`NegotiateError`], turned into its status and JSON body in one place.
 
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
-use meschain_signalr::token::{ClientClaims, MintError};
+use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
+use meschain_model::clock;
+use meschain_signalr::token::{self, ClientClaims, MintError};
 use serde_json::json;
 
-use super::HttpBinding;
 use crate::app::AppState;
-use crate::auth::AuthError;
-use crate::host::InvocationContext;
-use crate::host::http::{HttpRequest, HttpResponse};
-use crate::hubs::{self, HubChoiceError};
+use crate::auth::{AuthError, Identity};
+use crate::hubs::{self, Hub, HubChoiceError};
 
 pub const BINDING: HttpBinding =
     HttpBinding { route: "negotiate", request: "req", response: "res", methods: &[Method::POST, Method::OPTIONS] };
 
 const ALLOWED_METHODS: &str = "POST, OPTIONS";
 
-pub async fn run(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequest) -> HttpResponse {
+/// Why negotiate refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NegotiateError {
+    #[error("negotiate accepts POST")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The verified user id or a role could not travel intact through the service
+    /// ([`token::carries_intact`]).
+    #[error("your user id or a role contains a control character or \", \", which a SignalR access token cannot carry")]
+    UnrepresentableIdentity,
+    #[error("hub may be given at most once")]
+    HubRepeated,
+    #[error("hub must be one of MesChainAdminHub, MesChainMarketplaceHub, MesChainDashboardHub")]
+    UnknownHub,
+    #[error("your role does not allow {0}")]
+    ForbiddenHub(Hub),
+    /// Entra ID: the service has not issued us a signing key yet (or could not be reached).
+    #[error("the real-time service cannot issue access tokens right now; try again shortly")]
+    SigningKeyUnavailable,
+    #[error("your identity carries too many roles for a SignalR access token")]
+    IdentityTooLarge,
+    #[error("could not issue an access token")]
+    Signing,
+}
+
+impl From<HubChoiceError> for NegotiateError {
+    fn from(e: HubChoiceError) -> Self {
+        match e {
+            HubChoiceError::UnknownHub => NegotiateError::UnknownHub,
+            HubChoiceError::Forbidden(hub) => NegotiateError::ForbiddenHub(hub),
+        }
+    }
+}
+
+impl From<MintError> for NegotiateError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::TooLong(_) => NegotiateError::IdentityTooLarge,
+            MintError::UnsafeClaim => NegotiateError::UnrepresentableIdentity,
+            MintError::Signing => NegotiateError::Signing,
+        }
+    }
+}
+
+impl From<NegotiateError> for HttpResponse {
+    fn from(e: NegotiateError) -> Self {
+        let (status, code) = match &e {
+            NegotiateError::Auth(auth) => return HttpResponse::from(*auth),
+            NegotiateError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            NegotiateError::UnrepresentableIdentity => (StatusCode::BAD_REQUEST, "unrepresentable_identity"),
+            NegotiateError::HubRepeated => (StatusCode::BAD_REQUEST, "invalid_request"),
+            NegotiateError::UnknownHub => (StatusCode::BAD_REQUEST, "unknown_hub"),
+            NegotiateError::ForbiddenHub(_) => (StatusCode::FORBIDDEN, "forbidden_hub"),
+            NegotiateError::SigningKeyUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "signalr_unavailable"),
+            NegotiateError::IdentityTooLarge => (StatusCode::BAD_REQUEST, "identity_too_large"),
+            NegotiateError::Signing => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        let mut resp = HttpResponse::error(status, code, &e.to_string());
+        match e {
+            NegotiateError::MethodNotAllowed => {
+                resp.headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+            }
+            NegotiateError::SigningKeyUnavailable => {
+                resp.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+pub async fn run(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> HttpResponse {
     if req.method == Method::OPTIONS {
         return state.cors.preflight(req, ALLOWED_METHODS);
     }
-    let mut resp = if req.method == Method::POST {
+    let result = if req.method == Method::POST {
         negotiate(state, ctx, req).await
     } else {
-        let mut r = HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "negotiate accepts POST");
-        r.headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
-        r
+        Err(NegotiateError::MethodNotAllowed)
     };
+    let mut resp = result.unwrap_or_else(HttpResponse::from);
     // Tokens are per caller and short-lived: no cache may keep them.
     resp.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     state.cors.decorate(req, &mut resp);
     resp
 }
 
-async fn negotiate(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequest) -> HttpResponse {
-    let identity = match state.authenticator.authenticate(&req.headers).await {
-        Ok(identity) => identity,
-        Err(e) => {
-            ctx.log(format!("negotiate refused: {}", e.description()));
-            return unauthorized(&e);
-        }
-    };
+async fn negotiate(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Result<HttpResponse, NegotiateError> {
+    let identity = state.authenticator.authenticate(&req.headers).await.inspect_err(|e| {
+        ctx.log(format!("negotiate refused: {}", e.description()));
+    })?;
+    check_representable(&identity).inspect_err(|_| {
+        ctx.log(format!("negotiate refused: user id {} or a role cannot be carried in a token", identity.user_id));
+    })?;
 
     let mut hubs_asked = req.query_all("hub");
     let requested = hubs_asked.next();
     if hubs_asked.next().is_some() {
-        return HttpResponse::error(StatusCode::BAD_REQUEST, "invalid_request", "hub may be given at most once");
+        return Err(NegotiateError::HubRepeated);
     }
-    let hub = match hubs::choose(&identity.roles, requested) {
-        Ok(hub) => hub,
-        Err(HubChoiceError::UnknownHub) => {
-            return HttpResponse::error(
-                StatusCode::BAD_REQUEST,
-                "unknown_hub",
-                "hub must be one of MesChainAdminHub, MesChainMarketplaceHub, MesChainDashboardHub",
-            );
-        }
-        Err(HubChoiceError::Forbidden(hub)) => {
+    let hub = hubs::choose(&identity.roles, requested).inspect_err(|e| {
+        if let HubChoiceError::Forbidden(hub) = e {
             ctx.log(format!("negotiate refused: user {} may not use {hub}", identity.user_id));
-            return HttpResponse::error(
-                StatusCode::FORBIDDEN,
-                "forbidden_hub",
-                &format!("your role does not allow {hub}"),
-            );
         }
-    };
+    })?;
 
     let cs = &state.signalr.connection;
     let claims = ClientClaims { user_id: Some(&identity.user_id), roles: &identity.roles };
-    let minted = state.client_tokens.with_key(|key| {
-        key.client_token(&cs.client_audience(hub.name()), &claims, crate::app::now(), state.token_lifetime_secs)
-    });
-    let token = match minted {
-        // Entra ID: the service has not issued us a signing key yet (or could not be reached).
-        None => {
-            let mut r = HttpResponse::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "signalr_unavailable",
-                "the real-time service cannot issue access tokens right now; try again shortly",
-            );
-            r.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
-        }
-        Some(Ok(t)) => t,
-        Some(Err(MintError::TooLong(_))) => {
-            return HttpResponse::error(
-                StatusCode::BAD_REQUEST,
-                "identity_too_large",
-                "your identity carries too many roles for a SignalR access token",
-            );
-        }
-        Some(Err(MintError::Signing)) => {
-            return HttpResponse::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "could not issue an access token",
-            );
-        }
-    };
+    let token = state
+        .client_tokens
+        .with_key(|key| {
+            key.client_token(&cs.client_audience(hub.name()), &claims, clock::now_secs(), state.token_lifetime_secs)
+        })
+        .ok_or(NegotiateError::SigningKeyUnavailable)??;
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
-    HttpResponse::json(StatusCode::OK, &json!({ "url": cs.client_url(hub.name()), "accessToken": token }))
+    Ok(HttpResponse::json(StatusCode::OK, &json!({ "url": cs.client_url(hub.name()), "accessToken": token })))
 }
 
-fn unauthorized(e: &AuthError) -> HttpResponse {
-    let mut resp = HttpResponse::error(StatusCode::UNAUTHORIZED, "invalid_token", e.description());
-    // `description()` is a fixed ASCII string without quotes, so it fits in the header.
-    let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{}\"", e.description());
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        resp.headers.insert(header::WWW_AUTHENTICATE, v);
+/// Checked before anything else so such an id is never used, e.g. in a log line.
+fn check_representable(identity: &Identity) -> Result<(), NegotiateError> {
+    if token::carries_intact(&identity.user_id) && identity.roles.iter().all(|r| token::carries_intact(r)) {
+        Ok(())
+    } else {
+        Err(NegotiateError::UnrepresentableIdentity)
     }
-    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(user_id: &str, roles: &[&str]) -> Identity {
+        Identity {
+            user_id: user_id.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            source: crate::auth::IdentitySource::BearerToken,
+        }
+    }
+
+    #[test]
+    fn test_identity_the_service_cannot_carry() {
+        assert!(check_representable(&identity("alice", &["admin"])).is_ok());
+        for (user, roles) in
+            [("eve\r\nx", &["viewer"][..]), ("eve\0", &[]), ("eve, role: admin", &[]), ("eve", &["a\nb"])]
+        {
+            assert_eq!(check_representable(&identity(user, roles)), Err(NegotiateError::UnrepresentableIdentity));
+        }
+    }
+
+    #[test]
+    fn test_error_statuses() {
+        let status = |e: NegotiateError| HttpResponse::from(e).status;
+        assert_eq!(status(NegotiateError::Auth(AuthError::Expired)), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(NegotiateError::Auth(AuthError::KeySourceUnavailable)), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(NegotiateError::UnrepresentableIdentity), StatusCode::BAD_REQUEST);
+        assert_eq!(status(NegotiateError::ForbiddenHub(Hub::Admin)), StatusCode::FORBIDDEN);
+        assert_eq!(status(NegotiateError::SigningKeyUnavailable), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(MintError::TooLong(5000).into()), StatusCode::BAD_REQUEST);
+    }
 }

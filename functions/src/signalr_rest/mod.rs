@@ -18,6 +18,8 @@ pub mod retry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use meschain_functions_protocol::Escaped;
+use meschain_model::clock;
 use meschain_signalr::connection_string::Credential;
 use meschain_signalr::rest::{self, Method, Operation, RestCall};
 use meschain_signalr::token::SigningKey;
@@ -74,9 +76,9 @@ impl RequestAuth {
     /// The bearer token for a request whose SDK audience is `audience`.
     pub async fn bearer(&self, audience: &str, timeout: Duration) -> Result<String, RestError> {
         match self {
-            RequestAuth::AccessKey(signer) => {
-                signer.rest_token(audience, now_ms() / 1000, REST_TOKEN_LIFETIME_SECS).map_err(|_| RestError::Token)
-            }
+            RequestAuth::AccessKey(signer) => signer
+                .rest_token(audience, clock::now_ms() / 1000, REST_TOKEN_LIFETIME_SECS)
+                .map_err(|_| RestError::Token),
             RequestAuth::Entra(token) => {
                 token.bearer(timeout).await.map(|t| t.secret().to_string()).map_err(RestError::Credential)
             }
@@ -132,10 +134,6 @@ pub struct SignalRRest {
     policy: RetryPolicy,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl SignalRRest {
     /// `endpoints` in order of preference; must not be empty.
     pub fn new(endpoints: Vec<Endpoint>, policy: RetryPolicy) -> Self {
@@ -167,7 +165,7 @@ impl SignalRRest {
 
     /// The endpoint calls go to now: the first one not benched (the primary if all are).
     pub fn active(&self) -> &Endpoint {
-        let now = now_ms();
+        let now = clock::now_ms();
         self.endpoints.iter().find(|e| !e.is_benched(now)).unwrap_or(&self.endpoints[0])
     }
 
@@ -197,7 +195,7 @@ impl SignalRRest {
         let mut last = String::from("no attempt was made");
         // Set when the last endpoint tried could not be authorised at all.
         let mut credential_failure: Option<EntraError> = None;
-        let now = now_ms();
+        let now = clock::now_ms();
         // Healthy endpoints first, in configured order; benched ones as a last resort.
         let order: Vec<&Endpoint> = self
             .endpoints
@@ -260,8 +258,8 @@ impl SignalRRest {
                 last = e.to_string();
             }
             credential_failure = no_token;
-            endpoint.benched_until_ms.store(now_ms() + BENCH_FOR.as_millis() as u64, Ordering::Relaxed);
-            tracing::warn!(endpoint = %endpoint.connection().server_base(), "SignalR endpoint failing ({last}); benched");
+            endpoint.benched_until_ms.store(clock::now_ms() + BENCH_FOR.as_millis() as u64, Ordering::Relaxed);
+            tracing::warn!(endpoint = %endpoint.connection().server_base(), "SignalR endpoint failing ({}); benched", Escaped(&last));
         }
         match credential_failure {
             // Every endpoint tried; the last one failed for want of a token: say exactly that.

@@ -45,11 +45,16 @@ pub struct Handler {
 impl Handler {
     /// Starts the handler with `settings` and waits for its listening line.
     pub fn start(settings: &HashMap<&'static str, String>) -> Handler {
+        Self::start_logging(settings, "info")
+    }
+
+    /// Like [`Handler::start`], logging at `level` (`RUST_LOG`).
+    pub fn start_logging(settings: &HashMap<&'static str, String>, level: &str) -> Handler {
         let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
             .env_clear()
             .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -97,6 +102,20 @@ impl Handler {
         panic!("handler did not exit within 5 s of SIGTERM");
     }
 
+    /// Lines printed from now on until one contains `needle` (or 5 s pass).
+    pub fn output_until(&self, needle: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut lines = Vec::new();
+        while let Ok(line) = self.output.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            let found = line.contains(needle);
+            lines.push(line);
+            if found {
+                break;
+            }
+        }
+        lines
+    }
+
     /// Every line printed so far.
     pub fn drain_output(&self) -> Vec<String> {
         self.output.try_iter().collect()
@@ -121,6 +140,5 @@ pub fn start_failure(settings: &HashMap<&'static str, String>) -> (Option<i32>, 
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
+#[allow(unused_imports)]
+pub use meschain_model::clock::now_secs as now;

@@ -181,12 +181,13 @@ impl Function {
         }
         let trigger = parse_trigger(name, file, ti, &bindings[ti])?;
         for (i, b) in bindings.iter().enumerate() {
-            if b.is("serviceBus") && b.direction == Direction::Out && b.str_prop("queueName").is_none() {
-                return Err(ConfigError::new(
-                    file,
-                    format!("bindings[{i}].queueName"),
-                    "missing (topics are not supported by the local host)",
-                ));
+            if b.is("serviceBus") && b.direction == Direction::Out {
+                let field = format!("bindings[{i}].queueName");
+                let queue = b.str_prop("queueName").ok_or_else(|| {
+                    ConfigError::new(file, &field, "missing (topics are not supported by the local host)")
+                })?;
+                // Queue names become folder names under the data folder.
+                validate_queue_name(queue).map_err(|e| ConfigError::new(file, &field, e))?;
             }
             if b.is("http") && b.direction != Direction::Out {
                 return Err(ConfigError::new(file, format!("bindings[{i}].direction"), "an http binding is an output"));
@@ -324,7 +325,7 @@ fn parse_trigger(fname: &str, file: &str, i: usize, b: &Binding) -> Result<Trigg
                 Some(Value::String(r)) => r.trim_matches('/').to_string(),
                 Some(_) => return Err(ConfigError::new(file, field("route"), "must be a string")),
             };
-            crate::http_trigger::RouteTemplate::parse(&route).map_err(|e| ConfigError::new(file, field("route"), e))?;
+            crate::route::RouteTemplate::parse(&route).map_err(|e| ConfigError::new(file, field("route"), e))?;
             Ok(Trigger::Http { binding: b.name.clone(), route, methods, auth_level })
         }
         "timerTrigger" => {
@@ -344,13 +345,29 @@ fn parse_trigger(fname: &str, file: &str, i: usize, b: &Binding) -> Result<Trigg
                 return Err(ConfigError::new(file, field("topicName"), "topics are not supported by the local host"));
             }
             let queue = b.str_prop("queueName").ok_or_else(|| ConfigError::new(file, field("queueName"), "missing"))?;
-            crate::queue::validate_queue_name(queue).map_err(|e| ConfigError::new(file, field("queueName"), e))?;
+            validate_queue_name(queue).map_err(|e| ConfigError::new(file, field("queueName"), e))?;
             if bool_prop("isSessionsEnabled")? == Some(true) {
                 return Err(ConfigError::new(file, field("isSessionsEnabled"), "sessions are not supported locally"));
             }
             Ok(Trigger::ServiceBus { binding: b.name.clone(), queue: queue.to_string(), binary: b.is_binary() })
         }
         other => Ok(Trigger::Unsupported { kind: other.to_string() }),
+    }
+}
+
+/// Service Bus entity names: letters, digits, `.`, `-`, `_` (no `/`: names become folder names).
+fn validate_queue_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 260
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid queue name {name:?} (letters, digits, '.', '-', '_'; must start and end with a letter or digit)"
+        ))
     }
 }
 
@@ -451,6 +468,15 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert_eq!(e.field, field, "{text}: {e}");
             assert_eq!(e.file, "f/function.json");
+        }
+    }
+
+    #[test]
+    fn test_queue_names() {
+        assert!(validate_queue_name("marketplace-sync").is_ok());
+        assert!(validate_queue_name("a.b_c").is_ok());
+        for bad in ["", "../x", "a/b", "-a", "a-", "with space"] {
+            assert!(validate_queue_name(bad).is_err(), "{bad}");
         }
     }
 }

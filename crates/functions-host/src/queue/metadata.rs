@@ -85,7 +85,7 @@ mod tests {
     use base64::Engine;
     use time::macros::datetime;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/servicebus-ext5-fixture-azfunc.json");
+    const FIXTURE: &str = include_str!("../../../../tests/fixtures/host/servicebus-ext5-fixture-azfunc.json");
 
     fn message(body: &str) -> StoredMessage {
         StoredMessage {

@@ -5,18 +5,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::Router;
 use meschain_functions_host::config::{App, Trigger};
 use meschain_functions_host::dev::{DevHost, DevOptions};
 use meschain_functions_host::keys::Keys;
 use meschain_functions_host::worker::WorkerExit;
+use meschain_model::functions::{CONNECTION_EVENTS, NEGOTIATE};
+use meschain_model::settings::{SIGNALR_CONNECTION_STRING, SIGNALR_SECONDARY_CONNECTION_STRING};
 use meschain_signalr::ConnectionString;
 use meschain_signalr_service::{AccessKey, RunningService, UpstreamTemplate};
-
-/// The settings naming the SignalR instance the handler uses.
-const SIGNALR_SETTING: &str = "AzureSignalRConnectionString";
-const SIGNALR_SECONDARY_SETTING: &str = "AzureSignalRSecondaryConnectionString";
-/// The function the local SignalR service sends its upstream calls to.
-const UPSTREAM_FUNCTION: &str = "connection-events";
 
 /// Options of `meschain dev`.
 #[derive(clap::Args)]
@@ -55,27 +52,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let signalr = start_local_signalr(&app, &keys, port, args.signalr_port).await?;
         let mut extra_env = BTreeMap::new();
         if let Some(svc) = &signalr {
-            extra_env.insert(SIGNALR_SETTING.to_string(), svc.connection_string());
+            extra_env.insert(SIGNALR_CONNECTION_STRING.to_string(), svc.connection_string());
             // The settings' secondary key belongs to the instance they named, not to ours.
-            extra_env.insert(SIGNALR_SECONDARY_SETTING.to_string(), String::new());
+            extra_env.insert(SIGNALR_SECONDARY_CONNECTION_STRING.to_string(), String::new());
         }
-        let opts = DevOptions { data_dir, port: Some(port), extra_env, handler: args.handler };
+        let opts = DevOptions { data_dir, port: Some(port), extra_env, handler: args.handler, routes: Router::new() };
         let mut host = DevHost::start(app, opts).await?;
         print!("{}", host.banner());
+        if let Some((_, url, _)) = host.http_urls.iter().find(|(name, _, _)| name.eq_ignore_ascii_case(NEGOTIATE)) {
+            println!("  negotiate URL: {url}");
+        }
         match &signalr {
             Some(svc) => println!(
                 "  SignalR:       local service on http://localhost:{} ({})",
                 svc.local_addr().port(),
                 svc.connection_string()
             ),
-            None => println!("  SignalR:       the instance named by {SIGNALR_SETTING}"),
+            None => println!("  SignalR:       the instance named by {SIGNALR_CONNECTION_STRING}"),
         }
         if host.wait_ready(Duration::from_secs(35)).await {
             println!("Ready in {} ms (listening on {})", started.elapsed().as_millis(), host.local_addr);
         }
         let outcome = tokio::select! {
             exit = host.wait() => Some(exit),
-            _ = shutdown_signal() => None,
+            () = meschain_model::shutdown::signal() => None,
         };
         host.shutdown().await;
         if let Some(svc) = signalr {
@@ -114,7 +114,7 @@ async fn start_local_signalr(
     host_port: u16,
     port: Option<u16>,
 ) -> anyhow::Result<Option<RunningService>> {
-    let configured = app.settings.values.get(SIGNALR_SETTING).map(String::as_str).unwrap_or("");
+    let configured = app.settings.values.get(SIGNALR_CONNECTION_STRING).map(String::as_str).unwrap_or("");
     if names_real_instance(configured) {
         return Ok(None);
     }
@@ -123,7 +123,7 @@ async fn start_local_signalr(
         config.access_keys = vec![AccessKey::new(key.expose())];
     }
     let upstream =
-        app.functions.iter().find(|f| f.name.eq_ignore_ascii_case(UPSTREAM_FUNCTION)).and_then(|f| match &f.trigger {
+        app.functions.iter().find(|f| f.name.eq_ignore_ascii_case(CONNECTION_EVENTS)).and_then(|f| match &f.trigger {
             Trigger::Http { route, .. } => Some(route.clone()),
             _ => None,
         });
@@ -135,21 +135,13 @@ async fn start_local_signalr(
             config.upstream = vec![UpstreamTemplate::any(url)];
         }
         None => {
-            tracing::warn!("no {UPSTREAM_FUNCTION} HTTP function: the local SignalR service will not call upstream")
+            tracing::warn!("no {CONNECTION_EVENTS} HTTP function: the local SignalR service will not call upstream")
         }
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
         .await
         .with_context(|| format!("binding the local SignalR service on 127.0.0.1:{}", port.unwrap_or(0)))?;
     Ok(Some(meschain_signalr_service::start(config, listener).await?))
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
 }
 
 #[cfg(test)]

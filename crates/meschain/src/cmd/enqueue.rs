@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use meschain_functions::marketplace::{Marketplace, SyncOperation, SyncRequest};
 use meschain_functions_host::servicebus::{self, Auth, ConnectionString};
+use meschain_model::marketplace::{Marketplace, SyncOperation, SyncRequest};
 use serde_json::{Value, json};
 
 /// Options of `meschain enqueue`.
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let (auth, host) = azure_auth(&args, ns)?;
                 let base = args.endpoint.clone().unwrap_or_else(|| format!("https://{host}"));
                 let queue_url = format!("{}/{}", base.trim_end_matches('/'), args.queue);
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+                let now = meschain_model::clock::now_secs();
                 servicebus::send_message(&client, &queue_url, &auth, body, "application/json", &broker, now).await?;
                 println!("enqueued {request_id} on {queue_url}");
             }

@@ -50,20 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // The connection string is the one line tools read from stdout.
         println!("{}", service.connection_string());
         tracing::info!(addr = %service.local_addr(), "SignalR service listening");
-        wait_for_signal().await?;
+        meschain_model::shutdown::signal().await;
         tracing::info!("shutting down");
         service.shutdown().await;
         Ok(())
     })
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

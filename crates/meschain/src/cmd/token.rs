@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use meschain_functions_host::config::Settings;
-use meschain_functions_host::dev_token;
+
+use crate::dev_token;
 
 /// Options of `meschain token`.
 #[derive(clap::Args)]
@@ -21,7 +22,6 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings::load(&args.app_root)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    println!("{}", dev_token::mint(&settings, &args.user, &args.roles, now)?);
+    println!("{}", dev_token::mint(&settings, &args.user, &args.roles, meschain_model::clock::now_secs())?);
     Ok(())
 }

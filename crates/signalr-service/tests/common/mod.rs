@@ -1,7 +1,7 @@
 //! Shared helpers: a real service on a loopback port 0, tokens, a WebSocket hub client.
 #![allow(dead_code)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use meschain_signalr::AccessKey;
@@ -13,9 +13,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 pub const KEY: &str = "primary-key-for-tests-0123456789abcdefghijkl";
 pub const KEY2: &str = "secondary-key-for-tests-0123456789abcdefghij";
 
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
+pub use meschain_model::clock::now_secs as now;
 
 pub fn test_config() -> Config {
     Config { access_keys: vec![AccessKey::new(KEY), AccessKey::new(KEY2)], ..Config::default() }

@@ -5,6 +5,8 @@
 //! id as an argument, it is ignored. Every failure becomes a message safe to show a browser:
 //! internal details (REST statuses, endpoints) go to the log only.
 
+use meschain_functions_protocol::Escaped;
+use meschain_model::{client_methods, groups};
 use serde_json::{Value, json};
 
 use crate::analytics::{AnalyticsEvent, AnalyticsSink};
@@ -15,9 +17,9 @@ use crate::signalr_rest::SignalRRest;
 use meschain_signalr::rest::Operation;
 
 /// The group admins join to receive the dashboard broadcast.
-pub const ADMINS_GROUP: &str = "admins";
+pub use meschain_model::groups::ADMINS as ADMINS_GROUP;
 /// Metrics a dashboard may subscribe to; each is a group `metrics:{name}`.
-pub const METRICS: [&str; 6] = ["performance", "business", "sync", "orders", "inventory", "errors"];
+pub use meschain_model::groups::METRICS;
 const ALERT_LEVELS: [&str; 4] = ["info", "warning", "error", "critical"];
 const MAX_ALERT_LEN: usize = 2000;
 const MAX_METRICS_PER_CALL: usize = 32;
@@ -68,25 +70,24 @@ impl HubMethod {
     }
 }
 
-/// Why a call failed, in words fit for the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a call failed, in words fit for the caller (its `Display` is what the browser sees).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MethodError {
+    #[error("Unknown hub method '{}'", .0.chars().take(64).collect::<String>())]
     Unknown(String),
+    #[error("You are not allowed to call this method")]
     Forbidden,
+    #[error("Invalid arguments: expected {0}")]
     BadArguments(&'static str),
+    #[error("{0}")]
     Refused(String),
+    #[error("The realtime service is unavailable; try again shortly")]
     Unavailable,
 }
 
 impl MethodError {
     pub fn client_message(&self) -> String {
-        match self {
-            MethodError::Unknown(t) => format!("Unknown hub method '{}'", t.chars().take(64).collect::<String>()),
-            MethodError::Forbidden => "You are not allowed to call this method".into(),
-            MethodError::BadArguments(signature) => format!("Invalid arguments: expected {signature}"),
-            MethodError::Refused(why) => why.clone(),
-            MethodError::Unavailable => "The realtime service is unavailable; try again shortly".into(),
-        }
+        self.to_string()
     }
 }
 
@@ -108,7 +109,7 @@ pub struct Effects {
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> MethodError {
-    tracing::warn!("{what}: {e}");
+    tracing::warn!("{what}: {}", Escaped(&e.to_string()));
     MethodError::Unavailable
 }
 
@@ -188,14 +189,14 @@ pub async fn call(
             let mut subscribed = Vec::new();
             let mut ignored = Vec::new();
             for item in list {
-                match item.as_str().and_then(|m| METRICS.iter().find(|k| k.eq_ignore_ascii_case(m))) {
-                    Some(metric) if !subscribed.contains(metric) => subscribed.push(*metric),
+                match item.as_str().and_then(groups::known_metric) {
+                    Some(metric) if !subscribed.contains(&metric) => subscribed.push(metric),
                     Some(_) => {}
                     None => ignored.push(item.clone()),
                 }
             }
-            for metric in &subscribed {
-                join_group(env, caller, &format!("metrics:{metric}")).await?;
+            for group in subscribed.iter().filter_map(|m| groups::metric(m)) {
+                join_group(env, caller, &group).await?;
             }
             Ok(json!({ "subscribed": subscribed, "ignored": ignored }))
         }
@@ -242,17 +243,22 @@ async fn broadcast_alert(
         "message": message,
         "level": level,
         "from": caller.user_id,
-        "at": humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(env.now_ms)).to_string(),
+        "at": meschain_model::clock::rfc3339_millis(env.now_ms),
     });
     let mut failed = 0;
     for hub in Hub::ALL {
         if let Err(e) = env
             .rest
-            .send(hub.name(), Operation::SendToAll { excluded: &[] }, "systemAlert", std::slice::from_ref(&alert))
+            .send(
+                hub.name(),
+                Operation::SendToAll { excluded: &[] },
+                client_methods::SYSTEM_ALERT,
+                std::slice::from_ref(&alert),
+            )
             .await
         {
             failed += 1;
-            tracing::warn!(hub = hub.name(), "systemAlert not delivered: {e}");
+            tracing::warn!(hub = hub.name(), "systemAlert not delivered: {}", Escaped(&e.to_string()));
         }
     }
     match failed {
@@ -274,7 +280,7 @@ async fn admin_command(
             let snapshot = crate::dashboard::snapshot(env.presence, env.now_ms);
             let op = Operation::SendToConnection { connection: &caller.connection_id };
             env.rest
-                .send(caller.hub.name(), op, "updateAdminDashboard", &[snapshot])
+                .send(caller.hub.name(), op, client_methods::UPDATE_ADMIN_DASHBOARD, &[snapshot])
                 .await
                 .map_err(|e| unavailable("sending a dashboard snapshot failed", e))?;
             Ok(json!({ "sent": true }))

@@ -8,8 +8,13 @@
 //!
 //! The function has a Service Bus output (`syncRequests`), so the Functions host always sends
 //! it the JSON envelope. That envelope carries request and response bodies as text, which
-//! MessagePack cannot survive; MessagePack clients are therefore served only on the forwarded
-//! path (the local stack), and refused with a clear error on the enveloped one.
+//! MessagePack cannot survive; MessagePack clients are therefore served only where the
+//! protocol layer says bodies travel as bytes (the forwarded path, the local stack), and
+//! refused with a clear error elsewhere. Likewise `TriggerSync` queues only where the layer
+//! offers output bindings.
+//!
+//! Every refusal of the request itself is an [`UpstreamError`], mapped to its status and body
+//! in one place; a hub method's own failure is a Completion error, not an HTTP error.
 
 pub mod hub_methods;
 pub mod upstream;
@@ -19,48 +24,77 @@ use http::{Method, StatusCode};
 use meschain_signalr::hub_protocol::{self, Protocol};
 use serde_json::Value;
 
-use super::{HttpBinding, HttpOutcome};
+use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
+use meschain_model::clock;
+
 use crate::analytics::AnalyticsEvent;
 use crate::app::AppState;
-use crate::host::InvocationContext;
-use crate::host::http::{HttpRequest, HttpResponse};
 use hub_methods::{Caller, Effects, HubMethod, MethodEnv, MethodError};
-use upstream::{Category, UpstreamRequest};
+use upstream::{Category, Rejection, UpstreamRequest};
 
 pub const BINDING: HttpBinding =
     HttpBinding { route: "signalr/upstream", request: "req", response: "res", methods: &[Method::POST] };
 /// The Service Bus output binding sync requests are written to.
 pub const SYNC_OUTPUT: &str = "syncRequests";
 
-pub async fn run(state: &AppState, ctx: &mut InvocationContext, req: &HttpRequest) -> HttpOutcome {
-    if req.method != Method::POST {
-        return HttpResponse::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "upstream calls are POSTed")
-            .into();
+/// Why the upstream request itself was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream calls are POSTed")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("MessagePack is not supported through the Functions host envelope; use the JSON hub protocol")]
+    BinaryNotCarried,
+    #[error("connections events are connected and disconnected")]
+    UnknownEvent,
+    #[error("the body is not a hub Invocation message")]
+    InvalidInvocation,
+    #[error("the invocation target differs from X-ASRS-Event")]
+    TargetMismatch,
+}
+
+impl From<UpstreamError> for HttpResponse {
+    fn from(e: UpstreamError) -> Self {
+        let (status, code) = match &e {
+            UpstreamError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            UpstreamError::Rejected(r) => (r.status(), "upstream_rejected"),
+            UpstreamError::BinaryNotCarried => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            UpstreamError::UnknownEvent => (StatusCode::BAD_REQUEST, "unknown_event"),
+            UpstreamError::InvalidInvocation => (StatusCode::BAD_REQUEST, "invalid_invocation"),
+            UpstreamError::TargetMismatch => (StatusCode::BAD_REQUEST, "target_mismatch"),
+        };
+        HttpResponse::error(status, code, &e.to_string())
     }
-    let up = match upstream::validate(req, &state.signalr.keys()) {
-        Ok(up) => up,
-        Err(r) => {
-            ctx.log(format!("upstream request refused: {}", r.message()));
-            return HttpResponse::error(r.status(), "upstream_rejected", &r.message()).into();
-        }
-    };
-    if ctx.enveloped && up.protocol == Protocol::MessagePack {
+}
+
+pub async fn run(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> HttpResponse {
+    handle(state, ctx, req).await.unwrap_or_else(HttpResponse::from)
+}
+
+async fn handle(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Result<HttpResponse, UpstreamError> {
+    if req.method != Method::POST {
+        return Err(UpstreamError::MethodNotAllowed);
+    }
+    let up = upstream::validate(req, &state.signalr.keys()).inspect_err(|r| {
+        ctx.log(format!("upstream request refused: {r}"));
+    })?;
+    if up.protocol == Protocol::MessagePack && !ctx.carries_binary_bodies() {
         ctx.log("MessagePack upstream call refused: the host's envelope cannot carry binary bodies");
-        return HttpResponse::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "MessagePack is not supported through the Functions host envelope; use the JSON hub protocol",
-        )
-        .into();
+        return Err(UpstreamError::BinaryNotCarried);
     }
     match up.category {
-        Category::Connections => connection_event(state, ctx, &up).await.into(),
+        Category::Connections => connection_event(state, ctx, &up).await,
         Category::Messages => invocation(state, ctx, &up).await,
     }
 }
 
-async fn connection_event(state: &AppState, ctx: &mut InvocationContext, up: &UpstreamRequest) -> HttpResponse {
-    let now = crate::app::now_ms();
+async fn connection_event(
+    state: &AppState,
+    ctx: &mut Context,
+    up: &UpstreamRequest,
+) -> Result<HttpResponse, UpstreamError> {
+    let now = clock::now_ms();
     let kind = if up.event.eq_ignore_ascii_case("connected") {
         state.presence.connected(up.hub, &up.connection_id, up.user_id.as_deref(), now);
         "connection.connected"
@@ -69,11 +103,7 @@ async fn connection_event(state: &AppState, ctx: &mut InvocationContext, up: &Up
         state.presence.disconnected(up.hub, &up.connection_id, error.as_deref(), now);
         "connection.disconnected"
     } else {
-        return HttpResponse::error(
-            StatusCode::BAD_REQUEST,
-            "unknown_event",
-            "connections events are connected and disconnected",
-        );
+        return Err(UpstreamError::UnknownEvent);
     };
     ctx.log(format!("{kind} {} on {}", up.connection_id, up.hub));
     state
@@ -87,7 +117,7 @@ async fn connection_event(state: &AppState, ctx: &mut InvocationContext, up: &Up
             detail: None,
         })
         .await;
-    HttpResponse::new(StatusCode::OK)
+    Ok(HttpResponse::new(StatusCode::OK))
 }
 
 /// `{"Type":11,"Error":"…"}`, keys in any case (§E.4); absent or unreadable → no error.
@@ -96,26 +126,14 @@ fn disconnect_error(body: &[u8]) -> Option<String> {
     map.iter().find(|(k, _)| k.eq_ignore_ascii_case("error")).and_then(|(_, v)| v.as_str()).map(str::to_string)
 }
 
-async fn invocation(state: &AppState, ctx: &mut InvocationContext, up: &UpstreamRequest) -> HttpOutcome {
-    let invocation = match hub_protocol::parse_invocation_body(up.protocol == Protocol::MessagePack, &up.body) {
-        Ok(inv) => inv,
-        Err(e) => {
+async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -> Result<HttpResponse, UpstreamError> {
+    let invocation =
+        hub_protocol::parse_invocation_body(up.protocol == Protocol::MessagePack, &up.body).map_err(|e| {
             ctx.log(format!("invalid invocation body: {e}"));
-            return HttpResponse::error(
-                StatusCode::BAD_REQUEST,
-                "invalid_invocation",
-                "the body is not a hub Invocation message",
-            )
-            .into();
-        }
-    };
+            UpstreamError::InvalidInvocation
+        })?;
     if !invocation.target.eq_ignore_ascii_case(&up.event) {
-        return HttpResponse::error(
-            StatusCode::BAD_REQUEST,
-            "target_mismatch",
-            "the invocation target differs from X-ASRS-Event",
-        )
-        .into();
+        return Err(UpstreamError::TargetMismatch);
     }
     let caller = Caller {
         hub: up.hub,
@@ -127,8 +145,8 @@ async fn invocation(state: &AppState, ctx: &mut InvocationContext, up: &Upstream
         rest: &state.rest,
         presence: &state.presence,
         analytics: state.analytics.as_ref(),
-        can_queue: ctx.enveloped,
-        now_ms: crate::app::now_ms(),
+        can_queue: ctx.can_write_outputs(),
+        now_ms: clock::now_ms(),
     };
     let mut effects = Effects::default();
     let result = match HubMethod::resolve(up.hub, &invocation.target) {
@@ -141,7 +159,7 @@ async fn invocation(state: &AppState, ctx: &mut InvocationContext, up: &Upstream
         Err(e) => ctx.log(format!("{} by {who} on {}: refused ({e:?})", invocation.target, up.hub)),
     }
 
-    let mut outcome = HttpOutcome::from(match &invocation.invocation_id {
+    let response = match &invocation.invocation_id {
         Some(id) => {
             let frame = hub_protocol::completion_frame(up.protocol, id, result.map_err(|e| e.client_message()));
             let mut resp = HttpResponse::new(StatusCode::OK);
@@ -150,12 +168,21 @@ async fn invocation(state: &AppState, ctx: &mut InvocationContext, up: &Upstream
             resp
         }
         None => HttpResponse::new(StatusCode::NO_CONTENT),
-    });
+    };
     if !effects.sync_requests.is_empty() {
-        let items: Vec<Value> = effects.sync_requests.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
-        outcome.outputs.insert(SYNC_OUTPUT.to_string(), Value::Array(items));
+        // Methods queue only when `can_queue`, that is when the sink exists.
+        match ctx.outputs() {
+            Ok(outputs) => {
+                for request in &effects.sync_requests {
+                    if let Ok(item) = serde_json::to_value(request) {
+                        outputs.push(SYNC_OUTPUT, item);
+                    }
+                }
+            }
+            Err(e) => tracing::error!("{} sync requests lost: {e}", effects.sync_requests.len()),
+        }
     }
-    outcome
+    Ok(response)
 }
 
 #[cfg(test)]

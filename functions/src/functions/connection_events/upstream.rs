@@ -13,7 +13,8 @@ use meschain_signalr::AccessKey;
 use meschain_signalr::hub_protocol::Protocol;
 use meschain_signalr::upstream::{self, parse_claims};
 
-use crate::host::http::HttpRequest;
+use meschain_functions_protocol::HttpRequest;
+
 use crate::hubs::Hub;
 
 /// Claim types that carry roles: our tokens use `role`; the .NET long form appears when a
@@ -42,12 +43,19 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an upstream request was refused; its HTTP status is [`Rejection::status`], and
+/// `connection_events::UpstreamError` turns it into the response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    #[error("content type must be application/json or application/x-msgpack")]
     UnsupportedMediaType,
+    #[error("missing or invalid header {0}")]
     MissingHeader(&'static str),
+    #[error("signature does not match any access key")]
     BadSignature,
+    #[error("no such hub")]
     UnknownHub,
+    #[error("category must be connections or messages")]
     UnknownCategory,
 }
 
@@ -60,37 +68,16 @@ impl Rejection {
             Rejection::UnknownHub => StatusCode::NOT_FOUND,
         }
     }
-
-    pub fn message(&self) -> String {
-        match self {
-            Rejection::UnsupportedMediaType => "content type must be application/json or application/x-msgpack".into(),
-            Rejection::MissingHeader(h) => format!("missing or invalid header {h}"),
-            Rejection::BadSignature => "signature does not match any access key".into(),
-            Rejection::UnknownHub => "no such hub".into(),
-            Rejection::UnknownCategory => "category must be connections or messages".into(),
-        }
-    }
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &'static str) -> Result<&'a str, Rejection> {
     req.header(name).filter(|v| !v.trim().is_empty() && v.len() <= MAX_HEADER_LEN).ok_or(Rejection::MissingHeader(name))
 }
 
-fn protocol_of(req: &HttpRequest) -> Result<Protocol, Rejection> {
-    let ct = req.header("content-type").unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if media.eq_ignore_ascii_case("application/json") {
-        Ok(Protocol::Json)
-    } else if media.eq_ignore_ascii_case("application/x-msgpack") {
-        Ok(Protocol::MessagePack)
-    } else {
-        Err(Rejection::UnsupportedMediaType)
-    }
-}
-
 /// Validates `req` against `keys` (primary and secondary).
 pub fn validate(req: &HttpRequest, keys: &[AccessKey]) -> Result<UpstreamRequest, Rejection> {
-    let protocol = protocol_of(req)?;
+    let protocol = Protocol::from_upstream_content_type(req.header("content-type").unwrap_or(""))
+        .ok_or(Rejection::UnsupportedMediaType)?;
     let connection_id = header(req, upstream::HEADER_CONNECTION_ID)?;
     let hub = header(req, upstream::HEADER_HUB)?;
     let category = header(req, upstream::HEADER_CATEGORY)?;

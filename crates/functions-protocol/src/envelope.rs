@@ -11,8 +11,11 @@
 //! `Content-Type: application/json`. Non-http string outputs that happen to be valid base64
 //! are decoded to bytes by the host, so callers emit objects, never bare strings.
 
+use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::response::HttpResponse;
 
 /// Why an envelope was refused. Each message names the part that is wrong, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +30,20 @@ pub enum EnvelopeError {
     MissingBinding(String),
     #[error("binding {binding:?}: {problem}")]
     BadBinding { binding: String, problem: String },
+    /// More header values than [`crate::request::MAX_ENVELOPE_HEADERS`].
+    #[error("the request carries more than {0} header values")]
+    TooManyHeaders(usize),
+}
+
+impl From<EnvelopeError> for HttpResponse {
+    fn from(e: EnvelopeError) -> Self {
+        match e {
+            EnvelopeError::TooManyHeaders(_) => {
+                HttpResponse::error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too_many_headers", &e.to_string())
+            }
+            _ => HttpResponse::error(StatusCode::BAD_REQUEST, "bad_envelope", &e.to_string()),
+        }
+    }
 }
 
 /// One invocation as the host sent it.

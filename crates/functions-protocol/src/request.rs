@@ -1,15 +1,21 @@
-//! HTTP requests and responses as business handlers see them, whichever way the host delivered
-//! them: wrapped in the envelope (`Data.req` in, `Outputs.res` out) or forwarded as plain HTTP
-//! (`enableForwardingHttpRequest`). Handlers are written once against these two types.
+//! The HTTP request a function gets, whichever way the host delivered it: wrapped in the
+//! envelope (`Data.req`) or forwarded as plain HTTP (`enableForwardingHttpRequest`). Functions
+//! are written once against [`HttpRequest`] and [`crate::HttpResponse`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, StatusCode};
-use serde_json::{Map, Value, json};
+use http::{HeaderMap, Method};
+use serde_json::Value;
 
-use super::envelope::{EnvelopeError, get_ci};
+use crate::envelope::{EnvelopeError, get_ci};
+
+/// Most header values an enveloped request may carry. Forwarded requests are held to hyper's
+/// 100; the host's own front end (Kestrel) refuses more than 32 KiB of headers, so a real
+/// request stays far below this. `HeaderMap` itself cannot hold more than 32,768 entries and
+/// would panic past that, so the map is also filled with its fallible API.
+pub const MAX_ENVELOPE_HEADERS: usize = 1000;
 
 /// An HTTP request to an HTTP-triggered function.
 #[derive(Debug, Clone)]
@@ -44,14 +50,21 @@ impl HttpRequest {
         };
 
         let mut headers = HeaderMap::new();
+        let mut count = 0usize;
         match get_ci(req, "Headers") {
             Some(Value::Object(map)) => {
                 for (name, values) in map {
                     let name = HeaderName::from_bytes(name.as_bytes())
                         .map_err(|_| bad("Headers has an invalid header name"))?;
                     let mut push = |v: &str| -> Result<(), EnvelopeError> {
+                        count += 1;
+                        if count > MAX_ENVELOPE_HEADERS {
+                            return Err(EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS));
+                        }
                         let v = HeaderValue::from_str(v).map_err(|_| bad("Headers has an invalid header value"))?;
-                        headers.append(name.clone(), v);
+                        headers
+                            .try_append(name.clone(), v)
+                            .map_err(|_| EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS))?;
                         Ok(())
                     };
                     match values {
@@ -119,73 +132,14 @@ impl HttpRequest {
     }
 }
 
-/// An HTTP response from an HTTP-triggered function.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl HttpResponse {
-    pub fn new(status: StatusCode) -> Self {
-        HttpResponse { status, headers: HeaderMap::new(), body: Bytes::new() }
-    }
-
-    /// A JSON response. Serialising a `Value` cannot fail.
-    pub fn json(status: StatusCode, body: &Value) -> Self {
-        let mut r = HttpResponse::new(status);
-        r.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-        r.body = Bytes::from(body.to_string());
-        r
-    }
-
-    /// The project's error shape: `{"error": code, "message": text}`.
-    pub fn error(status: StatusCode, code: &str, message: &str) -> Self {
-        HttpResponse::json(status, &json!({ "error": code, "message": message }))
-    }
-
-    /// The `Outputs.res` object the host expects (reference §D): status as a number, header
-    /// values as strings, and the body as a string so the host writes it verbatim (an object
-    /// body would be re-indented). A non-UTF-8 body cannot travel this way and is refused
-    /// upstream of here: every handler of ours produces text.
-    pub fn to_envelope_output(&self) -> Value {
-        let mut headers = Map::new();
-        for (name, value) in &self.headers {
-            if let Ok(v) = value.to_str() {
-                // Repeated headers are joined, as .NET joins them when it reads a dictionary.
-                match headers.get_mut(name.as_str()) {
-                    Some(Value::String(existing)) => {
-                        existing.push_str(", ");
-                        existing.push_str(v);
-                    }
-                    _ => {
-                        headers.insert(name.as_str().to_string(), Value::String(v.to_string()));
-                    }
-                }
-            }
-        }
-        json!({
-            "statusCode": self.status.as_u16(),
-            "headers": headers,
-            "body": String::from_utf8_lossy(&self.body),
-        })
-    }
-
-    pub fn into_axum(self) -> axum::response::Response {
-        let mut resp = axum::response::Response::new(axum::body::Body::from(self.body));
-        *resp.status_mut() = self.status;
-        *resp.headers_mut() = self.headers;
-        resp
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/tests/fixtures/host/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/{name}", crate::testing::HOST_FIXTURES);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -237,15 +191,19 @@ mod tests {
         }
     }
 
+    /// The probe's finding: ~24,600 distinct names made `HeaderMap` panic (and abort the
+    /// process). Past the limit the request is refused; at it, accepted.
     #[test]
-    fn test_response_output_shape() {
-        let mut r = HttpResponse::json(StatusCode::UNAUTHORIZED, &json!({"error": "x"}));
-        r.headers.append("vary", HeaderValue::from_static("Origin"));
-        r.headers.append("vary", HeaderValue::from_static("Access-Control-Request-Method"));
-        let out = r.to_envelope_output();
-        assert_eq!(out["statusCode"], 401);
-        assert_eq!(out["headers"]["content-type"], "application/json; charset=utf-8");
-        assert_eq!(out["headers"]["vary"], "Origin, Access-Control-Request-Method");
-        assert_eq!(out["body"], r#"{"error":"x"}"#);
+    fn test_header_count_limit() {
+        let with = |n: usize| {
+            let headers: serde_json::Map<String, Value> = (0..n).map(|i| (format!("x-h{i}"), json!(["v"]))).collect();
+            HttpRequest::from_envelope("req", &json!({"Method": "GET", "Headers": headers}))
+        };
+        assert_eq!(with(MAX_ENVELOPE_HEADERS).unwrap().headers.len(), MAX_ENVELOPE_HEADERS);
+        assert_eq!(with(MAX_ENVELOPE_HEADERS + 1).unwrap_err(), EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS));
+        assert_eq!(with(30_000).unwrap_err(), EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS));
+        // Many values of one name count too.
+        let many = json!({"Method": "GET", "Headers": {"x": vec!["v"; MAX_ENVELOPE_HEADERS + 1]}});
+        assert!(HttpRequest::from_envelope("req", &many).is_err());
     }
 }

@@ -1,13 +1,13 @@
 //! Development login tokens for `meschain token`: HS256 JWTs signed with the local settings'
 //! `AUTH_JWT_SECRET`, with `iss`/`aud` from `AUTH_ISSUER`/`AUTH_AUDIENCE`, valid one hour.
+//!
+//! They are this app's login tokens (the handler's `auth` module verifies them), so they live
+//! here rather than in the app-agnostic local Functions host.
 
+use meschain_functions_host::config::Settings;
+use meschain_model::settings::{AUTH_AUDIENCE, AUTH_ISSUER, AUTH_JWT_SECRET};
 use serde::Serialize;
 
-use crate::config::Settings;
-
-pub const SECRET_SETTING: &str = "AUTH_JWT_SECRET";
-pub const ISSUER_SETTING: &str = "AUTH_ISSUER";
-pub const AUDIENCE_SETTING: &str = "AUTH_AUDIENCE";
 pub const LIFETIME_SECS: u64 = 3600;
 
 #[derive(Serialize)]
@@ -43,12 +43,12 @@ pub fn mint(settings: &Settings, user: &str, roles: &[String], now: u64) -> Resu
             .filter(|v| !v.is_empty())
             .ok_or_else(|| TokenError::MissingSetting { file: file.clone(), setting })
     };
-    let secret = get(SECRET_SETTING)?;
+    let secret = get(AUTH_JWT_SECRET)?;
     let claims = Claims {
         sub: user,
         roles,
-        iss: get(ISSUER_SETTING)?,
-        aud: get(AUDIENCE_SETTING)?,
+        iss: get(AUTH_ISSUER)?,
+        aud: get(AUTH_AUDIENCE)?,
         iat: now,
         nbf: now,
         exp: now + LIFETIME_SECS,
@@ -68,10 +68,10 @@ mod tests {
     #[test]
     fn test_mint_and_validate() {
         let mut s = Settings::default();
-        s.values.insert(SECRET_SETTING.into(), "0123456789abcdef0123456789abcdef".into());
-        s.values.insert(ISSUER_SETTING.into(), "meschain-dev".into());
-        s.values.insert(AUDIENCE_SETTING.into(), "meschain".into());
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        s.values.insert(AUTH_JWT_SECRET.into(), "0123456789abcdef0123456789abcdef".into());
+        s.values.insert(AUTH_ISSUER.into(), "meschain-dev".into());
+        s.values.insert(AUTH_AUDIENCE.into(), "meschain".into());
+        let now = meschain_model::clock::now_secs();
         let t = mint(&s, "alice", &["admin".to_string()], now).unwrap();
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.set_audience(&["meschain"]);
@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(d.claims["sub"], "alice");
         assert_eq!(d.claims["roles"][0], "admin");
         assert_eq!(d.claims["exp"].as_u64().unwrap() - d.claims["iat"].as_u64().unwrap(), 3600);
-        s.values.remove(ISSUER_SETTING);
+        s.values.remove(AUTH_ISSUER);
         let e = mint(&s, "alice", &[], now).unwrap_err().to_string();
         assert!(e.contains("AUTH_ISSUER"), "{e}");
     }

@@ -1,5 +1,11 @@
 //! The client-facing endpoints (§C.1): `POST /client/negotiate?hub=` and the transport requests
-//! on `/client/?hub=&id=`, dispatched to WebSockets, Server-Sent Events or long polling.
+//! on `/client/?hub=&id=`, dispatched to WebSockets ([`websocket`]), Server-Sent Events ([`sse`])
+//! or long polling ([`long_polling`]), each of which hands the connection to a session over the
+//! one [`crate::transports::Transport`] interface.
+
+pub mod long_polling;
+pub mod sse;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +23,7 @@ use serde_json::json;
 
 use crate::auth;
 use crate::service::{Live, Pending, Service};
-use crate::transports::{HttpKind, long_polling, sse, websocket};
+use crate::transports::HttpKind;
 
 /// A new connection id or token: 16 random bytes, base64url without padding (22 characters).
 pub fn new_id() -> String {

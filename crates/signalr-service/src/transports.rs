@@ -3,10 +3,7 @@
 //!
 //! WebSockets carry both directions on one socket. Server-Sent Events and long polling receive
 //! through HTTP POSTs (fed into a channel) and send through a streaming response or polls.
-
-pub mod long_polling;
-pub mod sse;
-pub mod websocket;
+//! The endpoints that accept each transport are in [`crate::client`].
 
 use std::sync::Arc;
 
