@@ -28,6 +28,8 @@ pub struct AppState {
     pub rest: SignalRRest,
     pub presence: Presence,
     pub analytics: Arc<dyn AnalyticsSink>,
+    /// `marketplace-sync`'s connectors, store and settings.
+    pub sync: crate::functions::marketplace_sync::SyncRuntime,
 }
 
 impl AppState {
@@ -35,7 +37,8 @@ impl AppState {
     /// identity source `azure_identity` does not support).
     pub fn new(settings: Settings) -> Result<Self, EntraError> {
         // The schedule and queue name are the host's business; they were validated at start.
-        let Settings { signalr, auth, cors, token_lifetime_secs, .. } = settings;
+        let Settings { signalr, auth, cors, token_lifetime_secs, sync, .. } = settings;
+        let sync = crate::functions::marketplace_sync::SyncRuntime::from_env(sync);
         let authenticator = Authenticator::new(auth);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
@@ -59,6 +62,7 @@ impl AppState {
             rest,
             presence: Presence::default(),
             analytics: Arc::new(InMemoryAnalytics::new(IN_MEMORY_ANALYTICS_EVENTS)),
+            sync,
         })
     }
 

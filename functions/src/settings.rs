@@ -50,6 +50,8 @@ pub struct Settings {
     /// Six-field NCRONTAB; used by the host's timer trigger, validated here so a typo fails early.
     pub admin_broadcast_schedule: String,
     pub sync_queue_name: String,
+    /// `marketplace-sync`'s time budget and lease.
+    pub sync: crate::functions::marketplace_sync::runtime::SyncSettings,
 }
 
 /// One problem with one setting.
@@ -137,7 +139,11 @@ impl Settings {
             "1-260 characters of letters, digits, '.', '-', '_', '/', starting and ending with a letter or digit",
         );
 
-        match (signalr, auth, cors, token_lifetime_secs, schedule, queue) {
+        let sync = crate::functions::marketplace_sync::runtime::SyncSettings::from_lookup(&get)
+            .map_err(|problems| problems.into_iter().for_each(|(name, problem)| report(name, problem)))
+            .ok();
+
+        match (signalr, auth, cors, token_lifetime_secs, schedule, queue, sync) {
             (
                 Some(signalr),
                 Some(auth),
@@ -145,9 +151,16 @@ impl Settings {
                 Some(token_lifetime_secs),
                 Some(admin_broadcast_schedule),
                 Some(sync_queue_name),
-            ) if problems.is_empty() => {
-                Ok(Settings { signalr, auth, cors, token_lifetime_secs, admin_broadcast_schedule, sync_queue_name })
-            }
+                Some(sync),
+            ) if problems.is_empty() => Ok(Settings {
+                signalr,
+                auth,
+                cors,
+                token_lifetime_secs,
+                admin_broadcast_schedule,
+                sync_queue_name,
+                sync,
+            }),
             _ => Err(SettingsError(problems)),
         }
     }

@@ -15,7 +15,7 @@ use crate::request::Item;
 
 /// Setting listing the marketplaces that use the sandbox connector (comma-separated, or `*`).
 /// Absent or empty (as in Azure): no marketplace does, and one without credentials fails.
-pub const SANDBOX_SETTING: &str = "MARKETPLACE_SANDBOX";
+pub const SANDBOX_SETTING: &str = meschain_model::settings::MARKETPLACE_SANDBOX;
 
 /// The marketplace's answer to a push.
 #[derive(Debug, Clone, PartialEq)]

@@ -193,10 +193,10 @@ pub enum EngineError {
     Conflicting(String),
 }
 
-pub struct Engine {
+pub struct Engine<'r> {
     pub store: Arc<dyn Store>,
     pub connector: Arc<dyn Connector>,
-    pub reporter: Arc<dyn Reporter>,
+    pub reporter: Arc<dyn Reporter + 'r>,
     pub http: reqwest::Client,
     pub options: Options,
 }
@@ -212,7 +212,7 @@ fn now_rfc3339() -> String {
 /// What identifies a request's content, so a syncId reused for another request is refused.
 pub fn fingerprint(plan: &SyncPlan) -> String {
     let mut h = Sha256::new();
-    h.update(plan.marketplace.as_bytes());
+    h.update(plan.marketplace.name().as_bytes());
     h.update([0]);
     h.update(plan.operation.name().as_bytes());
     h.update([0]);
@@ -335,7 +335,7 @@ enum Pushed {
     Fatal(String),
 }
 
-impl Engine {
+impl Engine<'_> {
     /// Runs this delivery of `plan`.
     pub async fn run(&self, plan: &SyncPlan) -> Result<Outcome, EngineError> {
         let fingerprint = fingerprint(plan);
@@ -346,7 +346,7 @@ impl Engine {
             Acquired::Deadline => return Ok(Outcome::Continue),
         };
         tracing::info!(
-            sync_id = %plan.sync_id, marketplace = %plan.marketplace, operation = plan.operation.name(),
+            sync_id = %plan.sync_id, marketplace = plan.marketplace.name(), operation = plan.operation.name(),
             resumed, sandbox = self.connector.is_sandbox(), "sync delivery owns the run"
         );
         let mut d = Delivery {
@@ -406,7 +406,9 @@ impl Engine {
                     plan.sync_id
                 ))
             })?;
-            if run.marketplace != plan.marketplace || run.operation != plan.operation || run.fingerprint != fingerprint
+            if run.marketplace != plan.marketplace.name()
+                || run.operation != plan.operation
+                || run.fingerprint != fingerprint
             {
                 return Err(EngineError::Conflicting(format!(
                     "syncId {:?} was already used for a different request ({} {}); use another syncId",
@@ -453,7 +455,7 @@ fn new_run(plan: &SyncPlan, fingerprint: &str, batch_size: u64, owner: &str, ttl
     let now = now_rfc3339();
     SyncRun {
         sync_id: plan.sync_id.clone(),
-        marketplace: plan.marketplace.clone(),
+        marketplace: plan.marketplace.name().to_string(),
         operation: plan.operation,
         fingerprint: fingerprint.to_string(),
         requested_by: plan.requested_by.clone(),
@@ -526,8 +528,8 @@ fn event(
 }
 
 /// One delivery's working state.
-struct Delivery<'a> {
-    engine: &'a Engine,
+struct Delivery<'a, 'r> {
+    engine: &'a Engine<'r>,
     throttle: Throttle,
     /// Items confirmed since the marketplace status was last written.
     status_items: u64,
@@ -539,7 +541,7 @@ struct Delivery<'a> {
     progress_sent: u64,
 }
 
-impl Delivery<'_> {
+impl Delivery<'_, '_> {
     /// Sends a progress update and mirrors it in the marketplace status.
     async fn send(&mut self, run: &SyncRun, update: Progress) {
         self.engine.reporter.progress(&update).await;

@@ -8,13 +8,12 @@
 
 use std::fmt;
 
+use meschain_model::marketplace::{Marketplace, SyncItem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The marketplaces a request may name (lowercase, as on the wire).
-pub const MARKETPLACES: [&str; 6] = ["trendyol", "hepsiburada", "n11", "amazon", "ebay", "ozon"];
 /// Inline items a message may carry; larger catalogues use `itemsUrl`.
 pub const MAX_INLINE_ITEMS: usize = 50_000;
 /// The longest barcode accepted (Trendyol documents none; longer ones are certainly mistakes).
@@ -67,18 +66,8 @@ impl Operation {
     }
 }
 
-/// One stock/price change, in the marketplace's vocabulary (Trendyol's field names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Item {
-    pub barcode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantity: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sale_price: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list_price: Option<f64>,
-}
+/// One stock/price change (the model's [`SyncItem`]).
+pub type Item = SyncItem;
 
 /// Where the items come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +83,7 @@ pub enum ItemsSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncPlan {
     pub sync_id: String,
-    pub marketplace: String,
+    pub marketplace: Marketplace,
     pub operation: Operation,
     pub items: ItemsSpec,
     /// For orders: import orders changed since then.
@@ -182,16 +171,12 @@ pub fn validate(body: &Value, message_id: Option<&str>, now: OffsetDateTime) -> 
             None
         }
         Some(Value::String(s)) => {
-            let name = s.trim().to_ascii_lowercase();
-            if MARKETPLACES.contains(&name.as_str()) {
-                Some(name)
-            } else {
-                p.add(
-                    "marketplace",
-                    format!("unknown marketplace {s:?} (expected one of {})", MARKETPLACES.join(", ")),
-                );
-                None
+            let found = Marketplace::from_name(s);
+            if found.is_none() {
+                let names: Vec<&str> = Marketplace::ALL.iter().map(|m| m.name()).collect();
+                p.add("marketplace", format!("unknown marketplace {s:?} (expected one of {})", names.join(", ")));
             }
+            found
         }
         Some(_) => {
             p.add("marketplace", "must be a string");
@@ -499,7 +484,7 @@ mod tests {
         });
         let plan = validate(&body, Some("msg-1"), now()).unwrap();
         assert_eq!(plan.sync_id, "msg-1");
-        assert_eq!(plan.marketplace, "trendyol");
+        assert_eq!(plan.marketplace, Marketplace::Trendyol);
         assert_eq!(plan.operation, Operation::Inventory);
         assert_eq!(plan.requested_by.as_deref(), Some("ops@example.com"));
         let ItemsSpec::Inline(items) = plan.items else { panic!("inline expected") };

@@ -22,15 +22,15 @@ use crate::connector::{BatchStatus, Connector, ConnectorError, ItemResult, Order
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::request::Item;
 
-pub const BASE_URL_SETTING: &str = "TRENDYOL_BASE_URL";
-pub const SELLER_ID_SETTING: &str = "TRENDYOL_SELLER_ID";
-pub const API_KEY_SETTING: &str = "TRENDYOL_API_KEY";
-pub const API_SECRET_SETTING: &str = "TRENDYOL_API_SECRET";
-pub const INTEGRATOR_SETTING: &str = "TRENDYOL_INTEGRATOR";
+pub const BASE_URL_SETTING: &str = meschain_model::settings::TRENDYOL_BASE_URL;
+pub const SELLER_ID_SETTING: &str = meschain_model::settings::TRENDYOL_SELLER_ID;
+pub const API_KEY_SETTING: &str = meschain_model::settings::TRENDYOL_API_KEY;
+pub const API_SECRET_SETTING: &str = meschain_model::settings::TRENDYOL_API_SECRET;
+pub const INTEGRATOR_SETTING: &str = meschain_model::settings::TRENDYOL_INTEGRATOR;
 /// `N/SECONDS` per endpoint; default Trendyol's documented 50/10.
-pub const RATE_LIMIT_SETTING: &str = "TRENDYOL_RATE_LIMIT";
+pub const RATE_LIMIT_SETTING: &str = meschain_model::settings::TRENDYOL_RATE_LIMIT;
 /// Pushes in flight at once; default 4.
-pub const CONCURRENCY_SETTING: &str = "TRENDYOL_CONCURRENCY";
+pub const CONCURRENCY_SETTING: &str = meschain_model::settings::TRENDYOL_CONCURRENCY;
 
 pub const DEFAULT_BASE_URL: &str = "https://apigw.trendyol.com/integration";
 pub const DEFAULT_INTEGRATOR: &str = "SelfIntegration";

@@ -92,7 +92,12 @@ fn options(owner: &str, budget: Duration) -> Options {
     }
 }
 
-fn engine(store: &Arc<dyn Store>, connector: &Arc<dyn Connector>, reporter: &Arc<Recorder>, o: Options) -> Engine {
+fn engine(
+    store: &Arc<dyn Store>,
+    connector: &Arc<dyn Connector>,
+    reporter: &Arc<Recorder>,
+    o: Options,
+) -> Engine<'static> {
     Engine {
         store: store.clone(),
         connector: connector.clone(),

@@ -33,12 +33,12 @@ export function loginToken(sub, roles) {
   );
 }
 
-/** Starts `meschain dev` and resolves once it reports ready. */
-export async function startDev() {
+/** Starts `meschain dev` (on the repository, or on `appRoot`) and resolves once it reports ready. */
+export async function startDev({ appRoot = root } = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
   const proc = spawn(
     path.join(root, "target", "debug", "meschain"),
-    ["dev", "--app-root", root, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", "debug", "handler")],
+    ["dev", "--app-root", appRoot, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", "debug", "handler")],
     { env: { ...process.env, RUST_LOG: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const output = [];
@@ -76,6 +76,7 @@ export async function startDev() {
     ...info,
     base,
     output,
+    pid: proc.pid,
     async stop() {
       const exited = new Promise((resolve) => proc.on("exit", resolve));
       proc.kill("SIGTERM");
