@@ -185,7 +185,7 @@ fn test_enqueue_queue_resubmit_and_kill9_restart() {
 
     // A request the handler always rejects ends in the dead-letter queue after 10 deliveries.
     let failing = root.join("failing-items.json");
-    std::fs::write(&failing, r#"[{"barcode": "X", "quantity": 1}]"#).unwrap();
+    std::fs::write(&failing, r#"[{"barcode": "always-fail", "quantity": 1}]"#).unwrap();
     let args = ["enqueue", "--marketplace", "ozon", "--operation", "full", "--items", failing.to_str().unwrap()];
     let out = run(&[&args[..], &["--host-url", &url]].concat());
     assert!(out.status.success());
