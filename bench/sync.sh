@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
 
-cargo build --release -q -p meschain -p meschain-functions --bin handler -p meschain-fake-trendyol
+cargo build --release -q -p meschain -p meschain-functions -p meschain-fake-trendyol --bin meschain --bin handler --bin fake-trendyol
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
