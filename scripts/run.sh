@@ -7,4 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p meschain-functions -p meschain --bins
+# The dashboard `meschain dev` serves at /: npm packages installed when the lock file changed.
+(cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent)
 exec target/release/meschain dev --app-root . --handler target/release/handler "$@"

@@ -22,7 +22,20 @@ cargo build --workspace --bins --locked
 step "cargo test"
 cargo test --workspace --locked
 
+step "dashboard (web/): npm ci, unit tests, build"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && node --test test/ && npm run build)
+
+step "Chromium for the browser tests (Debian package)"
+if [ ! -x /usr/bin/chromium ]; then
+  # The browser tests fail, never skip, without it: install it or stop here.
+  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+    || { echo "cannot install Debian's chromium: the browser tests need /usr/bin/chromium" >&2; exit 1; }
+fi
+
 if [ -f tests/package.json ]; then
   step "end-to-end tests (node --test)"
   (cd tests && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 e2e/)
 fi
+
+step "infrastructure: checkov, template tests, release package (scripts/test-infra.sh)"
+bash scripts/test-infra.sh templates package

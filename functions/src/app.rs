@@ -4,6 +4,12 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use meschain_model::settings as names;
+use meschain_secrets::{Derived, SecretHandle, SecretValue, Secrets};
+use meschain_signalr::AccessKey;
+use meschain_signalr::connection_string::{ConnectionString, Credential};
+use meschain_signalr::token::SigningKey;
+
 use crate::analytics::{AnalyticsSink, InMemoryAnalytics};
 use crate::auth::Authenticator;
 use crate::client_tokens::ClientTokenSigner;
@@ -30,21 +36,62 @@ pub struct AppState {
     pub analytics: Arc<dyn AnalyticsSink>,
     /// `marketplace-sync`'s connectors, store and settings.
     pub sync: crate::functions::marketplace_sync::SyncRuntime,
+    /// Settings read from Key Vault, refreshed in the background; `secrets.health()` is
+    /// `health.secrets` on the dashboard.
+    pub secrets: Secrets,
+    /// The primary access key while it follows a Key Vault reference.
+    rotating_signalr_key: Option<Derived<AccessKey>>,
+}
+
+/// The primary access key of a connection string held in Key Vault, as the key upstream
+/// signatures are checked with and as the key tokens are signed with.
+struct RotatingSignalRKey {
+    access: Derived<AccessKey>,
+    signing: Derived<SigningKey>,
+}
+
+impl RotatingSignalRKey {
+    fn follow(handle: SecretHandle) -> Result<Self, EntraError> {
+        let name = names::SIGNALR_CONNECTION_STRING;
+        let key = move |v: &SecretValue| match v.expose().parse::<ConnectionString>().map(|c| c.credential) {
+            Ok(Credential::AccessKey(key)) => Ok(key),
+            _ => Err(format!("{name} from Key Vault is not a connection string with an AccessKey")),
+        };
+        let access = Derived::follow(handle.clone(), name, key).map_err(EntraError)?;
+        let signing =
+            Derived::follow(handle, name, move |v| key(v).map(|k| SigningKey::hs256(&k))).map_err(EntraError)?;
+        Ok(RotatingSignalRKey { access, signing })
+    }
 }
 
 impl AppState {
     /// Fails only when an Entra credential cannot be built in this environment (e.g. a managed
     /// identity source `azure_identity` does not support).
     pub fn new(settings: Settings) -> Result<Self, EntraError> {
+        Self::with_secrets(settings, Secrets::empty())
+    }
+
+    /// Like [`AppState::new`], for settings read with `secrets`: where the SignalR connection
+    /// string or `AUTH_JWT_SECRET` is a Key Vault reference, a rotated value is used for new
+    /// client tokens and REST calls as soon as it is read, and the previous one is still
+    /// accepted (upstream signatures, login tokens) until the overlap ends.
+    pub fn with_secrets(settings: Settings, secrets: Secrets) -> Result<Self, EntraError> {
         // The schedule and queue name are the host's business; they were validated at start.
         let Settings { signalr, auth, cors, token_lifetime_secs, sync, .. } = settings;
         let sync = crate::functions::marketplace_sync::SyncRuntime::from_env(sync);
-        let authenticator = Authenticator::new(auth);
+        let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
-        let primary = Endpoint::from_connection(signalr.connection.clone(), &http)?;
+        let rotating = match (&signalr.connection.credential, secrets.get(names::SIGNALR_CONNECTION_STRING)) {
+            (Credential::AccessKey(_), Some(handle)) => Some(RotatingSignalRKey::follow(handle)?),
+            _ => None,
+        };
+        let primary = match &rotating {
+            Some(keys) => Endpoint::with_auth(signalr.connection.clone(), RequestAuth::AccessKey(keys.signing.clone())),
+            None => Endpoint::from_connection(signalr.connection.clone(), &http)?,
+        };
         let client_tokens = match primary.auth() {
-            RequestAuth::AccessKey(signer) => ClientTokenSigner::Fixed(Arc::clone(signer)),
+            RequestAuth::AccessKey(signer) => ClientTokenSigner::Fixed(signer.clone()),
             // The same credential (and token cache) serves REST calls and key fetches.
             RequestAuth::Entra(token) => ClientTokenSigner::issued(&signalr.connection, token.clone(), http.clone()),
         };
@@ -62,13 +109,28 @@ impl AppState {
             rest,
             presence: Presence::default(),
             analytics: Arc::new(InMemoryAnalytics::new(IN_MEMORY_ANALYTICS_EVENTS)),
+            rotating_signalr_key: rotating.map(|k| k.access),
+            secrets,
             sync,
         })
     }
 
-    /// Starts what runs beside requests: the refresh of a service-issued signing key.
+    /// The access keys accepted on upstream signatures now: the primary (and, during a Key
+    /// Vault rotation's overlap, the one it replaced), then the secondary.
+    pub fn upstream_keys(&self) -> Vec<AccessKey> {
+        match &self.rotating_signalr_key {
+            Some(keys) => {
+                keys.accepted().iter().map(|k| AccessKey::clone(k)).chain(self.signalr.secondary_key.clone()).collect()
+            }
+            None => self.signalr.keys(),
+        }
+    }
+
+    /// Starts what runs beside requests: the refresh of a service-issued signing key, and of
+    /// the Key Vault secrets.
     pub fn start_background(&self) {
         self.client_tokens.start_refresh();
+        self.secrets.spawn_refresh();
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use meschain_functions_protocol::Escaped;
+use meschain_secrets::Derived;
 use meschain_signalr::token::SigningKey;
 use meschain_signalr::{AccessKey, ConnectionString};
 
@@ -34,8 +35,9 @@ const MAX_KEY_RESPONSE: usize = 16 * 1024;
 /// Signs client tokens. `Debug` shows no key.
 #[derive(Clone)]
 pub enum ClientTokenSigner {
-    /// The connection string's access key.
-    Fixed(Arc<SigningKey>),
+    /// The connection string's access key (following Key Vault rotations when the setting is
+    /// a vault reference).
+    Fixed(Derived<SigningKey>),
     /// A key the service issued to our Entra identity, refreshed in the background.
     Issued(Arc<IssuedKey>),
 }
@@ -51,7 +53,7 @@ impl std::fmt::Debug for ClientTokenSigner {
 
 impl ClientTokenSigner {
     pub fn fixed(key: &AccessKey) -> Self {
-        ClientTokenSigner::Fixed(Arc::new(SigningKey::hs256(key)))
+        ClientTokenSigner::Fixed(Derived::fixed(SigningKey::hs256(key)))
     }
 
     /// A signer for `connection` that fetches its key with `token` over `http`.
@@ -62,7 +64,7 @@ impl ClientTokenSigner {
     /// Runs `sign` with the current key; `None` when no key has been obtained yet.
     pub fn with_key<R>(&self, sign: impl FnOnce(&SigningKey) -> R) -> Option<R> {
         match self {
-            ClientTokenSigner::Fixed(k) => Some(sign(k)),
+            ClientTokenSigner::Fixed(k) => Some(sign(&k.current())),
             ClientTokenSigner::Issued(k) => k.current().map(|k| sign(&k)),
         }
     }

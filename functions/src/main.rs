@@ -25,14 +25,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprint!("handler: {e}");
-            return ExitCode::from(1);
-        }
-    };
-
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -40,7 +32,26 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(serve(port, settings)) {
+    // Any setting may be a Key Vault reference App Service left unresolved (or Core Tools never
+    // resolves): read them all before anything else, and stop, naming setting and vault, if
+    // one cannot be read.
+    let secrets = match runtime.block_on(meschain_secrets::settings::resolve_process_env()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("handler: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = match Settings::from_lookup(|name| {
+        meschain_secrets::settings::lookup(&secrets, name, |n| std::env::var(n).ok())
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("handler: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(port, settings, secrets)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("handler: {e}");
@@ -65,9 +76,9 @@ fn port_from(mut args: impl Iterator<Item = String>, env: Option<String>) -> Res
     raw.trim().parse().map_err(|_| format!("port must be a number from 0 to 65535, not {raw:?}"))
 }
 
-async fn serve(port: u16, settings: Settings) -> std::io::Result<()> {
+async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets) -> std::io::Result<()> {
     // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
-    let state = AppState::new(settings)
+    let state = AppState::with_secrets(settings, secrets)
         .map_err(|e| std::io::Error::other(format!("cannot set up the SignalR credential: {e}")))?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "handler listening");

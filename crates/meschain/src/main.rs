@@ -8,6 +8,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod dev_routes;
 mod dev_token;
 
 #[derive(Parser)]

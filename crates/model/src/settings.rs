@@ -27,6 +27,23 @@ pub const ADMIN_BROADCAST_SCHEDULE: &str = "ADMIN_BROADCAST_SCHEDULE";
 pub const SYNC_QUEUE_NAME: &str = "SYNC_QUEUE_NAME";
 /// Set by the Functions host: the port the custom handler listens on.
 pub const CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+/// How often Key Vault secrets are re-read, in seconds (`meschain-secrets`).
+pub const SECRETS_REFRESH_SECONDS: &str = "SECRETS_REFRESH_SECONDS";
+/// How long a rotated-out secret stays accepted, in seconds (`meschain-secrets`).
+pub const SECRETS_OVERLAP_SECONDS: &str = "SECRETS_OVERLAP_SECONDS";
+/// Forces the identity that reads Key Vault (`managed-identity`, `workload-identity`, `client-secret`, `developer`).
+pub const SECRETS_CREDENTIAL: &str = "SECRETS_CREDENTIAL";
+/// Local testing only: the `ip:port` every vault host is sent to.
+pub const SECRETS_VAULT_ADDRESS: &str = "SECRETS_VAULT_ADDRESS";
+/// Local testing only: one more trusted root (PEM file) for vault connections.
+pub const SECRETS_VAULT_CA_FILE: &str = "SECRETS_VAULT_CA_FILE";
+/// The dashboard's OpenID Connect client id; with `AUTH_OIDC_ISSUER`, `meschain dev` offers that
+/// sign-in in the page's config.json (deployments write config.json themselves).
+pub const WEB_OIDC_CLIENT_ID: &str = "WEB_OIDC_CLIENT_ID";
+/// Scopes the dashboard asks for (default `openid profile`).
+pub const WEB_OIDC_SCOPE: &str = "WEB_OIDC_SCOPE";
+/// RFC 8707 resource the dashboard asks a token for (providers that use resource indicators).
+pub const WEB_OIDC_RESOURCE: &str = "WEB_OIDC_RESOURCE";
 
 // Marketplace sync (`marketplace-sync`); the connectors' own settings are documented in
 // `crates/marketplace/README.md`.

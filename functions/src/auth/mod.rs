@@ -28,6 +28,8 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey};
+use meschain_model::settings as names;
+use meschain_secrets::{Derived, Secrets};
 
 pub use bearer::MAX_AUTHORIZATION_BYTES;
 pub use config::{AuthConfig, DEFAULT_LEEWAY_SECS, InvalidSetting, JwksOptions, JwksSource, MIN_SECRET_BYTES, Secret};
@@ -60,7 +62,11 @@ pub struct Authenticator {
 }
 
 struct Inner {
-    hs256: Option<DecodingKey>,
+    /// The HS256 secret; during a Key Vault rotation's overlap, the previous one too.
+    hs256: Option<Derived<DecodingKey>>,
+    /// Asked for an early Key Vault refresh when no accepted secret verifies a token (it may be
+    /// signed with a secret newer than ours).
+    secrets: Option<Secrets>,
     jwks: Option<Arc<jwks::JwksCache>>,
     validations: jwt::Validations,
     trust_easy_auth: bool,
@@ -75,7 +81,7 @@ impl Authenticator {
     pub fn with_options(config: AuthConfig, options: JwksOptions) -> Self {
         // The config (and its Secret, zeroed on drop) is consumed: the key below is the
         // only copy of the secret left.
-        let hs256 = config.hs256_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose()));
+        let hs256 = config.hs256_secret.as_ref().map(|s| Derived::fixed(DecodingKey::from_secret(s.expose())));
         let jwks = config.jwks.map(|source| Arc::new(jwks::JwksCache::new(source, options)));
         let validations = jwt::Validations::new(
             config.issuer.as_deref(),
@@ -83,7 +89,30 @@ impl Authenticator {
             config.audience.as_deref(),
             config.leeway_secs,
         );
-        Authenticator { inner: Arc::new(Inner { hs256, jwks, validations, trust_easy_auth: config.trust_easy_auth }) }
+        let trust_easy_auth = config.trust_easy_auth;
+        Authenticator { inner: Arc::new(Inner { hs256, secrets: None, jwks, validations, trust_easy_auth }) }
+    }
+
+    /// Follows `AUTH_JWT_SECRET` through Key Vault rotations when it is a vault reference:
+    /// tokens signed with the new secret are accepted as soon as it is read, and those signed
+    /// with the previous one until the overlap ends. Call once, at start.
+    pub fn follow_rotation(self, secrets: &Secrets) -> Self {
+        let Some(handle) = secrets.get(names::AUTH_JWT_SECRET) else { return self };
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => {
+                tracing::warn!("login secret rotation not followed: the authenticator is already shared");
+                return Authenticator { inner: shared };
+            }
+        };
+        match Derived::follow(handle, names::AUTH_JWT_SECRET, |v| {
+            Ok::<_, std::convert::Infallible>(DecodingKey::from_secret(v.expose().as_bytes()))
+        }) {
+            Ok(keys) => inner.hs256 = Some(keys),
+            Err(never) => match never {},
+        }
+        inner.secrets = Some(secrets.clone());
+        Authenticator { inner: Arc::new(inner) }
     }
 
     /// The caller's identity from the request headers.
@@ -116,8 +145,20 @@ impl Authenticator {
         let inner = &*self.inner;
         if alg == Algorithm::HS256 {
             // Only the configured secret verifies HS256; never a key from the JWKS.
-            let key = inner.hs256.as_ref().ok_or(AuthError::DisallowedAlgorithm)?;
-            return jwt::verify(token, key, &inner.validations.hs256);
+            let keys = inner.hs256.as_ref().ok_or(AuthError::DisallowedAlgorithm)?.accepted();
+            let mut result = Err(AuthError::InvalidSignature);
+            for key in &keys {
+                result = jwt::verify(token, key, &inner.validations.hs256);
+                if !matches!(result, Err(AuthError::InvalidSignature)) {
+                    return result;
+                }
+            }
+            if let Some(secrets) = &inner.secrets
+                && secrets.request_early_refresh()
+            {
+                tracing::info!("a login token matched no accepted secret: reading Key Vault early");
+            }
+            return result;
         }
         let (Some(jwks), Some(validation)) = (&inner.jwks, inner.validations.for_asymmetric(alg)) else {
             return Err(AuthError::DisallowedAlgorithm);

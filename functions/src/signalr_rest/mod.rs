@@ -54,7 +54,8 @@ pub enum RestError {
 #[derive(Clone)]
 pub enum RequestAuth {
     /// A fresh HS256 token per request, signed with the access key (audience = request URL).
-    AccessKey(std::sync::Arc<SigningKey>),
+    /// Follows Key Vault rotations when the connection string is a vault reference.
+    AccessKey(meschain_secrets::Derived<SigningKey>),
     /// The Entra token for the SignalR scope, cached by the credential.
     Entra(EntraToken),
 }
@@ -70,13 +71,14 @@ impl std::fmt::Debug for RequestAuth {
 
 impl RequestAuth {
     pub fn access_key(key: &AccessKey) -> Self {
-        RequestAuth::AccessKey(std::sync::Arc::new(SigningKey::hs256(key)))
+        RequestAuth::AccessKey(meschain_secrets::Derived::fixed(SigningKey::hs256(key)))
     }
 
     /// The bearer token for a request whose SDK audience is `audience`.
     pub async fn bearer(&self, audience: &str, timeout: Duration) -> Result<String, RestError> {
         match self {
             RequestAuth::AccessKey(signer) => signer
+                .current()
                 .rest_token(audience, clock::now_ms() / 1000, REST_TOKEN_LIFETIME_SECS)
                 .map_err(|_| RestError::Token),
             RequestAuth::Entra(token) => {

@@ -33,12 +33,17 @@ export function loginToken(sub, roles) {
   );
 }
 
-/** Starts `meschain dev` (on the repository, or on `appRoot`) and resolves once it reports ready. */
+/**
+ * Starts `meschain dev` and resolves once it reports ready. `appRoot` runs another app root
+ * (e.g. one with different settings); the handler and binaries are always this checkout's.
+ */
 export async function startDev({ appRoot = root } = {}) {
+  // Benchmarks set MESCHAIN_PROFILE=release; tests use the debug build `cargo build` made.
+  const profile = process.env.MESCHAIN_PROFILE ?? "debug";
   const dataDir = mkdtempSync(path.join(tmpdir(), "meschain-e2e-"));
   const proc = spawn(
-    path.join(root, "target", "debug", "meschain"),
-    ["dev", "--app-root", appRoot, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", "debug", "handler")],
+    path.join(root, "target", profile, "meschain"),
+    ["dev", "--app-root", appRoot, "--port", "0", "--data-dir", dataDir, "--handler", path.join(root, "target", profile, "handler")],
     { env: { ...process.env, RUST_LOG: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const output = [];

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
 use meschain_functions_host::config::{App, Trigger};
 use meschain_functions_host::dev::{DevHost, DevOptions};
 use meschain_functions_host::keys::Keys;
@@ -49,27 +49,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p => p,
         };
         let keys = Keys::load(&app.settings, &data_dir).with_context(|| format!("keys in {}", data_dir.display()))?;
-        let signalr = start_local_signalr(&app, &keys, port, args.signalr_port).await?;
+        // local.settings.json may point at a real vault: its references are read here as the
+        // handler reads them (a missing secret stops here, naming the setting and the vault), so
+        // the local SignalR service gets the access key the vault holds.
+        let values = &app.settings.values;
+        let var = |n: &str| std::env::var(n).ok().or_else(|| values.get(n).cloned());
+        let secrets = meschain_secrets::settings::resolve(values.iter().map(|(k, v)| (k.as_str(), v.as_str())), var)
+            .await
+            .context("Key Vault references in the settings")?;
+        let configured =
+            meschain_secrets::settings::lookup(&secrets, SIGNALR_CONNECTION_STRING, |n| values.get(n).cloned());
+        let signalr =
+            start_local_signalr(&app, configured.as_deref().unwrap_or(""), &keys, port, args.signalr_port).await?;
         let mut extra_env = BTreeMap::new();
-        if let Some(svc) = &signalr {
+        if let Some((svc, _)) = &signalr {
             extra_env.insert(SIGNALR_CONNECTION_STRING.to_string(), svc.connection_string());
             // The settings' secondary key belongs to the instance they named, not to ours.
             extra_env.insert(SIGNALR_SECONDARY_CONNECTION_STRING.to_string(), String::new());
         }
-        let opts = DevOptions { data_dir, port: Some(port), extra_env, handler: args.handler, routes: Router::new() };
+        let signalr_banner = signalr.as_ref().map(|(svc, _)| (svc.local_addr().port(), svc.connection_string()));
+        // Held in a slot so the restart hook can replace the running service.
+        let (signalr, restart) = match signalr {
+            Some((svc, config)) => {
+                let slot = Arc::new(tokio::sync::Mutex::new(Some(svc)));
+                (Some(slot.clone()), Some(restart_hook(slot, config)))
+            }
+            None => (None, None),
+        };
+        let routes = crate::dev_routes::router(
+            Arc::new(app.settings.clone()),
+            &root.join("web").join("dist"),
+            &app.host.route_prefix,
+            restart,
+        );
+        let opts = DevOptions { data_dir, port: Some(port), extra_env, handler: args.handler, routes };
         let mut host = DevHost::start(app, opts).await?;
         print!("{}", host.banner());
         if let Some((_, url, _)) = host.http_urls.iter().find(|(name, _, _)| name.eq_ignore_ascii_case(NEGOTIATE)) {
             println!("  negotiate URL: {url}");
         }
-        match &signalr {
-            Some(svc) => println!(
-                "  SignalR:       local service on http://localhost:{} ({})",
-                svc.local_addr().port(),
-                svc.connection_string()
-            ),
+        match &signalr_banner {
+            Some((signalr_port, cs)) => {
+                println!("  SignalR:       local service on http://localhost:{signalr_port} ({cs})")
+            }
             None => println!("  SignalR:       the instance named by {SIGNALR_CONNECTION_STRING}"),
         }
+        println!("  Dashboard:     http://localhost:{port}/");
         if host.wait_ready(Duration::from_secs(35)).await {
             println!("Ready in {} ms (listening on {})", started.elapsed().as_millis(), host.local_addr);
         }
@@ -78,7 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             () = meschain_model::shutdown::signal() => None,
         };
         host.shutdown().await;
-        if let Some(svc) = signalr {
+        if let Some(slot) = signalr
+            && let Some(svc) = slot.lock().await.take()
+        {
             svc.shutdown().await;
         }
         match outcome {
@@ -110,11 +137,11 @@ fn names_real_instance(cs: &str) -> bool {
 /// sends every upstream event to `connection-events` with the host's function key.
 async fn start_local_signalr(
     app: &App,
+    configured: &str,
     keys: &Keys,
     host_port: u16,
     port: Option<u16>,
-) -> anyhow::Result<Option<RunningService>> {
-    let configured = app.settings.values.get(SIGNALR_CONNECTION_STRING).map(String::as_str).unwrap_or("");
+) -> anyhow::Result<Option<(RunningService, meschain_signalr_service::Config)>> {
     if names_real_instance(configured) {
         return Ok(None);
     }
@@ -141,7 +168,33 @@ async fn start_local_signalr(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
         .await
         .with_context(|| format!("binding the local SignalR service on 127.0.0.1:{}", port.unwrap_or(0)))?;
-    Ok(Some(meschain_signalr_service::start(config, listener).await?))
+    Ok(Some((meschain_signalr_service::start(config.clone(), listener).await?, config)))
+}
+
+/// Restarts the local SignalR service on its port with the same configuration (keys, upstream),
+/// after `down` without it: every client connection drops and reconnects fail meanwhile, as when
+/// Azure SignalR Service restarts or fails over.
+fn restart_hook(
+    slot: Arc<tokio::sync::Mutex<Option<RunningService>>>,
+    config: meschain_signalr_service::Config,
+) -> crate::dev_routes::RestartSignalR {
+    Arc::new(move |down| {
+        let slot = slot.clone();
+        let config = config.clone();
+        Box::pin(async move {
+            let mut running = slot.lock().await;
+            let Some(old) = running.take() else { return Err("the local SignalR service is not running".to_string()) };
+            let addr = old.local_addr();
+            old.shutdown().await;
+            tokio::time::sleep(down).await;
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} again: {e}"))?;
+            let svc = meschain_signalr_service::start(config, listener).await.map_err(|e| e.to_string())?;
+            tracing::info!("local SignalR service restarted on {addr}");
+            *running = Some(svc);
+            Ok(())
+        })
+    })
 }
 
 #[cfg(test)]

@@ -76,8 +76,12 @@ async fn handle(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Resul
     if req.method != Method::POST {
         return Err(UpstreamError::MethodNotAllowed);
     }
-    let up = upstream::validate(req, &state.signalr.keys()).inspect_err(|r| {
+    let up = upstream::validate(req, &state.upstream_keys()).inspect_err(|r| {
         ctx.log(format!("upstream request refused: {r}"));
+        // Signed with a key newer than ours? Read Key Vault early (at most once a minute).
+        if r.status() == StatusCode::UNAUTHORIZED && state.secrets.request_early_refresh() {
+            ctx.log("reading Key Vault early after an upstream signature failure");
+        }
     })?;
     if up.protocol == Protocol::MessagePack && !ctx.carries_binary_bodies() {
         ctx.log("MessagePack upstream call refused: the host's envelope cannot carry binary bodies");

@@ -1,0 +1,72 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import * as c from "../src/lib/client.js";
+
+test("roles choose the hub as negotiate does", () => {
+  assert.equal(c.hubForRoles(["super_admin"]), c.HUBS.admin);
+  assert.equal(c.hubForRoles(["viewer", "admin"]), c.HUBS.admin);
+  assert.equal(c.hubForRoles(["marketplace_manager"]), c.HUBS.marketplace);
+  assert.equal(c.hubForRoles(["viewer"]), c.HUBS.dashboard);
+  assert.equal(c.hubForRoles([]), c.HUBS.dashboard);
+});
+
+test("each hub rejoins its groups, admins ask for a snapshot at once", () => {
+  assert.deepEqual(c.groupJoinsFor(c.HUBS.admin), [["JoinAdminGroup"], ["HandleAdminCommand", "requestDashboardUpdate", {}]]);
+  assert.equal(c.groupJoinsFor(c.HUBS.marketplace).length, 6);
+  assert.deepEqual(c.groupJoinsFor(c.HUBS.marketplace)[0], ["JoinMarketplaceGroup", "trendyol"]);
+  assert.deepEqual(c.groupJoinsFor(c.HUBS.dashboard), [["SubscribeToDashboard", c.DASHBOARD_METRICS]]);
+});
+
+test("backoff: first retry at once, then exponential with jitter, capped", () => {
+  const lo = { random: () => 0 };
+  const hi = { random: () => 1 };
+  assert.equal(c.backoffDelay(0, hi), 0);
+  assert.equal(c.backoffDelay(1, lo), 500);
+  assert.equal(c.backoffDelay(1, hi), 1000);
+  assert.equal(c.backoffDelay(3, hi), 4000);
+  assert.equal(c.backoffDelay(10, hi), 30_000);
+  assert.equal(c.backoffDelay(10, lo), 15_000);
+  assert.equal(c.backoffDelay(1000, hi), 30_000, "no overflow on long outages");
+  for (let i = 0; i < 50; i++) {
+    const d = c.backoffDelay(i, { capMs: 8000 });
+    assert.ok(d >= 0 && d <= 8000, `${d}`);
+  }
+});
+
+test("failures are classified so the page can act on them", () => {
+  const err = new Error("Failed to complete negotiation with the server: Error: ...");
+  assert.deepEqual(c.classifyFailure(err, { status: 401, body: '{"error":"the token has expired"}' }), {
+    kind: "unauthorized",
+    status: 401,
+    message: "the token has expired",
+  });
+  assert.equal(c.classifyFailure(err, { status: 403, body: "" }).kind, "forbidden");
+  assert.equal(c.classifyFailure(err, { status: 503, body: "identity provider unreachable" }).message, "identity provider unreachable");
+  assert.deepEqual(c.classifyFailure(new Error("Failed to complete negotiation with the server: TypeError: Failed to fetch"), null), {
+    kind: "network",
+    message: "the realtime service cannot be reached",
+  });
+  assert.equal(c.networkMessage(new Error("Failed to complete negotiation with the server: Error: odd")), "Error: odd");
+  assert.equal(c.classifyFailure(new c.SignInRequiredError(), null).kind, "unauthorized");
+});
+
+test("server messages are read from JSON or text and kept short", () => {
+  assert.equal(c.serverMessage('{"error":"nope"}', "x"), "nope");
+  assert.equal(c.serverMessage("", "fallback"), "fallback");
+  assert.equal(c.serverMessage(`{"error":"invalid_token","message":"the signing keys could not be loaded"}: Status code '401'`, "f"), "the signing keys could not be loaded");
+  assert.equal(c.serverMessage("Unauthorized: Status code '401'", "f"), "Unauthorized");
+  assert.equal(c.serverMessage(": Status code '503'", "f"), "f");
+  assert.equal(c.serverMessage("x".repeat(400), "f").length, 301);
+  assert.equal(c.hubErrorMessage(new Error("An unexpected error occurred invoking 'X' on the server. HubException: Unknown marketplace")), "Unknown marketplace");
+  assert.equal(c.hubErrorMessage(new Error("Alert level must be one of info, warning")), "Alert level must be one of info, warning");
+});
+
+test("the client refuses unknown events", async () => {
+  const signalR = await import("@microsoft/signalr");
+  const client = new c.MesChainClient({ signalR, getToken: async () => "t", roles: ["admin"], apiBase: "http://127.0.0.1:1/api/" });
+  assert.equal(client.hub, c.HUBS.admin);
+  assert.throws(() => client.on("notAnEvent", () => {}));
+  const off = client.on("systemAlert", () => {});
+  off();
+  await assert.rejects(client.invoke("JoinAdminGroup"), /Not connected/);
+});
