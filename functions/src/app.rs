@@ -39,6 +39,8 @@ pub struct AppState {
     /// The last dashboard data read from the store, shown while the store is down.
     pub dashboard_cache: DashboardCache,
     pub currency: String,
+    /// `marketplace-sync`'s connectors, store and settings.
+    pub sync: crate::functions::marketplace_sync::SyncRuntime,
     /// Settings read from Key Vault, refreshed in the background; `secrets.health()` is
     /// `health.secrets` on the dashboard.
     pub secrets: Secrets,
@@ -83,12 +85,18 @@ impl AppState {
     /// accepted (upstream signatures, login tokens) until the overlap ends.
     pub fn with_secrets(settings: Settings, store: Arc<dyn Store>, secrets: Secrets) -> Result<Self, EntraError> {
         // The schedule and queue name are the host's business; they were validated at start.
-        let Settings { signalr, auth, cors, token_lifetime_secs, store: store_settings, currency, .. } = settings;
+        let Settings { signalr, auth, cors, token_lifetime_secs, store: store_settings, currency, sync, .. } = settings;
         let recorder = if store_settings.recorder.enabled {
             Recorder::start(store.clone(), store_settings.recorder_config())
         } else {
             Recorder::disabled(store.clone())
         };
+        // Connector credentials may be Key Vault references: read them through the secrets.
+        let lookup_secrets = secrets.clone();
+        let lookup =
+            move |name: &str| meschain_secrets::settings::lookup(&lookup_secrets, name, |n| std::env::var(n).ok());
+        let sync = crate::functions::marketplace_sync::SyncRuntime::new(std::sync::Arc::new(lookup), sync)
+            .with_store(store.clone(), recorder.clone());
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
@@ -124,6 +132,7 @@ impl AppState {
             currency,
             rotating_signalr_key: rotating.map(|k| k.access),
             secrets,
+            sync,
         })
     }
 

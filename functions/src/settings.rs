@@ -54,6 +54,8 @@ pub struct Settings {
     pub store: meschain_store::StoreSettings,
     /// Currency of the dashboard's revenue figures.
     pub currency: String,
+    /// `marketplace-sync`'s time budget and lease.
+    pub sync: crate::functions::marketplace_sync::runtime::SyncSettings,
 }
 
 /// One problem with one setting.
@@ -158,7 +160,11 @@ impl Settings {
             }
         };
 
-        match (signalr, auth, cors, token_lifetime_secs, schedule, queue, store, currency) {
+        let sync = crate::functions::marketplace_sync::runtime::SyncSettings::from_lookup(&get)
+            .map_err(|problems| problems.into_iter().for_each(|(name, problem)| report(name, problem)))
+            .ok();
+
+        match (signalr, auth, cors, token_lifetime_secs, schedule, queue, store, currency, sync) {
             (
                 Some(signalr),
                 Some(auth),
@@ -168,6 +174,7 @@ impl Settings {
                 Some(sync_queue_name),
                 Some(store),
                 Some(currency),
+                Some(sync),
             ) if problems.is_empty() => Ok(Settings {
                 signalr,
                 auth,
@@ -177,6 +184,7 @@ impl Settings {
                 sync_queue_name,
                 store,
                 currency,
+                sync,
             }),
             _ => Err(SettingsError(problems)),
         }

@@ -21,12 +21,28 @@ pub enum InvokeError {
     Transport(String),
     #[error("the custom handler did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("the custom handler answered HTTP {0}")]
-    Status(u16),
+    /// A failed invocation; the second field is the handler's stated reason (`message` of its
+    /// JSON error body), kept so a dead-lettered message says why it failed.
+    #[error("the custom handler answered HTTP {code}{suffix}", code = .0, suffix = reason_suffix(.1))]
+    Status(u16, String),
     #[error("the custom handler answered with content type {0:?}, not JSON")]
     MediaType(String),
     #[error("invalid response body: {0}")]
     InvalidBody(String),
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() { String::new() } else { format!(": {reason}") }
+}
+
+/// The `message` of a failed invocation's JSON body (`{"error", "message"}`), bounded and on
+/// one line; empty when there is none.
+pub fn failure_reason(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    message.chars().filter(|c| !c.is_control()).take(1000).collect()
 }
 
 /// A successful invocation's parsed answer.
@@ -134,7 +150,7 @@ impl Invoker {
             let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
             let bytes = resp.bytes().await.map_err(|e| InvokeError::Transport(e.to_string()))?;
             if !status.is_success() {
-                return Err(InvokeError::Status(status.as_u16()));
+                return Err(InvokeError::Status(status.as_u16(), failure_reason(&bytes)));
             }
             parse_response(ct.as_deref(), &bytes)
         };
@@ -167,6 +183,17 @@ mod tests {
 
     const DOCS_GENERIC: &str = include_str!("../../../tests/fixtures/host/response-docs-generic.json");
     const USER_REPORT: &str = include_str!("../../../tests/fixtures/host/response-http-res-user-report.json");
+
+    #[test]
+    fn test_failure_reason() {
+        assert_eq!(
+            failure_reason(br#"{"error":"bad_envelope","message":"invalid sync request: x\ny"}"#),
+            "invalid sync request: xy"
+        );
+        assert_eq!(failure_reason(b"oops"), "");
+        assert_eq!(InvokeError::Status(400, "why".into()).to_string(), "the custom handler answered HTTP 400: why");
+        assert_eq!(InvokeError::Status(500, String::new()).to_string(), "the custom handler answered HTTP 500");
+    }
 
     #[test]
     fn test_parses_documented_responses() {

@@ -3,7 +3,6 @@
 //! `marketplace-sync`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,17 +81,42 @@ impl SyncOperation {
     }
 }
 
-/// A request to sync one marketplace, as it travels on the queue.
+/// One stock/price change, in the marketplaces' vocabulary (Trendyol's field names): the
+/// absolute stock and prices of one barcode. Fields left out are not changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncItem {
+    pub barcode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_price: Option<f64>,
+}
+
+/// A request to sync one marketplace, as it travels on the queue. This is what producers
+/// build; `marketplace-sync` checks every field of what actually arrives (the queue is not
+/// trusted), see `meschain_marketplace::request`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRequest {
-    /// Unique per request: the idempotency key of the whole sync.
+    /// Unique per request.
     pub request_id: String,
     pub marketplace: Marketplace,
     pub operation: SyncOperation,
-    /// The changes to push; empty means "everything the operation covers".
-    #[serde(default)]
-    pub items: Vec<Value>,
+    /// The changes to push (inventory, prices), inline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<SyncItem>,
+    /// Or a paged JSON source of them, for catalogues too large for one message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_url: Option<String>,
+    /// For orders: import orders changed since then (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The idempotency key of the whole sync; absent: the queue message's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_id: Option<String>,
     /// The verified user who asked.
     pub requested_by: String,
     /// RFC 3339.
@@ -106,6 +130,9 @@ impl SyncRequest {
             marketplace,
             operation,
             items: Vec::new(),
+            items_url: None,
+            since: None,
+            sync_id: None,
             requested_by: requested_by.to_string(),
             requested_at: crate::clock::now_rfc3339(),
         }
@@ -138,7 +165,14 @@ mod tests {
         assert_eq!(v["requestedBy"], "u1");
         assert_eq!(v["requestId"].as_str().unwrap().len(), 36);
         assert!(v["requestedAt"].as_str().unwrap().ends_with('Z'));
+        assert!(v.get("items").is_none() && v.get("itemsUrl").is_none() && v.get("syncId").is_none());
         let back: SyncRequest = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+        let mut r = r;
+        r.items.push(SyncItem { barcode: "B1".into(), quantity: Some(3), sale_price: Some(9.5), list_price: None });
+        r.sync_id = Some("s-1".into());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["items"], serde_json::json!([{"barcode": "B1", "quantity": 3, "salePrice": 9.5}]));
+        assert_eq!(v["syncId"], "s-1");
     }
 }

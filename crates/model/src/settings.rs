@@ -59,3 +59,21 @@ pub const WEB_OIDC_CLIENT_ID: &str = "WEB_OIDC_CLIENT_ID";
 pub const WEB_OIDC_SCOPE: &str = "WEB_OIDC_SCOPE";
 /// RFC 8707 resource the dashboard asks a token for (providers that use resource indicators).
 pub const WEB_OIDC_RESOURCE: &str = "WEB_OIDC_RESOURCE";
+
+// Marketplace sync (`marketplace-sync`); the connectors' own settings are documented in
+// `crates/marketplace/README.md`.
+/// Marketplaces served by the sandbox connector (comma-separated, or `*`); empty in Azure.
+pub const MARKETPLACE_SANDBOX: &str = "MARKETPLACE_SANDBOX";
+pub const TRENDYOL_BASE_URL: &str = "TRENDYOL_BASE_URL";
+pub const TRENDYOL_SELLER_ID: &str = "TRENDYOL_SELLER_ID";
+pub const TRENDYOL_API_KEY: &str = "TRENDYOL_API_KEY";
+pub const TRENDYOL_API_SECRET: &str = "TRENDYOL_API_SECRET";
+pub const TRENDYOL_INTEGRATOR: &str = "TRENDYOL_INTEGRATOR";
+pub const TRENDYOL_RATE_LIMIT: &str = "TRENDYOL_RATE_LIMIT";
+pub const TRENDYOL_CONCURRENCY: &str = "TRENDYOL_CONCURRENCY";
+/// Seconds one `marketplace-sync` delivery works before it continues in a new message
+/// (keep it below `functionTimeout`); default 240.
+pub const SYNC_TIME_BUDGET_SECONDS: &str = "SYNC_TIME_BUDGET_SECONDS";
+/// Seconds a sync's lease lasts without a write (how long a redelivery waits for a dead
+/// owner); default 120.
+pub const SYNC_LEASE_SECONDS: &str = "SYNC_LEASE_SECONDS";

@@ -17,6 +17,7 @@ use crate::app::AppState;
 
 pub mod admin_broadcast;
 pub mod connection_events;
+pub mod marketplace_sync;
 pub mod negotiate;
 
 /// A function the handler knows.
@@ -25,10 +26,12 @@ pub enum Function {
     Negotiate,
     ConnectionEvents,
     AdminBroadcast,
+    MarketplaceSync,
 }
 
 impl Function {
-    pub const ALL: [Function; 3] = [Function::Negotiate, Function::ConnectionEvents, Function::AdminBroadcast];
+    pub const ALL: [Function; 4] =
+        [Function::Negotiate, Function::ConnectionEvents, Function::AdminBroadcast, Function::MarketplaceSync];
 }
 
 impl FunctionSet for Function {
@@ -39,6 +42,7 @@ impl FunctionSet for Function {
             Function::Negotiate => "negotiate",
             Function::ConnectionEvents => "connection-events",
             Function::AdminBroadcast => "admin-broadcast",
+            Function::MarketplaceSync => "marketplace-sync",
         }
     }
 
@@ -46,7 +50,7 @@ impl FunctionSet for Function {
         match self {
             Function::Negotiate => Some(negotiate::BINDING),
             Function::ConnectionEvents => Some(connection_events::BINDING),
-            Function::AdminBroadcast => None,
+            Function::AdminBroadcast | Function::MarketplaceSync => None,
         }
     }
 }
@@ -59,7 +63,9 @@ impl Handler for AppState {
             Function::Negotiate => negotiate::run(self, ctx, &req).await,
             Function::ConnectionEvents => connection_events::run(self, ctx, &req).await,
             // The server routes only functions with an HTTP binding here.
-            Function::AdminBroadcast => HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function"),
+            Function::AdminBroadcast | Function::MarketplaceSync => {
+                HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function")
+            }
         }
     }
 
@@ -71,6 +77,7 @@ impl Handler for AppState {
     ) -> Result<(), TriggerFailure> {
         match function {
             Function::AdminBroadcast => admin_broadcast::run(self, ctx, payload).await,
+            Function::MarketplaceSync => marketplace_sync::run(self, ctx, payload).await,
             Function::Negotiate | Function::ConnectionEvents => {
                 Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
             }
@@ -112,6 +119,14 @@ mod tests {
             if f == Function::AdminBroadcast {
                 let timer = bindings.iter().find(|x| x["type"] == "timerTrigger").unwrap();
                 assert_eq!(timer["name"], admin_broadcast::TIMER_BINDING);
+            }
+            if f == Function::MarketplaceSync {
+                let trigger = bindings.iter().find(|x| x["type"] == "serviceBusTrigger").unwrap();
+                assert_eq!(trigger["name"], marketplace_sync::TRIGGER_BINDING);
+                let out = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();
+                assert_eq!(out["name"], marketplace_sync::CONTINUATION_OUTPUT);
+                assert_eq!(out["direction"], "out");
+                assert_eq!(out["queueName"], trigger["queueName"], "continuations go back to the same queue");
             }
             if f == Function::ConnectionEvents {
                 let sb = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();

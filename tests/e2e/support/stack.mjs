@@ -83,6 +83,7 @@ export async function startDev({ appRoot = root, env = {}, dataDir: givenDir, ke
     ...info,
     base,
     output,
+    pid: proc.pid,
     async stop() {
       const exited = new Promise((resolve) => proc.on("exit", resolve));
       proc.kill("SIGTERM");

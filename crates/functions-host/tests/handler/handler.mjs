@@ -5,7 +5,7 @@
 //   queue message body {"output": X}   -> Outputs.out = X
 //   queue message body {"sleepMs": N}  -> answers after N ms
 //   queue message body {"badJson": true} -> 200 with text/plain (invalid for the host)
-//   queue message body {"marketplace": "always-fail"} or with an item {"alwaysFail": true} -> HTTP 500 every time
+//   queue message body {"marketplace": "always-fail"} or with an item {"alwaysFail": true} or {"barcode": "always-fail"} -> HTTP 500 every time
 //   POST /crash (HTTP function "crash") -> exits with code 1
 import http from 'node:http';
 import fs from 'node:fs';
@@ -55,7 +55,7 @@ const server = http.createServer((req, res) => {
       const msg = decode(Object.values(data)[0]) || {};
       const count = Number(md.DeliveryCount);
       if (msg.fail !== undefined && count <= msg.fail) { json(500, { error: 'told to fail' }); return; }
-      const told = msg.marketplace === 'always-fail' || (Array.isArray(msg.items) && msg.items.some((i) => i && i.alwaysFail));
+      const told = msg.marketplace === 'always-fail' || (Array.isArray(msg.items) && msg.items.some((i) => i && (i.alwaysFail || i.barcode === 'always-fail')));
       if (told) { json(500, { error: 'told to fail' }); return; }
       if (msg.badJson) { res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('ok'); return; }
       const reply = () => json(200, { Outputs: msg.output !== undefined ? { out: msg.output } : {}, Logs: [`done ${md.MessageId}`], ReturnValue: null });

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use meschain_functions_host::servicebus::{self, Auth, ConnectionString};
-use meschain_model::marketplace::{Marketplace, SyncOperation, SyncRequest};
+use meschain_model::marketplace::{Marketplace, SyncItem, SyncOperation, SyncRequest};
 use serde_json::{Value, json};
 
 /// Options of `meschain enqueue`.
@@ -16,9 +16,19 @@ pub struct Args {
     /// Operation: products, inventory, prices, orders or full.
     #[arg(long)]
     pub operation: String,
-    /// JSON file holding the items array.
-    #[arg(long)]
+    /// JSON file holding the items array: `[{"barcode", "quantity", "salePrice", "listPrice"}, ...]`.
+    #[arg(long, conflicts_with = "items_url")]
     pub items: Option<PathBuf>,
+    /// A paged JSON source of the items (`GET URL?offset=O&limit=L` → `{"items", "total"}`).
+    #[arg(long)]
+    pub items_url: Option<String>,
+    /// For `--operation orders`: import orders changed since this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// The sync's idempotency key (default: the message id, a fresh UUID). The same key
+    /// enqueued again is pushed once.
+    #[arg(long)]
+    pub sync_id: Option<String>,
     /// `requestedBy` of the request.
     #[arg(long, env = "USER", default_value = "meschain-cli")]
     pub requested_by: String,
@@ -60,11 +70,22 @@ pub fn check_loopback(url: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The sync request message, the same type `marketplace-sync` reads (pure, for tests).
+/// What goes into a request besides marketplace, operation and requester.
+#[derive(Debug, Default)]
+pub struct Content {
+    /// The `--items` file's JSON.
+    pub items: Option<Value>,
+    pub items_url: Option<String>,
+    pub since: Option<String>,
+    pub sync_id: Option<String>,
+}
+
+/// The sync request message, the same type `marketplace-sync` reads (pure, for tests). The
+/// handler checks everything again; this catches what the CLI can see before sending.
 pub fn build_request(
     marketplace: &str,
     operation: &str,
-    items: Value,
+    content: Content,
     requested_by: &str,
 ) -> anyhow::Result<SyncRequest> {
     let names = |all: &[&str]| all.join(", ");
@@ -74,12 +95,25 @@ pub fn build_request(
     let operation = SyncOperation::from_name(operation).ok_or_else(|| {
         anyhow::anyhow!("--operation must be one of {}", names(&SyncOperation::ALL.map(SyncOperation::name)))
     })?;
-    let Value::Array(items) = items else { anyhow::bail!("--items must hold a JSON array") };
     if requested_by.trim().is_empty() {
         anyhow::bail!("--requested-by must not be empty");
     }
     let mut request = SyncRequest::new(marketplace, operation, requested_by.trim());
-    request.items = items;
+    if let Some(items) = content.items {
+        let Value::Array(_) = items else { anyhow::bail!("--items must hold a JSON array") };
+        request.items = serde_json::from_value::<Vec<SyncItem>>(items).map_err(|e| {
+            anyhow::anyhow!("--items: each item is {{barcode, quantity?, salePrice?, listPrice?}}: {e}")
+        })?;
+    }
+    if let Some(url) = content.items_url {
+        let parsed = url::Url::parse(&url).map_err(|e| anyhow::anyhow!("--items-url: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            anyhow::bail!("--items-url must be an http(s) URL");
+        }
+        request.items_url = Some(url);
+    }
+    request.since = content.since;
+    request.sync_id = content.sync_id;
     Ok(request)
 }
 
@@ -87,11 +121,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let items = match &args.items {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?
+            Some(serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?)
         }
-        None => json!([]),
+        None => None,
     };
-    let request = build_request(&args.marketplace, &args.operation, items, &args.requested_by)?;
+    let content =
+        Content { items, items_url: args.items_url.clone(), since: args.since.clone(), sync_id: args.sync_id.clone() };
+    let request = build_request(&args.marketplace, &args.operation, content, &args.requested_by)?;
     let request_id = request.request_id.clone();
     let body = serde_json::to_vec(&request)?;
     let broker = json!({ "MessageId": request_id });
@@ -165,21 +201,37 @@ mod tests {
 
     #[test]
     fn test_build_request() {
-        let r =
-            serde_json::to_value(build_request("Trendyol", "inventory", json!([{"sku":"A1"}]), "me").unwrap()).unwrap();
+        let items = |v: Value| Content { items: Some(v), ..Content::default() };
+        let r = build_request("Trendyol", "inventory", items(json!([{"barcode": "A1", "quantity": 2}])), "me").unwrap();
+        let r = serde_json::to_value(r).unwrap();
         for k in ["requestId", "marketplace", "operation", "items", "requestedBy", "requestedAt"] {
             assert!(r.get(k).is_some(), "{k}");
         }
         assert_eq!(r["marketplace"], "trendyol");
-        assert!(build_request("trendyol", "inventory", json!({}), "me").is_err());
+        assert_eq!(r["items"], json!([{"barcode": "A1", "quantity": 2}]));
+        assert!(build_request("trendyol", "inventory", items(json!({})), "me").is_err());
+        let err = build_request("trendyol", "inventory", items(json!([{"sku": "A1"}])), "me").unwrap_err();
+        assert!(err.to_string().contains("barcode"), "{err}");
         assert!(
-            build_request("etsy", "inventory", json!([]), "me")
+            build_request("etsy", "inventory", Content::default(), "me")
                 .unwrap_err()
                 .to_string()
                 .contains("trendyol, hepsiburada")
         );
-        assert!(build_request("trendyol", "sync-products", json!([]), "me").is_err());
-        assert!(build_request("trendyol", "full", json!([]), " ").is_err());
+        assert!(build_request("trendyol", "sync-products", Content::default(), "me").is_err());
+        assert!(build_request("trendyol", "full", Content::default(), " ").is_err());
+        let url = Content {
+            items_url: Some("http://127.0.0.1:9/items?total=5".into()),
+            sync_id: Some("s-1".into()),
+            ..Content::default()
+        };
+        let r = serde_json::to_value(build_request("n11", "prices", url, "me").unwrap()).unwrap();
+        assert_eq!(
+            (r["itemsUrl"].as_str(), r["syncId"].as_str()),
+            (Some("http://127.0.0.1:9/items?total=5"), Some("s-1"))
+        );
+        let bad = Content { items_url: Some("file:///etc/passwd".into()), ..Content::default() };
+        assert!(build_request("n11", "prices", bad, "me").is_err());
     }
 
     #[test]

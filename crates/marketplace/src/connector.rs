@@ -1,0 +1,165 @@
+//! What the engine needs from a marketplace, and how a marketplace is chosen from settings.
+//!
+//! The trait is small on purpose: push a batch (answered with a receipt, because marketplaces
+//! apply stock and price changes asynchronously), read a batch's per-item results, read a page
+//! of orders. Two real implementations: [`crate::trendyol`] (the documented seller API) and
+//! [`crate::sandbox`] (a simulated marketplace for local runs, selected only explicitly).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::request::Item;
+
+/// Setting listing the marketplaces that use the sandbox connector (comma-separated, or `*`).
+/// Absent or empty (as in Azure): no marketplace does, and one without credentials fails.
+pub const SANDBOX_SETTING: &str = meschain_model::settings::MARKETPLACE_SANDBOX;
+
+/// The marketplace's answer to a push.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushOutcome {
+    /// Accepted for processing; results are read later with the receipt.
+    Accepted { receipt: String },
+    /// Refused as a repeat of an identical earlier request (Trendyol's 15-minute rule): the
+    /// earlier one was accepted, but its receipt is unknown, so its results cannot be read.
+    AlreadyAccepted,
+    /// The whole request was refused for a reason that will not change on retry.
+    Rejected { reason: String },
+}
+
+/// A batch's processing state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchStatus {
+    InProgress,
+    Done(Vec<ItemResult>),
+}
+
+/// One item's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemResult {
+    pub barcode: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// An order read from the marketplace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub package_id: String,
+    pub order_number: String,
+    pub status: String,
+    pub total: f64,
+    pub currency: String,
+    /// Epoch milliseconds.
+    pub last_modified: i64,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    pub barcode: String,
+    pub quantity: u32,
+    pub unit_price: f64,
+}
+
+/// One page of orders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrdersPage {
+    pub orders: Vec<Order>,
+    pub total_pages: u32,
+    pub total_orders: u64,
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth retrying: 429, 5xx, timeouts, connection errors.
+    #[error("{reason}")]
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// Not worth retrying for this sync: bad credentials, a wrong seller id, a wrong URL.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl ConnectorError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        ConnectorError::Transient { reason: reason.into(), retry_after: None }
+    }
+}
+
+/// A marketplace the engine can push to and read from.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Most items one push may carry.
+    fn max_batch(&self) -> usize;
+    /// Most requests in flight at once (the engine's window).
+    fn concurrency(&self) -> usize;
+    /// Whether this is the simulated marketplace (shown in logs and status).
+    fn is_sandbox(&self) -> bool {
+        false
+    }
+    async fn push(&self, items: &[Item]) -> Result<PushOutcome, ConnectorError>;
+    async fn batch_result(&self, receipt: &str) -> Result<BatchStatus, ConnectorError>;
+    /// Orders last modified in `[from_ms, to_ms]`, page `page` (zero-based), oldest first.
+    async fn orders(&self, from_ms: i64, to_ms: i64, page: u32) -> Result<OrdersPage, ConnectorError>;
+}
+
+/// Builds the connector of `marketplace` from settings (`get` reads one setting).
+///
+/// A marketplace listed in [`SANDBOX_SETTING`] gets the sandbox; Trendyol otherwise gets its
+/// seller API from `TRENDYOL_*`; any other marketplace has no connector yet and is an error
+/// that names the settings, so a missing credential is never papered over with a simulation.
+pub fn from_settings(
+    marketplace: &str,
+    http: reqwest::Client,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn Connector>, String> {
+    if sandbox_selected(marketplace, get(SANDBOX_SETTING).as_deref()) {
+        return Ok(Arc::new(crate::sandbox::Sandbox::new(marketplace, crate::sandbox::SandboxConfig::default())));
+    }
+    match marketplace {
+        "trendyol" => {
+            let config = crate::trendyol::TrendyolConfig::from_settings(get)?;
+            Ok(Arc::new(crate::trendyol::Trendyol::new(config, http)))
+        }
+        other => Err(format!(
+            "no connector for {other}: only trendyol has a live connector; list {other} in {SANDBOX_SETTING} to use the sandbox"
+        )),
+    }
+}
+
+fn sandbox_selected(marketplace: &str, setting: Option<&str>) -> bool {
+    setting.unwrap_or("").split(',').map(str::trim).any(|m| m == "*" || m.eq_ignore_ascii_case(marketplace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_sandbox_only_when_listed() {
+        assert!(sandbox_selected("n11", Some("trendyol, n11")));
+        assert!(sandbox_selected("ozon", Some("*")));
+        assert!(!sandbox_selected("trendyol", Some("n11")));
+        assert!(!sandbox_selected("trendyol", None));
+        assert!(!sandbox_selected("trendyol", Some("")));
+    }
+
+    #[test]
+    fn test_from_settings_never_falls_back_to_sandbox() {
+        let http = reqwest::Client::new();
+        let none = |_: &str| None;
+        let err = from_settings("n11", http.clone(), &none).err().unwrap();
+        assert!(err.contains("MARKETPLACE_SANDBOX"), "{err}");
+        let err = from_settings("trendyol", http.clone(), &none).err().unwrap();
+        assert!(err.contains("TRENDYOL_SELLER_ID"), "{err}");
+        let sandbox = |k: &str| (k == SANDBOX_SETTING).then(|| "n11".to_string());
+        assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
+    }
+}

@@ -1,0 +1,168 @@
+//! Client-side rate limits, one limiter per marketplace endpoint.
+//!
+//! Trendyol allows 50 requests per 10 s to the same endpoint and answers the 51st with 429.
+//! The limiter keeps the exact rule (at most N starts in any window, a sliding log of start
+//! times) rather than a smoothed rate, so a burst of N is allowed as the marketplace allows it;
+//! and a 429's `Retry-After` pauses the whole endpoint, not just the request that got it, so
+//! concurrent requests do not keep hitting a marketplace that asked us to wait. Those two needs
+//! are why this is a few lines of our own and not `governor` (GCRA smooths the burst and has no
+//! pause).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// At most `requests` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Trendyol's documented limit: 50 requests per 10 s per endpoint.
+    pub const TRENDYOL: RateLimit = RateLimit { requests: 50, per: Duration::from_secs(10) };
+
+    /// Parses `N/SECONDS` (as in `TRENDYOL_RATE_LIMIT=50/10`).
+    pub fn parse(s: &str) -> Result<RateLimit, String> {
+        let (n, secs) = s.trim().split_once('/').ok_or_else(|| format!("{s:?} is not N/SECONDS"))?;
+        let requests: u32 = n.trim().parse().map_err(|_| format!("{s:?}: N must be a positive integer"))?;
+        let secs: u64 = secs.trim().parse().map_err(|_| format!("{s:?}: SECONDS must be a positive integer"))?;
+        if requests == 0 || secs == 0 {
+            return Err(format!("{s:?}: N and SECONDS must be positive"));
+        }
+        Ok(RateLimit { requests, per: Duration::from_secs(secs) })
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.requests, self.per.as_secs())
+    }
+}
+
+/// The marketplace counts a request when it arrives, we when it leaves: a start only leaves
+/// our window this much after it left theirs, so network jitter cannot put N+1 in theirs.
+fn margin(per: Duration) -> Duration {
+    (per / 40).max(Duration::from_millis(250))
+}
+
+/// The pure bookkeeping of one endpoint's limit.
+#[derive(Debug)]
+pub struct Window {
+    limit: RateLimit,
+    /// The window we keep: the marketplace's plus a margin.
+    span: Duration,
+    starts: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+}
+
+impl Window {
+    pub fn new(limit: RateLimit) -> Self {
+        let span = limit.per + margin(limit.per);
+        Window { limit, span, starts: VecDeque::with_capacity(limit.requests as usize), paused_until: None }
+    }
+
+    /// Records a request starting at `now` if allowed; otherwise how long to wait.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Err(until - now);
+            }
+            self.paused_until = None;
+        }
+        while self.starts.front().is_some_and(|t| now.duration_since(*t) >= self.span) {
+            self.starts.pop_front();
+        }
+        if self.starts.len() < self.limit.requests as usize {
+            self.starts.push_back(now);
+            return Ok(());
+        }
+        let oldest = *self.starts.front().expect("full window has a start");
+        Err(self.span - now.duration_since(oldest))
+    }
+
+    /// Holds every request until `until` (a 429's `Retry-After`).
+    pub fn pause_until(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+}
+
+/// A shared limiter for one endpoint.
+#[derive(Debug)]
+pub struct RateLimiter {
+    window: Mutex<Window>,
+}
+
+impl RateLimiter {
+    pub fn new(limit: RateLimit) -> Self {
+        RateLimiter { window: Mutex::new(Window::new(limit)) }
+    }
+
+    /// Waits until a request may start.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = match self.window.lock().await.admit(Instant::now()) {
+                Ok(()) => return,
+                Err(wait) => wait,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The marketplace asked us to wait: hold the endpoint for `after`.
+    pub async fn pause_for(&self, after: Duration) {
+        self.window.lock().await.pause_until(Instant::now() + after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse() {
+        assert_eq!(RateLimit::parse("50/10").unwrap(), RateLimit::TRENDYOL);
+        assert_eq!(RateLimit::TRENDYOL.to_string(), "50/10s");
+        for bad in ["", "50", "0/10", "5/0", "x/1", "1/y"] {
+            assert!(RateLimit::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_window_allows_burst_then_waits_for_oldest() {
+        let mut w = Window::new(RateLimit { requests: 3, per: Duration::from_secs(10) });
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert!(w.admit(t0 + Duration::from_secs(i)).is_ok());
+        }
+        let span = Duration::from_millis(10_250);
+        assert_eq!(w.admit(t0 + Duration::from_secs(4)), Err(span - Duration::from_secs(4)));
+        assert!(w.admit(t0 + span).is_ok(), "the first start left the window (with the margin)");
+        assert!(w.admit(t0 + span).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_pause_holds_every_request() {
+        let mut w = Window::new(RateLimit::TRENDYOL);
+        let t0 = Instant::now();
+        w.pause_until(t0 + Duration::from_secs(2));
+        w.pause_until(t0 + Duration::from_secs(1));
+        assert_eq!(w.admit(t0), Err(Duration::from_secs(2)), "a shorter pause does not shorten a longer one");
+        assert!(w.admit(t0 + Duration::from_secs(2)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_limiter_spaces_requests() {
+        let limiter = RateLimiter::new(RateLimit { requests: 2, per: Duration::from_secs(1) });
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        // 5 starts at 2 per second (plus the 250 ms margin): the fifth waits two windows.
+        assert_eq!(Instant::now() - t0, Duration::from_millis(2 * 1250));
+    }
+}

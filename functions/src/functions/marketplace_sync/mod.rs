@@ -1,0 +1,122 @@
+//! `marketplace-sync`: one delivery of a queued sync request.
+//!
+//! The request is checked first (every problem at once); an invalid one fails the invocation
+//! with the reason, so the host redelivers it until it is dead-lettered with that reason, and
+//! the admins get one `systemAlert`, on the first delivery only (`DeliveryCount` 1). A valid
+//! one is run by [`meschain_marketplace::engine`], which owns exactly-once batches and
+//! resumption; this module only adapts the host to it: the trigger payload in, progress and
+//! results out to SignalR ([`reporter`]), and at the time budget a continuation message on
+//! the same queue through the `continuation` output binding.
+
+use std::sync::Arc;
+
+use meschain_functions_protocol::{Context, InvocationRequest, TriggerFailure};
+use meschain_marketplace::engine::{Engine, EngineError, Options, Outcome, continuation_body};
+use meschain_marketplace::request::validate;
+use meschain_model::clock;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::app::AppState;
+
+pub mod reporter;
+pub mod runtime;
+
+pub use runtime::SyncRuntime;
+
+/// The Service Bus trigger's binding name in `marketplace-sync/function.json`.
+pub const TRIGGER_BINDING: &str = "message";
+/// The Service Bus output (same queue) continuation messages are written to.
+pub const CONTINUATION_OUTPUT: &str = "continuation";
+
+pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationRequest) -> Result<(), TriggerFailure> {
+    let started = Instant::now();
+    let raw = envelope.binding(TRIGGER_BINDING).map_err(|e| TriggerFailure::bad_input(e.to_string()))?;
+    let body = meschain_functions_protocol::envelope::decode_data(raw);
+    let message_id = envelope.metadata_str("MessageId");
+    let delivery = envelope.metadata_u64("DeliveryCount").unwrap_or(1);
+    let now = time::OffsetDateTime::now_utc();
+    let plan = match validate(&body, message_id.as_deref(), now) {
+        Ok(plan) => plan,
+        Err(invalid) => return Err(refuse(state, ctx, delivery, message_id.as_deref(), &invalid.to_string()).await),
+    };
+    if !ctx.can_write_outputs() {
+        return Err(TriggerFailure::bad_input("marketplace-sync needs its continuation output binding".into()));
+    }
+    let rt = &state.sync;
+    let connector = match rt.connector(plan.marketplace.name()) {
+        Ok(c) => c,
+        // A configuration problem, not the message's: fail so it waits in the dead-letter queue
+        // for the settings to be fixed, and tell the admins once.
+        Err(reason) => return Err(refuse(state, ctx, delivery, message_id.as_deref(), &reason).await),
+    };
+    let (store, recorder) = rt.store().await.map_err(|e| TriggerFailure::unavailable(format!("store: {e}")))?;
+    let reporter = reporter::Reporter::new(&state.rest, recorder, plan.marketplace);
+    let options =
+        Options { lease_ttl: rt.lease_ttl, ..Options::new(ctx.invocation_id().to_string(), started + rt.budget) };
+    let engine = Engine { store, connector, reporter: Arc::new(reporter), http: rt.http.clone(), options };
+    ctx.log(format!(
+        "sync {} ({} {}), delivery {delivery}, continuation {}",
+        plan.sync_id,
+        plan.marketplace.name(),
+        plan.operation.name(),
+        plan.continuation
+    ));
+    match engine.run(&plan).await {
+        Ok(Outcome::Continue) => {
+            let next = continuation_body(&body, &plan);
+            ctx.outputs().map_err(|e| TriggerFailure::unavailable(e.to_string()))?.push(CONTINUATION_OUTPUT, next);
+            ctx.log(format!("sync {} continues in a new message", plan.sync_id));
+            Ok(())
+        }
+        Ok(outcome) => {
+            ctx.log(describe(&plan.sync_id, &outcome));
+            Ok(())
+        }
+        Err(EngineError::Store(e)) => Err(TriggerFailure::unavailable(format!("sync store: {e}"))),
+        Err(EngineError::Conflicting(reason)) => {
+            Err(refuse(state, ctx, delivery, message_id.as_deref(), &reason).await)
+        }
+    }
+}
+
+fn describe(sync_id: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Completed(s) => format!(
+            "sync {sync_id} completed: {} items, {} failed, {} repeated batches, {} orders",
+            s.processed, s.failed_items, s.repeated_batches, s.orders_imported
+        ),
+        Outcome::Failed(s) => {
+            format!("sync {sync_id} failed: {}", s.last_error.as_deref().unwrap_or("unknown error"))
+        }
+        Outcome::AlreadyFinished(s) => format!("sync {sync_id} had already finished ({:?}); nothing to do", s.status),
+        Outcome::RunningElsewhere => format!("sync {sync_id} is running in another delivery; nothing to do"),
+        Outcome::Continue => format!("sync {sync_id} continues"),
+    }
+}
+
+/// Fails the invocation with `reason`; on the first delivery, tells the admins.
+async fn refuse(
+    state: &AppState,
+    ctx: &mut Context,
+    delivery: u64,
+    message_id: Option<&str>,
+    reason: &str,
+) -> TriggerFailure {
+    ctx.log(format!("sync request refused (delivery {delivery}): {reason}"));
+    if delivery <= 1 {
+        let alert = json!({
+            "severity": "error",
+            "source": "marketplace-sync",
+            "title": "Sync request refused",
+            "message": reason,
+            "messageId": message_id,
+            "at": clock::now_rfc3339(),
+        });
+        reporter::alert_admins(&state.rest, alert).await;
+        if let Ok((_, recorder)) = state.sync.store().await {
+            reporter::record_refused(&recorder, reason);
+        }
+    }
+    TriggerFailure::bad_input(reason.to_string())
+}

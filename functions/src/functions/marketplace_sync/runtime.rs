@@ -1,0 +1,142 @@
+//! What `marketplace-sync` keeps between invocations: one connector per marketplace (its rate
+//! limiters must outlive a delivery to mean anything), the HTTP client, the store and its
+//! recorder (opened on first use), and the sync settings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meschain_marketplace::connector::{self, Connector};
+use meschain_model::settings::{SYNC_LEASE_SECONDS, SYNC_TIME_BUDGET_SECONDS};
+use meschain_store::{Recorder, Store, StoreError, StoreSettings};
+
+/// Default time budget: below the 5-minute `functionTimeout` with a minute to spare.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(240);
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub struct SyncRuntime {
+    pub http: reqwest::Client,
+    /// How long one delivery works before continuing in a new message.
+    pub budget: Duration,
+    pub lease_ttl: Duration,
+    settings: Lookup,
+    connectors: Mutex<HashMap<String, Arc<dyn Connector>>>,
+    store: tokio::sync::OnceCell<(Arc<dyn Store>, Recorder)>,
+}
+
+/// The sync's own settings, checked with the others at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSettings {
+    pub budget: Duration,
+    pub lease_ttl: Duration,
+}
+
+impl SyncSettings {
+    /// Reads `SYNC_TIME_BUDGET_SECONDS` and `SYNC_LEASE_SECONDS`; a problem names its setting.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let mut seconds = |name: &'static str, default: Duration, range: std::ops::RangeInclusive<u64>| match get(name)
+        {
+            None => default,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(s) if range.contains(&s) => Duration::from_secs(s),
+                _ => {
+                    problems.push((name, format!("must be whole seconds from {} to {}", range.start(), range.end())));
+                    default
+                }
+            },
+        };
+        let budget = seconds(SYNC_TIME_BUDGET_SECONDS, DEFAULT_BUDGET, 5..=3600);
+        let lease_ttl = seconds(SYNC_LEASE_SECONDS, DEFAULT_LEASE, 2..=3600);
+        if problems.is_empty() { Ok(SyncSettings { budget, lease_ttl }) } else { Err(problems) }
+    }
+}
+
+impl SyncRuntime {
+    /// `settings` reads connector and store settings (the environment in the handler).
+    pub fn new(settings: Lookup, sync: SyncSettings) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        SyncRuntime {
+            http,
+            budget: sync.budget,
+            lease_ttl: sync.lease_ttl,
+            settings,
+            connectors: Mutex::new(HashMap::new()),
+            store: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Over the process environment.
+    pub fn from_env(sync: SyncSettings) -> Self {
+        Self::new(Arc::new(|k: &str| std::env::var(k).ok()), sync)
+    }
+
+    /// Shares the app's store and recorder instead of opening its own: one store connection
+    /// and one write buffer per process.
+    pub fn with_store(self, store: Arc<dyn Store>, recorder: Recorder) -> Self {
+        SyncRuntime { store: tokio::sync::OnceCell::new_with(Some((store, recorder))), ..self }
+    }
+
+    /// The connector of `marketplace`, built from settings on first use.
+    pub fn connector(&self, marketplace: &str) -> Result<Arc<dyn Connector>, String> {
+        let mut connectors = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = connectors.get(marketplace) {
+            return Ok(c.clone());
+        }
+        let settings = self.settings.clone();
+        let c = connector::from_settings(marketplace, self.http.clone(), &move |k| settings(k))?;
+        connectors.insert(marketplace.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// The store the settings name, and a recorder writing to it; opened once.
+    pub async fn store(&self) -> Result<(Arc<dyn Store>, Recorder), StoreError> {
+        self.store
+            .get_or_try_init(|| async {
+                let settings = StoreSettings::from_lookup(|k| (self.settings)(k)).map_err(StoreError::Invalid)?;
+                let store = meschain_store::open(&settings).await?;
+                let recorder = Recorder::start(store.clone(), settings.recorder_config());
+                Ok((store, recorder))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Writes what the recorder holds (at shutdown).
+    pub async fn flush(&self) {
+        if let Some((_, recorder)) = self.store.get()
+            && let Err(e) = recorder.flush().await
+        {
+            tracing::warn!(error = %e, "sync analytics not flushed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> Lookup {
+        Arc::new(move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn test_settings() {
+        let s = SyncSettings::from_lookup(&*lookup(&[])).unwrap();
+        assert_eq!((s.budget, s.lease_ttl), (DEFAULT_BUDGET, DEFAULT_LEASE));
+        let err = SyncSettings::from_lookup(&*lookup(&[(SYNC_TIME_BUDGET_SECONDS, "0"), (SYNC_LEASE_SECONDS, "x")]));
+        let names: Vec<&str> = err.unwrap_err().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, [SYNC_TIME_BUDGET_SECONDS, SYNC_LEASE_SECONDS]);
+        let rt = SyncRuntime::new(lookup(&[("MARKETPLACE_SANDBOX", "n11")]), s);
+        assert!(rt.connector("n11").unwrap().is_sandbox());
+        assert!(rt.connector("ozon").err().unwrap().contains("MARKETPLACE_SANDBOX"));
+        let first = rt.connector("n11").unwrap();
+        assert!(Arc::ptr_eq(&first, &rt.connector("n11").unwrap()), "one connector (and rate limit) per marketplace");
+    }
+}
