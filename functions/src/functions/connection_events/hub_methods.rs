@@ -321,6 +321,9 @@ async fn admin_command(
     }
 }
 
+/// The order window of a sync started from a hub method.
+const HUB_ORDERS_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
 async fn queue_sync(
     env: &MethodEnv<'_>,
     caller: &Caller,
@@ -334,7 +337,12 @@ async fn queue_sync(
     let Some(user) = caller.user_id.as_deref() else {
         return Err(MethodError::Refused("A sync must be requested by a signed-in user".into()));
     };
-    let request = SyncRequest::new(marketplace, operation, user);
+    let mut request = SyncRequest::new(marketplace, operation, user);
+    if operation == SyncOperation::Orders {
+        // A hub call names no order window; "sync orders now" on the dashboard means the last
+        // day's orders (inventory and prices need items, which only the queue message carries).
+        request.since = Some(meschain_model::clock::rfc3339_millis(env.now_ms.saturating_sub(HUB_ORDERS_WINDOW_MS)));
+    }
     env.recorder.record(
         Event::new(EventKind::SyncRequested, env.now_ms)
             .with_hub(caller.hub.name())
