@@ -40,7 +40,7 @@ pub struct AppState {
     pub dashboard_cache: DashboardCache,
     pub currency: String,
     /// `marketplace-sync`'s connectors, store and settings.
-    pub sync: crate::functions::marketplace_sync::SyncRuntime,
+    pub sync: crate::sync_runtime::SyncRuntime,
     /// Settings read from Key Vault, refreshed in the background; `secrets.health()` is
     /// `health.secrets` on the dashboard.
     pub secrets: Secrets,
@@ -95,7 +95,7 @@ impl AppState {
         let lookup_secrets = secrets.clone();
         let lookup =
             move |name: &str| meschain_secrets::settings::lookup(&lookup_secrets, name, |n| std::env::var(n).ok());
-        let sync = crate::functions::marketplace_sync::SyncRuntime::new(std::sync::Arc::new(lookup), sync)
+        let sync = crate::sync_runtime::SyncRuntime::new(std::sync::Arc::new(lookup), sync)
             .with_store(store.clone(), recorder.clone());
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();

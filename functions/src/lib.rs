@@ -12,6 +12,8 @@
 //! - [`client_tokens`]: the key negotiate signs client tokens with (access key or service-issued).
 //! - [`dashboard`]: the admin snapshot and metric updates `admin-broadcast` sends. Presence,
 //!   counters and analytics live in the store (`meschain-store`), shared by every instance.
+//! - [`sync_runtime`]: what `marketplace-sync` keeps between invocations (connectors, their
+//!   rate limits, the sync settings), held in the app state.
 
 pub mod app;
 pub mod auth;
@@ -23,3 +25,4 @@ pub mod hubs;
 pub mod marketplace;
 pub mod settings;
 pub mod signalr_rest;
+pub mod sync_runtime;

@@ -55,7 +55,7 @@ pub struct Settings {
     /// Currency of the dashboard's revenue figures.
     pub currency: String,
     /// `marketplace-sync`'s time budget and lease.
-    pub sync: crate::functions::marketplace_sync::runtime::SyncSettings,
+    pub sync: crate::sync_runtime::SyncSettings,
 }
 
 /// One problem with one setting.
@@ -160,7 +160,7 @@ impl Settings {
             }
         };
 
-        let sync = crate::functions::marketplace_sync::runtime::SyncSettings::from_lookup(&get)
+        let sync = crate::sync_runtime::SyncSettings::from_lookup(&get)
             .map_err(|problems| problems.into_iter().for_each(|(name, problem)| report(name, problem)))
             .ok();
 

@@ -5,7 +5,6 @@
 //! of orders. Two real implementations: [`crate::trendyol`] (the documented seller API) and
 //! [`crate::sandbox`] (a simulated marketplace for local runs, selected only explicitly).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -108,58 +107,4 @@ pub trait Connector: Send + Sync {
     async fn batch_result(&self, receipt: &str) -> Result<BatchStatus, ConnectorError>;
     /// Orders last modified in `[from_ms, to_ms]`, page `page` (zero-based), oldest first.
     async fn orders(&self, from_ms: i64, to_ms: i64, page: u32) -> Result<OrdersPage, ConnectorError>;
-}
-
-/// Builds the connector of `marketplace` from settings (`get` reads one setting).
-///
-/// A marketplace listed in [`SANDBOX_SETTING`] gets the sandbox; Trendyol otherwise gets its
-/// seller API from `TRENDYOL_*`; any other marketplace has no connector yet and is an error
-/// that names the settings, so a missing credential is never papered over with a simulation.
-pub fn from_settings(
-    marketplace: &str,
-    http: reqwest::Client,
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<Arc<dyn Connector>, String> {
-    if sandbox_selected(marketplace, get(SANDBOX_SETTING).as_deref()) {
-        return Ok(Arc::new(crate::sandbox::Sandbox::new(marketplace, crate::sandbox::SandboxConfig::default())));
-    }
-    match marketplace {
-        "trendyol" => {
-            let config = crate::trendyol::TrendyolConfig::from_settings(get)?;
-            Ok(Arc::new(crate::trendyol::Trendyol::new(config, http)))
-        }
-        other => Err(format!(
-            "no connector for {other}: only trendyol has a live connector; list {other} in {SANDBOX_SETTING} to use the sandbox"
-        )),
-    }
-}
-
-fn sandbox_selected(marketplace: &str, setting: Option<&str>) -> bool {
-    setting.unwrap_or("").split(',').map(str::trim).any(|m| m == "*" || m.eq_ignore_ascii_case(marketplace))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_sandbox_only_when_listed() {
-        assert!(sandbox_selected("n11", Some("trendyol, n11")));
-        assert!(sandbox_selected("ozon", Some("*")));
-        assert!(!sandbox_selected("trendyol", Some("n11")));
-        assert!(!sandbox_selected("trendyol", None));
-        assert!(!sandbox_selected("trendyol", Some("")));
-    }
-
-    #[test]
-    fn test_from_settings_never_falls_back_to_sandbox() {
-        let http = reqwest::Client::new();
-        let none = |_: &str| None;
-        let err = from_settings("n11", http.clone(), &none).err().unwrap();
-        assert!(err.contains("MARKETPLACE_SANDBOX"), "{err}");
-        let err = from_settings("trendyol", http.clone(), &none).err().unwrap();
-        assert!(err.contains("TRENDYOL_SELLER_ID"), "{err}");
-        let sandbox = |k: &str| (k == SANDBOX_SETTING).then(|| "n11".to_string());
-        assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
-    }
 }

@@ -2,9 +2,9 @@
 //!
 //! - [`request`]: the queued request, checked field by field (every problem reported at once)
 //!   into a [`request::SyncPlan`].
-//! - [`connector`]: the small trait a marketplace implements, and the choice of connector from
-//!   settings; [`trendyol`] (the documented seller API) and [`sandbox`] (a simulated marketplace,
-//!   selected only explicitly) implement it.
+//! - [`connector`]: the small trait a marketplace implements; [`trendyol`] (the documented
+//!   seller API) and [`sandbox`] (a simulated marketplace, selected only explicitly) implement
+//!   it, and [`selection`] chooses one from settings.
 //! - [`rate_limit`]: per-endpoint limits and `Retry-After` pauses.
 //! - [`items_source`]: inline items or an `itemsUrl` paged source, read one window at a time.
 //! - [`engine`]: one delivery of a sync: lease, exactly-once batch claims, retries within a
@@ -23,5 +23,6 @@ pub mod rate_limit;
 pub mod request;
 pub mod run;
 pub mod sandbox;
+pub mod selection;
 pub mod status;
 pub mod trendyol;

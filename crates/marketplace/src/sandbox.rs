@@ -4,7 +4,7 @@
 //! takes some latency, about one push in 25 is answered with 429 and a `Retry-After`, results
 //! are ready one poll later, and about one item in 200 is rejected with a reason. Which item
 //! fails is a hash of its barcode, so runs are repeatable. It is only ever used when listed in
-//! `MARKETPLACE_SANDBOX` (see [`crate::connector::from_settings`]).
+//! `MARKETPLACE_SANDBOX` (see [`crate::selection::from_settings`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -10,15 +10,12 @@
 //! before expiry and refreshes it under a lock, so concurrent REST calls share one fetch.
 //! A fetch is still bounded by the REST call's own time budget ([`EntraToken::bearer`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::headers::{HeaderName, HeaderValue, Headers};
-use azure_core::http::{AsyncRawResponse, Body, ClientOptions, HttpClient, Request, RetryOptions, Transport};
+use azure_core::http::{ClientOptions, RetryOptions};
 use azure_identity::{
     ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId,
@@ -125,7 +122,8 @@ fn app_secret(auth: &EntraIdAuth) -> Option<(&str, &str, &str)> {
 /// budget and a credential that retries for a minute would only eat it.
 fn client_options(http: reqwest::Client) -> ClientOptions {
     ClientOptions {
-        transport: Some(Transport::new(Arc::new(ReqwestTransport(http)))),
+        // One HTTP/TLS stack: the adapter the Key Vault client uses too.
+        transport: Some(meschain_secrets::transport::ReqwestTransport::transport(http)),
         retry: RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
             initial_delay: azure_core::time::Duration::milliseconds(100),
             max_retries: 2,
@@ -133,45 +131,6 @@ fn client_options(http: reqwest::Client) -> ClientOptions {
             max_delay: azure_core::time::Duration::seconds(2),
         }),
         ..Default::default()
-    }
-}
-
-/// `azure_core`'s transport trait over the handler's reqwest 0.12 client. Token responses are
-/// small, so bodies are read whole (bounded by the identity endpoint, which is local or Entra).
-#[derive(Debug)]
-struct ReqwestTransport(reqwest::Client);
-
-#[async_trait]
-impl HttpClient for ReqwestTransport {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        use azure_core::error::{Error, ErrorKind};
-        let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes())
-            .map_err(|_| Error::with_message(ErrorKind::Other, "unsupported HTTP method"))?;
-        let mut req = self.0.request(method, request.url().as_str());
-        for (name, value) in request.headers().iter() {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        req = match request.body() {
-            Body::Bytes(bytes) => req.body(bytes.clone()),
-            Body::SeekableStream(_) => {
-                return Err(Error::with_message(ErrorKind::Other, "streamed request bodies are not supported"));
-            }
-        };
-        let resp = req.send().await.map_err(|e| {
-            let kind = if e.is_connect() { ErrorKind::Connection } else { ErrorKind::Io };
-            Error::with_error(kind, e, "identity request failed")
-        })?;
-        let status = resp.status().as_u16();
-        let headers: HashMap<HeaderName, HeaderValue> = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| {
-                Some((HeaderName::from(k.as_str().to_owned()), HeaderValue::from(v.to_str().ok()?.to_owned())))
-            })
-            .collect();
-        let body =
-            resp.bytes().await.map_err(|e| Error::with_error(ErrorKind::Io, e, "identity response unreadable"))?;
-        Ok(AsyncRawResponse::from_bytes(status.into(), Headers::from(headers), body))
     }
 }
 

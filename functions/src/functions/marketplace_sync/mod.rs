@@ -20,9 +20,8 @@ use tokio::time::Instant;
 use crate::app::AppState;
 
 pub mod reporter;
-pub mod runtime;
 
-pub use runtime::SyncRuntime;
+pub use crate::sync_runtime::SyncRuntime;
 
 /// The Service Bus trigger's binding name in `marketplace-sync/function.json`.
 pub const TRIGGER_BINDING: &str = "message";

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meschain_marketplace::connector::{self, Connector};
+use meschain_marketplace::connector::Connector;
+use meschain_marketplace::selection;
 use meschain_model::settings::{SYNC_LEASE_SECONDS, SYNC_TIME_BUDGET_SECONDS};
 use meschain_store::{Recorder, Store, StoreError, StoreSettings};
 
@@ -90,7 +91,7 @@ impl SyncRuntime {
             return Ok(c.clone());
         }
         let settings = self.settings.clone();
-        let c = connector::from_settings(marketplace, self.http.clone(), &move |k| settings(k))?;
+        let c = selection::from_settings(marketplace, self.http.clone(), &move |k| settings(k))?;
         connectors.insert(marketplace.to_string(), c.clone());
         Ok(c)
     }
