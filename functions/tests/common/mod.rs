@@ -40,6 +40,8 @@ pub struct Handler {
     child: Child,
     pub base: String,
     pub output: mpsc::Receiver<String>,
+    /// The embedded store's folder, one per handler (removed after the process is reaped).
+    _data: tempfile::TempDir,
 }
 
 impl Handler {
@@ -50,8 +52,11 @@ impl Handler {
 
     /// Like [`Handler::start`], logging at `level` (`RUST_LOG`).
     pub fn start_logging(settings: &HashMap<&'static str, String>, level: &str) -> Handler {
+        let data = tempfile::tempdir().expect("data dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
             .env_clear()
+            // Settings may name their own store; otherwise each handler gets a fresh one.
+            .env("MESCHAIN_DATA_DIR", data.path())
             .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
             .env("RUST_LOG", level)
@@ -72,7 +77,7 @@ impl Handler {
             });
         }
         // Owned from here on, so the process is killed and reaped even if the wait below fails.
-        let mut handler = Handler { child, base: String::new(), output: rx };
+        let mut handler = Handler { child, base: String::new(), output: rx, _data: data };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let line = handler
