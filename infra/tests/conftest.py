@@ -77,7 +77,10 @@ def handler_setting_names() -> set[str]:
             found |= set(re.findall(r'env::var(?:_os)?\(\s*"([A-Za-z][A-Za-z0-9_]*)"', text))
             found |= set(re.findall(r'const\s+[A-Z0-9_]*SETTING\s*:\s*&str\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"', text))
         for path in [*crate.glob("src/**/settings.rs"), *crate.glob("src/**/settings/*.rs")]:
-            found |= set(re.findall(r'const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"', path.read_text()))
+            # `DEFAULT_*` constants are default values (a database name, a folder), not setting names.
+            found |= set(
+                re.findall(r'const\s+(?!DEFAULT_)[A-Z0-9_]+\s*:\s*&str\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"', path.read_text())
+            )
     return found
 
 

@@ -184,6 +184,8 @@ def test_function_app_name_fits_the_host_id(templates, main):
 NOT_SET_IN_AZURE = {
     "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption declares the runtime in functionAppConfig; the setting is refused there",
     "FUNCTIONS_CUSTOMHANDLER_PORT": "set by the Functions host when it starts the handler",
+    "REGION_NAME": "set by the platform on every instance; the Cosmos client routes to that region",
+    "DASHBOARD_CURRENCY": "the default (TRY) is the currency the Turkish marketplaces report order totals in",
     "AUTH_JWT_SECRET": "Azure signs users in with the OIDC issuer (AUTH_OIDC_ISSUER); a shared HS256 secret is for local development",
     "AUTH_JWKS_URL": "Azure uses AUTH_OIDC_ISSUER (the handler takes exactly one of the two key sources)",
     "AzureSignalRFallbackConnectionString": "one SignalR instance is provisioned; a fallback is a second deployment's choice",
