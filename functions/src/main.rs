@@ -80,8 +80,12 @@ fn port_from(mut args: impl Iterator<Item = String>, env: Option<String>) -> Res
 const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets) -> std::io::Result<()> {
-    let store = meschain_store::open(&settings.store)
-        .await
+    // A Cosmos DB key held in Key Vault is followed through rotations.
+    let opened = match cosmos_key_updates(&secrets) {
+        Some(updates) => meschain_store::open_with_key_updates(&settings.store, updates).await,
+        None => meschain_store::open(&settings.store).await,
+    };
+    let store = opened
         .map_err(|e| std::io::Error::other(format!("cannot open the store ({:?}): {e}", settings.store.backend)))?;
     tracing::info!(store = store.kind().as_str(), "store open");
     let state = AppState::with_secrets(settings, store, secrets)
@@ -108,6 +112,20 @@ async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets
     }
     tracing::info!("handler stopped");
     Ok(())
+}
+
+/// Each new value of `COSMOS_KEY` when it is a Key Vault reference.
+fn cosmos_key_updates(secrets: &meschain_secrets::Secrets) -> Option<tokio::sync::watch::Receiver<String>> {
+    let mut handle = secrets.get(names::COSMOS_KEY)?;
+    let (tx, rx) = tokio::sync::watch::channel(handle.current().expose().to_owned());
+    tokio::spawn(async move {
+        while handle.changed().await.is_ok() {
+            if tx.send(handle.current().expose().to_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    Some(rx)
 }
 
 /// SIGTERM (the host stopping us) or Ctrl-C; in-flight requests then get the protocol

@@ -1,8 +1,13 @@
 //! What `marketplace-sync` keeps between invocations: one connector per marketplace (its rate
 //! limiters must outlive a delivery to mean anything), the HTTP client, the store and its
 //! recorder (opened on first use), and the sync settings.
+//!
+//! A connector is rebuilt when a setting it was built from changes: marketplace credentials
+//! may be Key Vault references, and a rotated API secret must reach the next delivery without
+//! a restart. Syncs already running finish with the connector they started with.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +28,25 @@ pub struct SyncRuntime {
     pub budget: Duration,
     pub lease_ttl: Duration,
     settings: Lookup,
-    connectors: Mutex<HashMap<String, Arc<dyn Connector>>>,
+    connectors: Mutex<HashMap<String, Built>>,
     store: tokio::sync::OnceCell<(Arc<dyn Store>, Recorder)>,
+}
+
+/// A connector and what it was built from.
+struct Built {
+    connector: Arc<dyn Connector>,
+    /// The settings the build read, and a fingerprint of their values then (not the values:
+    /// some are secrets, and only a change matters).
+    read: Vec<String>,
+    fingerprint: u64,
+}
+
+fn fingerprint(names: &[String], get: &dyn Fn(&str) -> Option<String>) -> u64 {
+    let mut h = DefaultHasher::new();
+    for name in names {
+        get(name).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The sync's own settings, checked with the others at start.
@@ -84,16 +106,27 @@ impl SyncRuntime {
         SyncRuntime { store: tokio::sync::OnceCell::new_with(Some((store, recorder))), ..self }
     }
 
-    /// The connector of `marketplace`, built from settings on first use.
+    /// The connector of `marketplace`, built from settings on first use and again when one of
+    /// those settings has changed (a rotated credential).
     pub fn connector(&self, marketplace: &str) -> Result<Arc<dyn Connector>, String> {
         let mut connectors = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = connectors.get(marketplace) {
-            return Ok(c.clone());
+        if let Some(built) = connectors.get(marketplace) {
+            if fingerprint(&built.read, &*self.settings) == built.fingerprint {
+                return Ok(built.connector.clone());
+            }
+            tracing::info!(marketplace, "connector settings changed: building it again");
         }
+        let read = Mutex::new(Vec::new());
         let settings = self.settings.clone();
-        let c = selection::from_settings(marketplace, self.http.clone(), &move |k| settings(k))?;
-        connectors.insert(marketplace.to_string(), c.clone());
-        Ok(c)
+        let recording = |k: &str| {
+            read.lock().unwrap_or_else(|p| p.into_inner()).push(k.to_owned());
+            settings(k)
+        };
+        let connector = selection::from_settings(marketplace, self.http.clone(), &recording)?;
+        let read = read.into_inner().unwrap_or_else(|p| p.into_inner());
+        let fingerprint = fingerprint(&read, &*self.settings);
+        connectors.insert(marketplace.to_string(), Built { connector: connector.clone(), read, fingerprint });
+        Ok(connector)
     }
 
     /// The store the settings name, and a recorder writing to it; opened once.
@@ -139,5 +172,27 @@ mod tests {
         assert!(rt.connector("ozon").err().unwrap().contains("MARKETPLACE_SANDBOX"));
         let first = rt.connector("n11").unwrap();
         assert!(Arc::ptr_eq(&first, &rt.connector("n11").unwrap()), "one connector (and rate limit) per marketplace");
+    }
+
+    #[test]
+    fn test_a_changed_credential_rebuilds_the_connector() {
+        let values = Arc::new(Mutex::new(HashMap::from([
+            ("TRENDYOL_BASE_URL", "https://apigw.trendyol.com/integration"),
+            ("TRENDYOL_SELLER_ID", "123"),
+            ("TRENDYOL_API_KEY", "key"),
+            ("TRENDYOL_API_SECRET", "old-secret"),
+        ])));
+        let shared = values.clone();
+        let get: Lookup = Arc::new(move |k: &str| shared.lock().unwrap().get(k).map(|v| v.to_string()));
+        let rt = SyncRuntime::new(get, SyncSettings { budget: DEFAULT_BUDGET, lease_ttl: DEFAULT_LEASE });
+        let first = rt.connector("trendyol").unwrap();
+        assert!(Arc::ptr_eq(&first, &rt.connector("trendyol").unwrap()));
+        values.lock().unwrap().insert("TRENDYOL_API_SECRET", "rotated-secret");
+        let second = rt.connector("trendyol").unwrap();
+        assert!(!Arc::ptr_eq(&first, &second), "rebuilt with the rotated secret");
+        assert!(Arc::ptr_eq(&second, &rt.connector("trendyol").unwrap()), "and kept while nothing changes");
+        // An unrelated setting changing does not rebuild it.
+        values.lock().unwrap().insert("SOMETHING_ELSE", "x");
+        assert!(Arc::ptr_eq(&second, &rt.connector("trendyol").unwrap()));
     }
 }

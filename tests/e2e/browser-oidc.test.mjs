@@ -5,10 +5,8 @@
 
 import test, { after, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { root, startDev } from "./support/stack.mjs";
+import { rmSync } from "node:fs";
+import { appRootWith, startDev } from "./support/stack.mjs";
 import { launch, open, waitForConnection } from "./support/browser.mjs";
 import { serveDashboard } from "./support/web.mjs";
 import { CLIENT_ID, RESOURCE, startProvider } from "./support/oidc.mjs";
@@ -19,21 +17,6 @@ let stack;
 let web;
 let browser;
 
-/** An app root like ours whose settings trust only the OpenID provider. */
-function oidcAppRoot(issuer) {
-  const dir = mkdtempSync(path.join(tmpdir(), "meschain-oidc-app-"));
-  for (const name of readdirSync(root)) {
-    const p = path.join(root, name);
-    if (name === "host.json" || (statSync(p).isDirectory() && readdirSync(p).includes("function.json"))) {
-      symlinkSync(p, path.join(dir, name));
-    }
-  }
-  const settings = JSON.parse(readFileSync(path.join(root, "local.settings.example.json"), "utf8"));
-  Object.assign(settings.Values, { AUTH_JWT_SECRET: "", AUTH_OIDC_ISSUER: issuer, AUTH_ISSUER: "", AUTH_AUDIENCE: RESOURCE });
-  writeFileSync(path.join(dir, "local.settings.json"), JSON.stringify(settings, null, 2));
-  return dir;
-}
-
 before(async () => {
   provider = await startProvider({ olivia: ["admin"], victor: ["viewer"] });
   web = await serveDashboard({
@@ -42,7 +25,8 @@ before(async () => {
   });
   // The provider answers before the handler that trusts it starts.
   provider.configure([`${web.base}/`]);
-  appRoot = oidcAppRoot(provider.issuer);
+  // An app root like ours whose settings trust only the OpenID provider.
+  appRoot = appRootWith({ AUTH_JWT_SECRET: "", AUTH_OIDC_ISSUER: provider.issuer, AUTH_ISSUER: "", AUTH_AUDIENCE: RESOURCE });
   stack = await startDev({ appRoot });
   browser = await launch();
 });

@@ -5,10 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { connect, root, sleep, startDev } from "./support/stack.mjs";
+import { appRootWith, connect, root, sleep, startDev } from "./support/stack.mjs";
 
 const bin = (name) => path.join(root, "target", "debug", name);
 
@@ -40,26 +39,10 @@ async function startFake(args = []) {
   };
 }
 
-/** An app root beside the repository's: its function.json files, settings with `overrides`. */
-function appRoot(overrides) {
-  const dir = mkdtempSync(path.join(tmpdir(), "meschain-sync-app-"));
-  copyFileSync(path.join(root, "host.json"), path.join(dir, "host.json"));
-  for (const entry of readdirSync(root, { withFileTypes: true })) {
-    if (entry.isDirectory() && existsSync(path.join(root, entry.name, "function.json"))) {
-      mkdirSync(path.join(dir, entry.name));
-      copyFileSync(path.join(root, entry.name, "function.json"), path.join(dir, entry.name, "function.json"));
-    }
-  }
-  const settings = JSON.parse(readFileSync(path.join(root, "local.settings.example.json"), "utf8"));
-  Object.assign(settings.Values, { MESCHAIN_DATA_DIR: path.join(dir, "store"), ...overrides });
-  writeFileSync(path.join(dir, "local.settings.json"), JSON.stringify(settings, null, 2));
-  return dir;
-}
-
 /** The fake, `meschain dev` pointed at it, and an admin in `admins` watching sync messages. */
 async function setup({ fakeArgs = [], settings = {} } = {}) {
   const fake = await startFake(fakeArgs);
-  const dir = appRoot({
+  const dir = appRootWith({
     MARKETPLACE_SANDBOX: "hepsiburada,n11,amazon,ebay,ozon",
     TRENDYOL_BASE_URL: fake.baseUrl,
     TRENDYOL_SELLER_ID: "123456",

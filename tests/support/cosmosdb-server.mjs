@@ -7,10 +7,16 @@
 //   when a partition is over its RU budget (the local server never throttles);
 //   POST /_faults/down?on=true answers everything with 503 until ?on=false;
 //   GET /_faults/stats returns {"throttled": n, "requests": n}.
+// - Account keys: POST /_faults/keys?accept=K1,K2 (base64 keys, URL-encoded) makes it check every
+//   request's master-key signature as Cosmos DB does (HMAC-SHA256 with the decoded key over
+//   verb, resource type, resource link and x-ms-date, each on its own line, then an empty
+//   line) and answer 401 when no accepted key made it; an empty list turns the check off (the
+//   local server's default: it accepts any key). This is how a test regenerates a key.
 // - A point read of an item gets `x-ms-documentdb-query-enablecrosspartition: true` added.
 //   Without it the server crashes on a missing item (500 instead of 404: read-document.js
 //   dereferences the absent document). The real service answers 404, and @azure/cosmos always
 //   sends the header, which is why the bug goes unnoticed there; the Rust SDK does not send it.
+import { createHmac } from "node:crypto";
 import { createHttpsServer } from "@vercel/cosmosdb-server";
 
 const port = Number(process.argv[2] ?? 0);
@@ -18,9 +24,29 @@ const server = createHttpsServer();
 const [cosmos] = server.listeners("request");
 server.removeAllListeners("request");
 
-const faults = { throttle: 0, retryAfterMs: 100, down: false };
+const faults = { throttle: 0, retryAfterMs: 100, down: false, keys: [] };
 const stats = { throttled: 0, requests: 0 };
 const ITEM = /^\/dbs\/[^/]+\/colls\/[^/]+\/docs(\/[^/]+)?\/?$/;
+
+/** Resource type and link of a request path, as Cosmos DB's master-key signature names them. */
+function resourceOf(pathname) {
+  const parts = pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  // An odd count names a feed (its type is the last segment, its link the parent).
+  return parts.length % 2 === 1
+    ? { type: parts[parts.length - 1], link: parts.slice(0, -1).join("/") }
+    : { type: parts[parts.length - 2] ?? "", link: parts.join("/") };
+}
+
+function signedWithAcceptedKey(req, pathname) {
+  const header = decodeURIComponent(String(req.headers.authorization ?? ""));
+  // Not URLSearchParams: it would read the base64 signature's "+" as a space.
+  const sig = /(?:^|&)sig=([^&]+)/.exec(header)?.[1];
+  if (!sig || !/^type=master&/.test(header)) return false;
+  const { type, link } = resourceOf(pathname);
+  const date = String(req.headers["x-ms-date"] ?? "").toLowerCase();
+  const text = `${req.method.toLowerCase()}\n${type.toLowerCase()}\n${link}\n${date}\n\n`;
+  return faults.keys.some((k) => createHmac("sha256", Buffer.from(k, "base64")).update(text).digest("base64") === sig);
+}
 
 function reply(res, status, body, headers = {}) {
   res.writeHead(status, { "content-type": "application/json", ...headers });
@@ -40,12 +66,23 @@ server.on("request", (req, res) => {
       faults.down = url.searchParams.get("on") === "true";
       return reply(res, 200, faults);
     }
+    if (what === "keys" && req.method === "POST") {
+      faults.keys = (url.searchParams.get("accept") ?? "").split(",").filter(Boolean);
+      return reply(res, 200, { keys: faults.keys.length });
+    }
     if (what === "stats") return reply(res, 200, stats);
     return reply(res, 404, { message: "unknown fault" });
   }
   stats.requests += 1;
   if (faults.down) {
     return reply(res, 503, { code: "ServiceUnavailable", message: "injected outage" });
+  }
+  if (faults.keys.length > 0 && !signedWithAcceptedKey(req, url.pathname)) {
+    req.resume();
+    return reply(res, 401, {
+      code: "Unauthorized",
+      message: "The input authorization token can't serve the request. The wrong key is being used.",
+    });
   }
   const item = ITEM.exec(url.pathname);
   const isWrite = item && ["POST", "PUT", "PATCH", "DELETE"].includes(req.method)

@@ -9,13 +9,16 @@
 //! - `POST /admin/signalr/restart[?downMs=N]`: stops the local SignalR service, keeps it down for
 //!   N ms (default 0, at most 60,000), and starts it again on the same port with the same keys,
 //!   dropping every client connection, so tests can watch clients recover as they must when
-//!   Azure SignalR Service restarts or fails over.
+//!   Azure SignalR Service restarts or fails over;
+//! - `GET /admin/signalr/keys` and `POST /admin/signalr/keys/regenerate` with
+//!   `{"keyType": "Primary" | "Secondary"}`: the local service's keys, listed and regenerated in
+//!   the shape of ARM's `listKeys` and `regenerateKey`, so a key rotation can be rehearsed.
+//!
+//! The `/admin/` routes need the local host's control header, as its queue routes do.
 //!
 //! Everything listens on loopback only, like the whole dev host.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,20 +33,19 @@ use meschain_model::settings::{
     AUTH_AUDIENCE, AUTH_ISSUER, AUTH_JWT_SECRET, AUTH_OIDC_ISSUER, WEB_OIDC_CLIENT_ID, WEB_OIDC_RESOURCE,
     WEB_OIDC_SCOPE,
 };
+use meschain_secrets::Secrets;
+use meschain_signalr_service::KeyType;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::dev_token;
+use crate::local_signalr::LocalSignalR;
 
 /// A user id or role longer than this is a mistake, not a name.
 const MAX_NAME_CHARS: usize = 128;
 const MAX_ROLES: usize = 16;
 const MAX_BODY_BYTES: usize = 4 * 1024;
-
-/// Restarts the local SignalR service after keeping it down for the given time; `Err` says why it could not.
-pub type RestartSignalR =
-    Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// The longest outage the restart hook simulates.
 const MAX_DOWN: Duration = Duration::from_secs(60);
@@ -51,19 +53,29 @@ const MAX_DOWN: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 struct DevState {
     settings: Arc<Settings>,
+    /// The settings' Key Vault references, kept fresh: dev tokens use the current login secret.
+    secrets: Secrets,
     config: Arc<Value>,
-    restart: Option<RestartSignalR>,
+    signalr: Option<Arc<LocalSignalR>>,
 }
 
 /// The extra routes. `dist` is the built dashboard; `route_prefix` is host.json's HTTP route
-/// prefix (where negotiate lives); `restart` is absent when no local SignalR service runs.
-pub fn router(settings: Arc<Settings>, dist: &Path, route_prefix: &str, restart: Option<RestartSignalR>) -> Router {
+/// prefix (where negotiate lives); `signalr` is absent when no local SignalR service runs.
+pub fn router(
+    settings: Arc<Settings>,
+    secrets: Secrets,
+    dist: &Path,
+    route_prefix: &str,
+    signalr: Option<Arc<LocalSignalR>>,
+) -> Router {
     let config = Arc::new(dashboard_config(&settings.values, route_prefix));
     let dev_sign_in = config.get("devSignIn").is_some();
-    let state = DevState { settings, config, restart };
+    let state = DevState { settings, secrets, config, signalr };
     let mut router = Router::new()
         .route("/config.json", get(config_json))
         .route("/admin/signalr/restart", post(restart_signalr))
+        .route("/admin/signalr/keys", get(list_keys))
+        .route("/admin/signalr/keys/regenerate", post(regenerate_key))
         .nest_service("/assets", ServeDir::new(dist.join("assets")));
     router = if dist.join("index.html").is_file() {
         router
@@ -174,7 +186,7 @@ async fn dev_token_endpoint(State(s): State<DevState>, headers: HeaderMap, body:
     }
     let now = meschain_model::clock::now_secs();
     let roles: Vec<String> = req.roles.iter().map(|r| r.trim().to_string()).collect();
-    match dev_token::mint(&s.settings, req.user.trim(), &roles, now) {
+    match dev_token::mint(&s.settings, &s.secrets, req.user.trim(), &roles, now) {
         Ok(token) => axum::Json(json!({ "token": token, "expiresIn": dev_token::LIFETIME_SECS })).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -192,18 +204,75 @@ async fn restart_signalr(
     headers: HeaderMap,
     query: Result<Query<RestartQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if headers.get(CONTROL_HEADER).is_none_or(|v| v != "1") {
-        return error(StatusCode::FORBIDDEN, format!("missing header {CONTROL_HEADER}: 1"));
-    }
+    let signalr = match local_signalr(&s, &headers) {
+        Ok(signalr) => signalr,
+        Err(refused) => return refused.into_response(),
+    };
     let down = match query {
         Ok(Query(q)) if Duration::from_millis(q.down_ms) <= MAX_DOWN => Duration::from_millis(q.down_ms),
         _ => return error(StatusCode::BAD_REQUEST, format!("downMs must be 0 to {}", MAX_DOWN.as_millis())),
     };
-    let Some(restart) = &s.restart else {
-        return error(StatusCode::CONFLICT, "no local SignalR service runs (the settings name a real instance)");
-    };
-    match restart(down).await {
+    match signalr.restart(down).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// Why a control request for the local SignalR service is refused.
+enum Refused {
+    NoControlHeader,
+    NoLocalService,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::NoControlHeader => error(StatusCode::FORBIDDEN, format!("missing header {CONTROL_HEADER}: 1")),
+            Refused::NoLocalService => {
+                error(StatusCode::CONFLICT, "no local SignalR service runs (the settings name a real instance)")
+            }
+        }
+    }
+}
+
+/// The local SignalR service, for a request carrying the control header.
+fn local_signalr<'a>(s: &'a DevState, headers: &HeaderMap) -> Result<&'a LocalSignalR, Refused> {
+    if headers.get(CONTROL_HEADER).is_none_or(|v| v != "1") {
+        return Err(Refused::NoControlHeader);
+    }
+    s.signalr.as_deref().ok_or(Refused::NoLocalService)
+}
+
+async fn list_keys(State(s): State<DevState>, headers: HeaderMap) -> Response {
+    let signalr = match local_signalr(&s, &headers) {
+        Ok(signalr) => signalr,
+        Err(refused) => return refused.into_response(),
+    };
+    match signalr.keys().await {
+        Ok(keys) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(keys)).into_response(),
+        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// ARM's `regenerateKey` body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegenerateKey {
+    key_type: String,
+}
+
+async fn regenerate_key(State(s): State<DevState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let signalr = match local_signalr(&s, &headers) {
+        Ok(signalr) => signalr,
+        Err(refused) => return refused.into_response(),
+    };
+    let which = match serde_json::from_slice::<RegenerateKey>(&body).map(|r| r.key_type) {
+        Ok(t) if t.eq_ignore_ascii_case("primary") => KeyType::Primary,
+        Ok(t) if t.eq_ignore_ascii_case("secondary") => KeyType::Secondary,
+        _ => return error(StatusCode::BAD_REQUEST, r#"expected {"keyType": "Primary" | "Secondary"}"#),
+    };
+    match signalr.regenerate(which).await {
+        Ok(keys) => ([(header::CACHE_CONTROL, "no-store")], axum::Json(keys)).into_response(),
         Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
@@ -215,7 +284,6 @@ mod tests {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::ServiceExt;
 
     fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -283,7 +351,7 @@ mod tests {
     #[tokio::test]
     async fn test_serves_the_page_config_and_assets() {
         let d = dist();
-        let app = router(local(), &d, "api", None);
+        let app = router(local(), Secrets::empty(), &d, "api", None);
         let (status, headers, body) = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("MesChain"));
@@ -301,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn test_unbuilt_dashboard_says_how_to_build_it() {
-        let app = router(local(), Path::new("/nonexistent/dist"), "api", None);
+        let app = router(local(), Secrets::empty(), Path::new("/nonexistent/dist"), "api", None);
         let (status, _, body) = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body.contains("npm run build"), "{body}");
@@ -309,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn test_dev_token_mints_a_login_token() {
-        let app = router(local(), Path::new("/nonexistent"), "api", None);
+        let app = router(local(), Secrets::empty(), Path::new("/nonexistent"), "api", None);
         let (status, _, body) = send(&app, post_json("/dev/token", r#"{"user":" alice ","roles":["admin"]}"#)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let token = serde_json::from_str::<Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
@@ -324,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn test_dev_token_refuses_bad_requests() {
-        let app = router(local(), Path::new("/nonexistent"), "api", None);
+        let app = router(local(), Secrets::empty(), Path::new("/nonexistent"), "api", None);
         for (body, want) in [
             (r#"{"user":"","roles":[]}"#, "must not be empty"),
             (r#"{"user":"a","roles":[""]}"#, "each role"),
@@ -353,38 +421,68 @@ mod tests {
             values: settings(&[("AUTH_OIDC_ISSUER", "https://x"), ("WEB_OIDC_CLIENT_ID", "abc")]),
             ..Default::default()
         };
-        let app = router(Arc::new(s), Path::new("/nonexistent"), "api", None);
+        let app = router(Arc::new(s), Secrets::empty(), Path::new("/nonexistent"), "api", None);
         let (status, _, _) = send(&app, post_json("/dev/token", r#"{"user":"a","roles":[]}"#)).await;
         assert!(status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED, "{status}");
     }
 
+    async fn local_service() -> Arc<LocalSignalR> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Arc::new(LocalSignalR::start(Default::default(), listener).await.unwrap())
+    }
+
+    fn control(req: axum::http::request::Builder) -> axum::http::request::Builder {
+        req.header(CONTROL_HEADER, "1")
+    }
+
     #[tokio::test]
-    async fn test_restart_hook_needs_the_control_header() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = calls.clone();
-        let restart: RestartSignalR = Arc::new(move |down| {
-            counter.fetch_add(down.as_millis() as usize + 1, Ordering::SeqCst);
-            Box::pin(async { Ok(()) })
-        });
-        let app = router(local(), Path::new("/nonexistent"), "api", Some(restart));
+    async fn test_restart_needs_the_control_header_and_a_sane_outage() {
+        let signalr = local_service().await;
+        let app = router(local(), Secrets::empty(), Path::new("/nonexistent"), "api", Some(signalr.clone()));
         let bare = Request::post("/admin/signalr/restart").body(Body::empty()).unwrap();
         assert_eq!(send(&app, bare).await.0, StatusCode::FORBIDDEN);
-        let ok = Request::post("/admin/signalr/restart").header(CONTROL_HEADER, "1").body(Body::empty()).unwrap();
+        let ok = control(Request::post("/admin/signalr/restart?downMs=20")).body(Body::empty()).unwrap();
         assert_eq!(send(&app, ok).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let down =
-            Request::post("/admin/signalr/restart?downMs=20").header(CONTROL_HEADER, "1").body(Body::empty()).unwrap();
-        assert_eq!(send(&app, down).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(calls.load(Ordering::SeqCst), 22, "the outage length reaches the hook");
+        assert!(signalr.connection_string().await.is_some(), "running again after the restart");
         for bad in ["downMs=-1", "downMs=60001", "downMs=x"] {
-            let req = Request::post(format!("/admin/signalr/restart?{bad}"))
-                .header(CONTROL_HEADER, "1")
-                .body(Body::empty())
-                .unwrap();
+            let req = control(Request::post(format!("/admin/signalr/restart?{bad}"))).body(Body::empty()).unwrap();
             assert_eq!(send(&app, req).await.0, StatusCode::BAD_REQUEST, "{bad}");
         }
-        let none = router(local(), Path::new("/nonexistent"), "api", None);
-        let req = Request::post("/admin/signalr/restart").header(CONTROL_HEADER, "1").body(Body::empty()).unwrap();
+        let none = router(local(), Secrets::empty(), Path::new("/nonexistent"), "api", None);
+        let req = control(Request::post("/admin/signalr/restart")).body(Body::empty()).unwrap();
         assert_eq!(send(&none, req).await.0, StatusCode::CONFLICT);
+        signalr.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn test_keys_listed_and_regenerated_like_arm() {
+        let signalr = local_service().await;
+        let app = router(local(), Secrets::empty(), Path::new("/nonexistent"), "api", Some(signalr.clone()));
+        assert_eq!(
+            send(&app, Request::get("/admin/signalr/keys").body(Body::empty()).unwrap()).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let (status, headers, body) =
+            send(&app, control(Request::get("/admin/signalr/keys")).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let before: Value = serde_json::from_str(&body).unwrap();
+        let regenerate = |body: &str| {
+            control(Request::post("/admin/signalr/keys/regenerate"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap()
+        };
+        let (status, _, body) = send(&app, regenerate(r#"{"keyType":"Secondary"}"#)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let after: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(after["primaryKey"], before["primaryKey"]);
+        assert_ne!(after["secondaryKey"], before["secondaryKey"]);
+        let secondary = after["secondaryKey"].as_str().unwrap();
+        assert!(after["secondaryConnectionString"].as_str().unwrap().contains(secondary));
+        for bad in [r#"{"keyType":"Tertiary"}"#, r#"{}"#, "nope", r#"{"keyType":"Primary","x":1}"#] {
+            assert_eq!(send(&app, regenerate(bad)).await.0, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        signalr.shutdown().await;
     }
 }

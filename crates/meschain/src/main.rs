@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod dev_routes;
 mod dev_token;
+mod local_signalr;
 
 #[derive(Parser)]
 #[command(name = "meschain", version, about = "MesChain Realtime local tooling")]

@@ -369,6 +369,26 @@ impl Secrets {
         report
     }
 
+    /// The value a token issuer sharing this secret with its verifiers should sign with now.
+    ///
+    /// Verifiers (every instance of the handler) read a rotated value only at their next
+    /// refresh, so a token signed with it at once would fail until then. The issuer keeps
+    /// signing with the previous value until verifiers on this schedule have surely read the
+    /// new one (two refresh intervals, at most half the overlap), then switches. Tokens signed
+    /// with the previous value stay valid until the overlap ends. `None` when the setting is
+    /// not a vault reference.
+    pub fn signing_value(&self, setting: &str) -> Option<SecretValue> {
+        let rotating = self.get(setting)?.rotating();
+        let options = &self.inner.options;
+        let adopt_after = (2 * options.refresh_every).min(options.overlap / 2);
+        let now = Instant::now();
+        let previous = rotating.overlap_ends().and_then(|ends| {
+            let rotated_at = ends.checked_sub(options.overlap)?;
+            (now < rotated_at + adopt_after).then(|| rotating.previous(now).cloned()).flatten()
+        });
+        Some(previous.unwrap_or_else(|| rotating.current().clone()))
+    }
+
     /// Asks the refresh task for a refresh now, because something failed that a newer secret
     /// might fix. Returns whether one was scheduled: at most one per
     /// [`CacheOptions::early_refresh_gap`].

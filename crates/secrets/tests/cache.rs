@@ -256,3 +256,24 @@ async fn test_setting_accessor_covers_references_and_literals() {
     assert_eq!(meschain_secrets::settings::lookup(&secrets, "KEY", env).as_deref(), Some("from-vault"));
     assert_eq!(meschain_secrets::settings::lookup(&secrets, "COSMOS_KEY", env).as_deref(), Some("literal-key"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn test_issuers_sign_with_the_new_value_only_once_verifiers_have_read_it() {
+    let script = Arc::new(Script::default());
+    script.set("key", Ok("k1"));
+    let secrets = start(&script).await;
+    assert_eq!(secrets.signing_value("KEY").unwrap().expose(), "k1");
+    assert!(secrets.signing_value("OTHER").is_none(), "not a vault reference");
+
+    script.set("key", Ok("k2"));
+    assert_eq!(secrets.refresh().await.rotated, ["KEY"]);
+    let handle = secrets.get("KEY").unwrap();
+    assert_eq!(handle.current().expose(), "k2", "verifiers accept the new value at once");
+    // Other verifiers read it within one (jittered) refresh interval; issuers wait for two,
+    // capped at half the overlap (here 300 s), and keep signing with the old value meanwhile.
+    assert_eq!(secrets.signing_value("KEY").unwrap().expose(), "k1");
+    advance(Duration::from_secs(299)).await;
+    assert_eq!(secrets.signing_value("KEY").unwrap().expose(), "k1");
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(secrets.signing_value("KEY").unwrap().expose(), "k2");
+}

@@ -67,8 +67,8 @@ impl Pattern {
     }
 }
 
-/// Configuration of one service instance. `Default` gives one random key, no upstream, and the
-/// real service's timeouts.
+/// Configuration of one service instance. `Default` gives two random keys (primary and
+/// secondary, as every Azure instance has), no upstream, and the real service's timeouts.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Keys accepted for tokens and used to sign upstream calls; the first is the primary.
@@ -94,7 +94,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            access_keys: vec![random_key()],
+            access_keys: vec![random_key(), random_key()],
             upstream: Vec::new(),
             max_connections: 100_000,
             send_queue_capacity: 1024,

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod keys;
 pub mod registry;
 pub mod rest;
 pub mod server;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{Config, Pattern, UpstreamTemplate};
+pub use keys::{AccessKeys, KeyType};
 pub use meschain_signalr::AccessKey;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,7 +45,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A service running on a listener; stop it with [`RunningService::shutdown`].
 pub struct RunningService {
     addr: SocketAddr,
-    primary_key: AccessKey,
     service: Arc<service::Service>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
@@ -56,7 +57,6 @@ pub async fn start(config: Config, listener: tokio::net::TcpListener) -> std::io
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "at least one access key is required"));
     }
     let addr = listener.local_addr()?;
-    let primary_key = config.access_keys[0].clone();
     let (tx, rx) = watch::channel(false);
     let svc = Arc::new(service::Service::new(config, rx.clone()));
     let app = server::app(svc.clone());
@@ -81,7 +81,7 @@ pub async fn start(config: Config, listener: tokio::net::TcpListener) -> std::io
             sweep_svc.sweep(std::time::Instant::now());
         }
     });
-    Ok(RunningService { addr, primary_key, service: svc, shutdown: tx, server, sweeper })
+    Ok(RunningService { addr, service: svc, shutdown: tx, server, sweeper })
 }
 
 impl RunningService {
@@ -92,11 +92,17 @@ impl RunningService {
     /// `Endpoint=http://localhost;Port=<port>;AccessKey=<primary>;Version=1.0;` — what the
     /// handler's `ConnectionString` parser accepts.
     pub fn connection_string(&self) -> String {
-        format!(
-            "Endpoint=http://localhost;Port={};AccessKey={};Version=1.0;",
-            self.addr.port(),
-            self.primary_key.expose()
-        )
+        self.connection_string_with(&self.service.keys.primary())
+    }
+
+    /// The connection string carrying `key` (the portal's primary/secondary connection strings).
+    pub fn connection_string_with(&self, key: &AccessKey) -> String {
+        format!("Endpoint=http://localhost;Port={};AccessKey={};Version=1.0;", self.addr.port(), key.expose())
+    }
+
+    /// The keys accepted now; regenerate one with [`AccessKeys::regenerate`].
+    pub fn keys(&self) -> &AccessKeys {
+        &self.service.keys
     }
 
     /// Client connections currently counted against the quota (pending and connected).

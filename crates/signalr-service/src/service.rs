@@ -10,6 +10,7 @@ use meschain_signalr::token::ValidatedClaims;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::keys::AccessKeys;
 use crate::registry::Registry;
 use crate::transports::HttpConnection;
 
@@ -42,6 +43,8 @@ pub enum Live {
 
 pub struct Service {
     pub config: Arc<Config>,
+    /// Starts as `config.access_keys`; keys can be regenerated while the service runs.
+    pub keys: Arc<AccessKeys>,
     pub registry: Registry,
     pub http: reqwest::Client,
     pending: Mutex<HashMap<String, Pending>>,
@@ -59,6 +62,7 @@ impl Service {
             .build()
             .expect("a plain HTTP client builds");
         Service {
+            keys: Arc::new(AccessKeys::new(config.access_keys.clone())),
             config: Arc::new(config),
             registry: Registry::default(),
             http,

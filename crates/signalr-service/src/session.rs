@@ -160,7 +160,7 @@ pub async fn run(start: Start, mut transport: Transport) {
         client_query,
         protocol,
     };
-    let mut upstream = upstream::Queue::new(svc.config.clone(), svc.http.clone(), caller);
+    let mut upstream = upstream::Queue::new(svc.config.clone(), svc.keys.clone(), svc.http.clone(), caller);
     upstream.set_connection(conn.clone());
 
     let hub = svc.registry.with_hub(&pending.hub, |hub| {

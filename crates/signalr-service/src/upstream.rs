@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use meschain_signalr::AccessKey;
 use meschain_signalr::hub_protocol::{self, Protocol};
 use meschain_signalr::upstream as sig;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::keys::AccessKeys;
 
 /// Upstream responses above this are refused (§E.5, the emulator's cap).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -70,13 +72,13 @@ pub struct Caller {
 }
 
 /// The request headers of one upstream call (§E.2), signatures for every key (§E.3).
-pub fn headers(config: &Config, caller: &Caller, category: &str, event: &str) -> Vec<(&'static str, String)> {
+pub fn headers(keys: &[AccessKey], caller: &Caller, category: &str, event: &str) -> Vec<(&'static str, String)> {
     let mut h = vec![
         (sig::HEADER_CONNECTION_ID, caller.connection_id.clone()),
         (sig::HEADER_HUB, caller.hub.clone()),
         (sig::HEADER_CATEGORY, category.to_string()),
         (sig::HEADER_EVENT, event.to_string()),
-        (sig::HEADER_SIGNATURE, sig::sign(&caller.connection_id, &config.access_keys)),
+        (sig::HEADER_SIGNATURE, sig::sign(&caller.connection_id, keys)),
     ];
     if let Some(u) = caller.user_id.as_ref().filter(|u| !u.is_empty()) {
         h.push((sig::HEADER_USER_ID, u.clone()));
@@ -119,13 +121,13 @@ fn redacted(url: &str) -> &str {
 
 async fn post(
     http: &reqwest::Client,
-    config: &Config,
+    keys: &AccessKeys,
     caller: &Caller,
     url: &str,
     ev: &Event,
 ) -> Result<(u16, Bytes), String> {
     let mut req = http.post(url).header("content-type", ev.content_type).body(ev.body.clone());
-    for (name, value) in headers(config, caller, ev.category, &ev.event) {
+    for (name, value) in headers(&keys.current(), caller, ev.category, &ev.event) {
         req = req.header(name, value);
     }
     let mut resp = match req.send().await {
@@ -165,13 +167,15 @@ pub struct Queue {
     tx: Option<mpsc::Sender<(String, Event)>>,
     caller: Option<Caller>,
     config: Arc<Config>,
+    keys: Arc<AccessKeys>,
     http: reqwest::Client,
     conn: Option<Arc<Connection>>,
 }
 
 impl Queue {
-    pub fn new(config: Arc<Config>, http: reqwest::Client, caller: Caller) -> Queue {
-        Queue { hub: caller.hub.clone(), tx: None, caller: Some(caller), config, http, conn: None }
+    /// `keys` are read at each call, so a regenerated key signs the next event.
+    pub fn new(config: Arc<Config>, keys: Arc<AccessKeys>, http: reqwest::Client, caller: Caller) -> Queue {
+        Queue { hub: caller.hub.clone(), tx: None, caller: Some(caller), config, keys, http, conn: None }
     }
 
     /// The connection that receives blocking invocations' completions.
@@ -189,7 +193,7 @@ impl Queue {
         if self.tx.is_none() {
             let Some(caller) = self.caller.take() else { return Ok(false) };
             let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-            tokio::spawn(run(self.config.clone(), self.http.clone(), caller, self.conn.clone(), rx));
+            tokio::spawn(run(self.keys.clone(), self.http.clone(), caller, self.conn.clone(), rx));
             self.tx = Some(tx);
         }
         let tx = self.tx.as_ref().expect("started above");
@@ -198,14 +202,14 @@ impl Queue {
 }
 
 async fn run(
-    config: Arc<Config>,
+    keys: Arc<AccessKeys>,
     http: reqwest::Client,
     caller: Caller,
     conn: Option<Arc<Connection>>,
     mut rx: mpsc::Receiver<(String, Event)>,
 ) {
     while let Some((url, ev)) = rx.recv().await {
-        let outcome = post(&http, &config, &caller, &url, &ev).await;
+        let outcome = post(&http, &keys, &caller, &url, &ev).await;
         if let (Some(id), Some(conn)) = (&ev.invocation_id, &conn) {
             conn.send(completion_for(caller.protocol, id, outcome));
         }
@@ -231,8 +235,7 @@ mod tests {
 
     #[test]
     fn test_headers_sign_with_every_key() {
-        let config = Config { access_keys: vec![AccessKey::new("k1"), AccessKey::new("k2")], ..Config::default() };
-        let h = headers(&config, &caller(), "messages", "broadcast");
+        let h = headers(&[AccessKey::new("k1"), AccessKey::new("k2")], &caller(), "messages", "broadcast");
         let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
         let signature = get(sig::HEADER_SIGNATURE).unwrap();
         assert_eq!(signature.split(',').count(), 2);

@@ -37,7 +37,7 @@ use azure_data_cosmos::options::{
     ItemReadOptions, ItemWriteOptions, OperationOptionsBuilder, ThrottlingRetryOptionsBuilder,
 };
 use azure_data_cosmos::{
-    AccountEndpoint, AccountReference, CosmosClient, CosmosError, FeedScope, Query, RoutingStrategy,
+    AccountEndpoint, AccountReference, CosmosClient, CosmosError, CosmosRuntime, FeedScope, Query, RoutingStrategy,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
@@ -58,7 +58,8 @@ const SDK_THROTTLE_RETRIES: u32 = 3;
 const DEFAULT_REGION: &str = "westeurope";
 
 pub struct CosmosStore {
-    container: ContainerClient,
+    /// Replaced when the account key rotates ([`CosmosStore::use_key`]).
+    container: std::sync::RwLock<ContainerClient>,
     settings: CosmosSettings,
     ttl: Duration,
     /// Distinguishes this writer's event ids from every other writer's.
@@ -118,33 +119,75 @@ fn map_error(e: CosmosError, collection: &str, id: &str) -> StoreError {
     }
 }
 
+/// A client for the account, signing with `key`, or with Microsoft Entra ID when `None`.
+/// `runtime`: the SDK's process-wide one when `None`.
+async fn connect(
+    settings: &CosmosSettings,
+    key: Option<&str>,
+    runtime: Option<CosmosRuntime>,
+) -> Result<CosmosClient, StoreError> {
+    let endpoint: AccountEndpoint =
+        settings.endpoint.parse().map_err(|e| StoreError::Invalid(format!("COSMOS_ENDPOINT: {e}")))?;
+    let account = match key {
+        Some(key) => AccountReference::with_authentication_key(endpoint, Secret::new(key.to_owned())),
+        None => AccountReference::with_credential(endpoint, entra_credential()?),
+    };
+    let region = std::env::var("REGION_NAME")
+        .ok()
+        .map(|r| r.to_ascii_lowercase().replace(' ', ""))
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let operation = OperationOptionsBuilder::new()
+        .with_throttling_retry_options(
+            ThrottlingRetryOptionsBuilder::new()
+                .with_max_retry_count(SDK_THROTTLE_RETRIES)
+                .with_max_retry_wait_time(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    let mut builder = CosmosClient::builder().with_default_operation_options(operation);
+    if let Some(runtime) = runtime {
+        builder = builder.with_runtime(runtime);
+    }
+    builder
+        .build(account, RoutingStrategy::ProximityTo(region.into()))
+        .await
+        .map_err(|e| StoreError::unavailable(format!("cannot reach Cosmos DB: {e}")))
+}
+
+async fn container_of(client: &CosmosClient, settings: &CosmosSettings) -> Result<ContainerClient, StoreError> {
+    client
+        .database_client(settings.database.as_str())
+        .container_client(settings.container.as_str(), None)
+        .await
+        .map_err(|e| map_error(e, "container", &settings.container))
+}
+
 impl CosmosStore {
+    /// The container client of the current key; cheap to clone.
+    fn container(&self) -> ContainerClient {
+        self.container.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Signs every request from now on with `key`: Cosmos DB has two account keys so that one
+    /// can be regenerated while apps use the other, and a rotated key reaches this process
+    /// through Key Vault without a restart. Requests in flight finish with the previous key.
+    /// On an error the previous key stays in use.
+    pub async fn use_key(&self, key: &str) -> Result<(), StoreError> {
+        // A runtime of its own: the SDK's runtime caches container references, and with them
+        // the account key they were first made with, per endpoint.
+        let runtime = CosmosRuntime::builder()
+            .build()
+            .await
+            .map_err(|e| StoreError::unavailable(format!("Cosmos DB runtime: {e}")))?;
+        let client = connect(&self.settings, Some(key), Some(runtime)).await?;
+        let container = container_of(&client, &self.settings).await?;
+        *self.container.write().unwrap_or_else(|p| p.into_inner()) = container;
+        Ok(())
+    }
     /// Connects, and creates the database and container first when `create_if_missing`.
     pub async fn open(settings: &CosmosSettings, ttl: Duration) -> Result<Self, StoreError> {
-        let endpoint: AccountEndpoint =
-            settings.endpoint.parse().map_err(|e| StoreError::Invalid(format!("COSMOS_ENDPOINT: {e}")))?;
-        let account = match &settings.key {
-            Some(key) => AccountReference::with_authentication_key(endpoint, Secret::new(key.clone())),
-            None => AccountReference::with_credential(endpoint, entra_credential()?),
-        };
-        let region = std::env::var("REGION_NAME")
-            .ok()
-            .map(|r| r.to_ascii_lowercase().replace(' ', ""))
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| DEFAULT_REGION.to_string());
-        let operation = OperationOptionsBuilder::new()
-            .with_throttling_retry_options(
-                ThrottlingRetryOptionsBuilder::new()
-                    .with_max_retry_count(SDK_THROTTLE_RETRIES)
-                    .with_max_retry_wait_time(Duration::from_secs(5))
-                    .build(),
-            )
-            .build();
-        let client = CosmosClient::builder()
-            .with_default_operation_options(operation)
-            .build(account, RoutingStrategy::ProximityTo(region.into()))
-            .await
-            .map_err(|e| StoreError::unavailable(format!("cannot reach Cosmos DB: {e}")))?;
+        let client = connect(settings, settings.key.as_deref(), None).await?;
         let database = client.database_client(settings.database.as_str());
         if settings.create_if_missing {
             match client.create_database(&settings.database, None).await {
@@ -162,12 +205,9 @@ impl CosmosStore {
                 Err(e) => return Err(map_error(e, "container", &settings.container)),
             }
         }
-        let container = database
-            .container_client(settings.container.as_str(), None)
-            .await
-            .map_err(|e| map_error(e, "container", &settings.container))?;
+        let container = container_of(&client, settings).await?;
         let store = CosmosStore {
-            container,
+            container: std::sync::RwLock::new(container),
             settings: settings.clone(),
             ttl,
             writer: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
@@ -187,7 +227,7 @@ impl CosmosStore {
     /// The container's default TTL in seconds (`None`: TTL off or no default).
     pub async fn default_ttl(&self) -> Result<Option<u32>, StoreError> {
         let props: ContainerProperties = self
-            .container
+            .container()
             .read(None)
             .await
             .and_then(|r| r.into_model())
@@ -223,7 +263,7 @@ impl Store for CosmosStore {
     async fn get_doc(&self, collection: &str, id: &str) -> Result<Option<Versioned<Value>>, StoreError> {
         check_name("collection", collection)?;
         check_name("id", id)?;
-        let resp = match self.container.read_item(Self::doc_pk(collection, id), id, None::<ItemReadOptions>).await {
+        let resp = match self.container().read_item(Self::doc_pk(collection, id), id, None::<ItemReadOptions>).await {
             Ok(resp) => resp,
             Err(e) if e.status().is_not_found() => return Ok(None),
             Err(e) => return Err(map_error(e, collection, id)),
@@ -253,12 +293,12 @@ impl Store for CosmosStore {
             item["ttl"] = json!(-1);
         }
         let result = match precondition {
-            Precondition::Any => self.container.upsert_item(pk, id, &item, None).await,
-            Precondition::Absent => self.container.create_item(pk, id, &item, None).await,
+            Precondition::Any => self.container().upsert_item(pk, id, &item, None).await,
+            Precondition::Absent => self.container().create_item(pk, id, &item, None).await,
             Precondition::Etag(etag) => {
                 let options = ItemWriteOptions::default()
                     .with_precondition(azure_data_cosmos::options::Precondition::if_match(etag));
-                match self.container.replace_item(pk, id, &item, Some(options)).await {
+                match self.container().replace_item(pk, id, &item, Some(options)).await {
                     // Deleted since it was read: the etag no longer matches anything.
                     Err(e) if e.status().is_not_found() => return Err(StoreError::conflict(collection, id)),
                     other => other,
@@ -282,7 +322,7 @@ impl Store for CosmosStore {
             }
         };
         let conditional = options.is_some();
-        match self.container.delete_item(Self::doc_pk(collection, id), id, options).await {
+        match self.container().delete_item(Self::doc_pk(collection, id), id, options).await {
             Ok(_) => Ok(true),
             Err(e) if e.status().is_not_found() && conditional => Err(StoreError::conflict(collection, id)),
             Err(e) if e.status().is_not_found() => Ok(false),
@@ -305,7 +345,7 @@ impl Store for CosmosStore {
             item["c"] = json!("event");
             items.push((pk, id, item));
         }
-        let container = &self.container;
+        let container = &self.container();
         let writes = items.into_iter().map(|(pk, id, item)| async move {
             match container.create_item(pk, &id, &item, None).await {
                 Ok(_) => Ok(()),
@@ -352,7 +392,7 @@ impl Store for CosmosStore {
                         .map_err(|e| StoreError::Invalid(format!("query: {e}")))?;
                 }
                 let counts: Vec<u64> = self
-                    .container
+                    .container()
                     .query_items::<u64>(query, FeedScope::partition(pk.clone()), None)
                     .await
                     .map_err(|e| map_error(e, "events", "count"))?

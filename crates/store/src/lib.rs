@@ -116,3 +116,45 @@ pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError
         Backend::Cosmos(cosmos) => Ok(Arc::new(cosmos::CosmosStore::open(cosmos, settings.analytics_ttl).await?)),
     }
 }
+
+/// How long a rotated Cosmos DB key that could not be used waits before the next attempt.
+const KEY_RETRY: Duration = Duration::from_secs(5);
+
+/// Like [`open`], for a Cosmos DB account key that rotates: every value `key_updates` yields
+/// from then on (a new Key Vault version) becomes the key the store signs with, without a
+/// restart. A key that cannot be used yet is tried again every few seconds until it works or
+/// a newer one arrives; meanwhile the previous key stays in use. Other stores ignore updates.
+pub async fn open_with_key_updates(
+    settings: &StoreSettings,
+    mut key_updates: tokio::sync::watch::Receiver<String>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let Backend::Cosmos(cosmos) = &settings.backend else { return open(settings).await };
+    if cosmos.key.is_none() {
+        return open(settings).await;
+    }
+    let store = Arc::new(cosmos::CosmosStore::open(cosmos, settings.analytics_ttl).await?);
+    let weak = Arc::downgrade(&store);
+    tokio::spawn(async move {
+        while key_updates.changed().await.is_ok() {
+            loop {
+                let Some(store) = weak.upgrade() else { return };
+                let key = key_updates.borrow_and_update().clone();
+                match store.use_key(&key).await {
+                    Ok(()) => {
+                        tracing::info!("store: rotated Cosmos DB key in use");
+                        break;
+                    }
+                    Err(e) => tracing::warn!(
+                        "store: the rotated Cosmos DB key cannot be used yet, keeping the previous one: {e}"
+                    ),
+                }
+                drop(store);
+                // A newer key ends the wait early.
+                if tokio::time::timeout(KEY_RETRY, key_updates.changed()).await.is_ok_and(|r| r.is_err()) {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(store)
+}

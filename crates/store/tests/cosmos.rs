@@ -108,6 +108,47 @@ async fn outage_then_recovery(server: &CosmosServer) {
     assert_eq!(r.stats().pending, 0);
 }
 
+/// An account key rotated through `open_with_key_updates`: the new key is used from the next
+/// request on, without reopening, and the store keeps working once the old key is regenerated.
+async fn account_key_rotation(server: &CosmosServer) {
+    const NEW_KEY: &str = "bmV3LWtleS1mb3ItdGhlLWNvc21vcy1yb3RhdGlvbi10ZXN0LTAxMjM0NTY3ODk=";
+    let old_key = settings(server, "rotation").key.unwrap();
+    let store_settings = meschain_store::StoreSettings {
+        backend: meschain_store::Backend::Cosmos(settings(server, "rotation")),
+        analytics_ttl: TTL,
+        ..meschain_store::StoreSettings::embedded("unused")
+    };
+    let (tx, rx) = tokio::sync::watch::channel(old_key.clone());
+    let store = meschain_store::open_with_key_updates(&store_settings, rx).await.unwrap();
+    server.accept_keys(&[&old_key]).await;
+    let doc = serde_json::json!({"n": 1});
+    store.put_doc("rotation", "a", &doc, meschain_store::Precondition::Any).await.expect("signed with the old key");
+
+    // The new key is not accepted by the account yet: the check is real.
+    server.accept_keys(&[NEW_KEY]).await;
+    let refused = store.get_doc("rotation", "a").await;
+    assert!(matches!(&refused, Err(StoreError::Unavailable { reason, .. }) if reason.contains("401")), "{refused:?}");
+
+    // Both keys valid (the operator regenerated the secondary), the vault gets the new one.
+    server.accept_keys(&[&old_key, NEW_KEY]).await;
+    tx.send(NEW_KEY.to_string()).unwrap();
+    // Then the old one is regenerated: only the new key works, and so does the store.
+    server.accept_keys(&[NEW_KEY]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.get_doc("rotation", "a").await {
+            Ok(Some(v)) => {
+                assert_eq!(v.value, doc);
+                break;
+            }
+            other if Instant::now() > deadline => panic!("the store never switched to the new key: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    store.put_doc("rotation", "b", &doc, meschain_store::Precondition::Any).await.expect("signed with the new key");
+    server.accept_keys(&[]).await;
+}
+
 async fn run() -> Vec<String> {
     let server = CosmosServer::start().await;
     let mut failures = Vec::new();
@@ -147,6 +188,7 @@ async fn run() -> Vec<String> {
     .await;
     case("throttling_honours_retry_after", &mut failures, throttling_honours_retry_after(&server)).await;
     case("outage_then_recovery", &mut failures, outage_then_recovery(&server)).await;
+    case("account_key_rotation", &mut failures, account_key_rotation(&server)).await;
     server.stop().await;
     failures
 }

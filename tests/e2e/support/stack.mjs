@@ -5,7 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -31,6 +31,25 @@ export function loginToken(sub, roles) {
     { sub, roles, iss: settings.AUTH_ISSUER, aud: settings.AUTH_AUDIENCE, iat: now, exp: now + 3600 },
     settings.AUTH_JWT_SECRET,
   );
+}
+
+/**
+ * An app root beside the repository's: its host.json and function folders (linked) and the
+ * example settings with `overrides` as local.settings.json; the embedded store lives inside it.
+ * Remove it with rmSync when done.
+ */
+export function appRootWith(overrides = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), "meschain-app-"));
+  for (const name of readdirSync(root)) {
+    const p = path.join(root, name);
+    if (name === "host.json" || (statSync(p).isDirectory() && readdirSync(p).includes("function.json"))) {
+      symlinkSync(p, path.join(dir, name));
+    }
+  }
+  const file = JSON.parse(readFileSync(path.join(root, "local.settings.example.json"), "utf8"));
+  Object.assign(file.Values, { MESCHAIN_DATA_DIR: path.join(dir, "store"), ...overrides });
+  writeFileSync(path.join(dir, "local.settings.json"), JSON.stringify(file, null, 2));
+  return dir;
 }
 
 /**

@@ -13,7 +13,9 @@ use meschain_functions_host::worker::WorkerExit;
 use meschain_model::functions::{CONNECTION_EVENTS, NEGOTIATE};
 use meschain_model::settings::{MESCHAIN_DATA_DIR, SIGNALR_CONNECTION_STRING, SIGNALR_SECONDARY_CONNECTION_STRING};
 use meschain_signalr::ConnectionString;
-use meschain_signalr_service::{AccessKey, RunningService, UpstreamTemplate};
+use meschain_signalr_service::{AccessKey, UpstreamTemplate};
+
+use crate::local_signalr::LocalSignalR;
 
 /// Options of `meschain dev`.
 #[derive(clap::Args)]
@@ -59,11 +61,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .context("Key Vault references in the settings")?;
         let configured =
             meschain_secrets::settings::lookup(&secrets, SIGNALR_CONNECTION_STRING, |n| values.get(n).cloned());
+        // A connection string in Key Vault naming a local port is followed, not replaced: the
+        // service listens on that port with the vault's key as its primary, and the handler reads
+        // the reference itself, so a rotation in the vault reaches it as it would in Azure.
+        let follow = secrets.get(SIGNALR_CONNECTION_STRING).is_some();
         let signalr =
-            start_local_signalr(&app, configured.as_deref().unwrap_or(""), &keys, port, args.signalr_port).await?;
+            start_local_signalr(&app, configured.as_deref().unwrap_or(""), follow, &keys, port, args.signalr_port)
+                .await?;
         let mut extra_env = BTreeMap::new();
-        if let Some((svc, _)) = &signalr {
-            extra_env.insert(SIGNALR_CONNECTION_STRING.to_string(), svc.connection_string());
+        if let Some(local) = &signalr
+            && !local.follows_settings
+        {
+            let cs = local.service.connection_string().await.unwrap_or_default();
+            extra_env.insert(SIGNALR_CONNECTION_STRING.to_string(), cs);
             // The settings' secondary key belongs to the instance they named, not to ours.
             extra_env.insert(SIGNALR_SECONDARY_CONNECTION_STRING.to_string(), String::new());
         }
@@ -74,20 +84,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !store_named {
             extra_env.insert(MESCHAIN_DATA_DIR.to_string(), data_dir.join("store").display().to_string());
         }
-        let signalr_banner = signalr.as_ref().map(|(svc, _)| (svc.local_addr().port(), svc.connection_string()));
-        // Held in a slot so the restart hook can replace the running service.
-        let (signalr, restart) = match signalr {
-            Some((svc, config)) => {
-                let slot = Arc::new(tokio::sync::Mutex::new(Some(svc)));
-                (Some(slot.clone()), Some(restart_hook(slot, config)))
-            }
-            None => (None, None),
+        let signalr = signalr.map(|local| local.service);
+        let signalr_banner = match &signalr {
+            Some(svc) => Some((svc.local_addr().port(), svc.connection_string().await.unwrap_or_default())),
+            None => None,
         };
+        // Dev tokens follow a rotated login secret as the handler does.
+        secrets.spawn_refresh();
         let routes = crate::dev_routes::router(
             Arc::new(app.settings.clone()),
+            secrets,
             &root.join("web").join("dist"),
             &app.host.route_prefix,
-            restart,
+            signalr.clone(),
         );
         let opts = DevOptions { data_dir, port: Some(port), extra_env, handler: args.handler, routes };
         let mut host = DevHost::start(app, opts).await?;
@@ -110,9 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             () = meschain_model::shutdown::signal() => None,
         };
         host.shutdown().await;
-        if let Some(slot) = signalr
-            && let Some(svc) = slot.lock().await.take()
-        {
+        if let Some(svc) = signalr {
             svc.shutdown().await;
         }
         match outcome {
@@ -139,23 +146,38 @@ fn names_real_instance(cs: &str) -> bool {
     })
 }
 
+/// The local SignalR service `meschain dev` started.
+struct Started {
+    service: Arc<LocalSignalR>,
+    /// Whether the handler keeps the settings' connection string (a Key Vault reference to this
+    /// service) instead of being handed this service's.
+    follows_settings: bool,
+}
+
 /// Starts the local SignalR service unless the settings name a real instance. It keeps the
-/// settings' access key when they carry one (so tokens minted elsewhere with it stay valid) and
-/// sends every upstream event to `connection-events` with the host's function key.
+/// settings' access key as its primary when they carry one (so tokens minted elsewhere with it
+/// stay valid), has a random secondary as every Azure instance does, and sends every upstream
+/// event to `connection-events` with the host's function key. With `follow` (the setting is a
+/// Key Vault reference) and a port in the connection string, it listens on that port.
 async fn start_local_signalr(
     app: &App,
     configured: &str,
+    follow: bool,
     keys: &Keys,
     host_port: u16,
     port: Option<u16>,
-) -> anyhow::Result<Option<(RunningService, meschain_signalr_service::Config)>> {
+) -> anyhow::Result<Option<Started>> {
     if names_real_instance(configured) {
         return Ok(None);
     }
+    let parsed = configured.parse::<ConnectionString>().ok();
     let mut config = meschain_signalr_service::Config::default();
-    if let Some(key) = configured.parse::<ConnectionString>().ok().and_then(|cs| cs.access_key().cloned()) {
-        config.access_keys = vec![AccessKey::new(key.expose())];
+    if let Some(key) = parsed.as_ref().and_then(|cs| cs.access_key().cloned()) {
+        config.access_keys[0] = AccessKey::new(key.expose());
     }
+    let named_port = parsed.as_ref().and_then(|cs| cs.endpoint.port());
+    let follows_settings = follow && named_port.is_some() && port.is_none_or(|p| Some(p) == named_port);
+    let port = if follows_settings { named_port } else { port };
     let upstream =
         app.functions.iter().find(|f| f.name.eq_ignore_ascii_case(CONNECTION_EVENTS)).and_then(|f| match &f.trigger {
             Trigger::Http { route, .. } => Some(route.clone()),
@@ -175,33 +197,8 @@ async fn start_local_signalr(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
         .await
         .with_context(|| format!("binding the local SignalR service on 127.0.0.1:{}", port.unwrap_or(0)))?;
-    Ok(Some((meschain_signalr_service::start(config.clone(), listener).await?, config)))
-}
-
-/// Restarts the local SignalR service on its port with the same configuration (keys, upstream),
-/// after `down` without it: every client connection drops and reconnects fail meanwhile, as when
-/// Azure SignalR Service restarts or fails over.
-fn restart_hook(
-    slot: Arc<tokio::sync::Mutex<Option<RunningService>>>,
-    config: meschain_signalr_service::Config,
-) -> crate::dev_routes::RestartSignalR {
-    Arc::new(move |down| {
-        let slot = slot.clone();
-        let config = config.clone();
-        Box::pin(async move {
-            let mut running = slot.lock().await;
-            let Some(old) = running.take() else { return Err("the local SignalR service is not running".to_string()) };
-            let addr = old.local_addr();
-            old.shutdown().await;
-            tokio::time::sleep(down).await;
-            let listener =
-                tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr} again: {e}"))?;
-            let svc = meschain_signalr_service::start(config, listener).await.map_err(|e| e.to_string())?;
-            tracing::info!("local SignalR service restarted on {addr}");
-            *running = Some(svc);
-            Ok(())
-        })
-    })
+    let service = Arc::new(LocalSignalR::start(config, listener).await?);
+    Ok(Some(Started { service, follows_settings }))
 }
 
 #[cfg(test)]

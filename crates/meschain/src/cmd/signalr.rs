@@ -11,7 +11,7 @@ pub struct Args {
     /// Port to listen on (loopback only).
     #[arg(long, default_value_t = 8888)]
     pub port: u16,
-    /// Access key (give it twice for a primary and a secondary key). Random when omitted.
+    /// Access key (give it twice for a primary and a secondary key). Two random keys when omitted.
     #[arg(long = "access-key", value_name = "KEY", num_args = 1)]
     pub access_keys: Vec<String>,
     /// Upstream URL template matching every hub, category and event (may be repeated).
@@ -80,7 +80,8 @@ mod tests {
         assert!(config(&args(&["--access-key", "a", "--access-key", "b", "--access-key", "c"])).is_err());
         assert!(config(&args(&["--access-key", " "])).is_err());
         let random = config(&args(&[])).unwrap();
-        assert_eq!(random.access_keys.len(), 1);
+        assert_eq!(random.access_keys.len(), 2, "a primary and a secondary, as in Azure");
+        assert_ne!(random.access_keys[0], random.access_keys[1]);
         assert_eq!(args(&[]).port, 8888);
     }
 

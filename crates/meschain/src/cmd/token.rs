@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use meschain_functions_host::config::Settings;
 
 use crate::dev_token;
@@ -22,6 +23,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = Settings::load(&args.app_root)?;
-    println!("{}", dev_token::mint(&settings, &args.user, &args.roles, meschain_model::clock::now_secs())?);
+    // The login secret may be a Key Vault reference: read it as the handler would.
+    let values = &settings.values;
+    let var = |n: &str| std::env::var(n).ok().or_else(|| values.get(n).cloned());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let secrets = rt
+        .block_on(meschain_secrets::settings::resolve(values.iter().map(|(k, v)| (k.as_str(), v.as_str())), var))
+        .context("Key Vault references in the settings")?;
+    let now = meschain_model::clock::now_secs();
+    println!("{}", dev_token::mint(&settings, &secrets, &args.user, &args.roles, now)?);
     Ok(())
 }

@@ -83,16 +83,12 @@ pub async fn negotiate(State(svc): State<Arc<Service>>, headers: HeaderMap, RawQ
         Err(e) => return bad_request(e),
     };
     let tokens = auth::header_tokens(&headers);
-    let claims = match auth::validate_client(
-        &tokens,
-        &svc.config.access_keys,
-        svc.config.token_leeway_secs,
-        host(&headers),
-        &q.hub,
-    ) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
+    let claims =
+        match auth::validate_client(&tokens, &svc.keys.current(), svc.config.token_leeway_secs, host(&headers), &q.hub)
+        {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
     let Some(slot) = svc.take_slot() else {
         return (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": "Maximum connection count reached." })))
             .into_response();
@@ -158,7 +154,7 @@ pub async fn transport(
         tokens.push(t);
     }
     if let Err(e) =
-        auth::validate_client(&tokens, &svc.config.access_keys, svc.config.token_leeway_secs, host(&headers), &q.hub)
+        auth::validate_client(&tokens, &svc.keys.current(), svc.config.token_leeway_secs, host(&headers), &q.hub)
     {
         return e.into_response();
     }

@@ -90,7 +90,7 @@ pub async fn handle(
     let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     if let Err(e) = auth::validate_rest(
         &auth::header_tokens(&headers),
-        &svc.config.access_keys,
+        &svc.keys.current(),
         svc.config.token_leeway_secs,
         host,
         path_and_query,

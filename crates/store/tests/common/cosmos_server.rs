@@ -84,6 +84,14 @@ impl CosmosServer {
         self.control(&format!("down?on={on}")).await;
     }
 
+    /// From now on only requests signed with one of `keys` (base64 account keys) are served;
+    /// others get 401. An empty list accepts any key again.
+    pub async fn accept_keys(&self, keys: &[&str]) {
+        let list: Vec<String> =
+            keys.iter().map(|k| url::form_urlencoded::byte_serialize(k.as_bytes()).collect()).collect();
+        self.control(&format!("keys?accept={}", list.join(","))).await;
+    }
+
     /// 429s served so far.
     pub async fn throttled(&self) -> u64 {
         self.control("stats").await["throttled"].as_u64().unwrap_or(0)
