@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use meschain_model::settings as names;
-use meschain_secrets::{Derived, SecretHandle, SecretValue, Secrets};
+use meschain_secrets::{Derived, SecretValue, Secrets};
 use meschain_signalr::AccessKey;
 use meschain_signalr::connection_string::{ConnectionString, Credential};
 use meschain_signalr::token::SigningKey;
@@ -46,26 +46,34 @@ pub struct AppState {
     pub secrets: Secrets,
     /// The primary access key while it follows a Key Vault reference.
     rotating_signalr_key: Option<Derived<AccessKey>>,
+    /// The secondary access key (accepted on upstream signatures) while it follows one.
+    rotating_secondary_key: Option<Derived<AccessKey>>,
 }
 
-/// The primary access key of a connection string held in Key Vault, as the key upstream
-/// signatures are checked with and as the key tokens are signed with.
+/// The access key of a connection string held in Key Vault, as the key upstream signatures
+/// are checked with and as the key tokens and REST calls are signed with.
 struct RotatingSignalRKey {
     access: Derived<AccessKey>,
     signing: Derived<SigningKey>,
 }
 
 impl RotatingSignalRKey {
-    fn follow(handle: SecretHandle) -> Result<Self, EntraError> {
-        let name = names::SIGNALR_CONNECTION_STRING;
+    /// `None` when `setting` is not a Key Vault reference or holds an Entra ID connection string.
+    fn follow(secrets: &Secrets, setting: &'static str, current: &Credential) -> Result<Option<Self>, EntraError> {
+        let (Credential::AccessKey(_), Some(handle)) = (current, secrets.get(setting)) else { return Ok(None) };
         let key = move |v: &SecretValue| match v.expose().parse::<ConnectionString>().map(|c| c.credential) {
             Ok(Credential::AccessKey(key)) => Ok(key),
-            _ => Err(format!("{name} from Key Vault is not a connection string with an AccessKey")),
+            _ => Err(format!("{setting} from Key Vault is not a connection string with an AccessKey")),
         };
-        let access = Derived::follow(handle.clone(), name, key).map_err(EntraError)?;
+        let access = Derived::follow(handle.clone(), setting, key).map_err(EntraError)?;
         let signing =
-            Derived::follow(handle, name, move |v| key(v).map(|k| SigningKey::hs256(&k))).map_err(EntraError)?;
-        Ok(RotatingSignalRKey { access, signing })
+            Derived::follow(handle, setting, move |v| key(v).map(|k| SigningKey::hs256(&k))).map_err(EntraError)?;
+        Ok(Some(RotatingSignalRKey { access, signing }))
+    }
+
+    /// The endpoint of `connection`, signing with the key as it rotates.
+    fn endpoint(&self, connection: ConnectionString) -> Endpoint {
+        Endpoint::with_auth(connection, RequestAuth::AccessKey(self.signing.clone()))
     }
 }
 
@@ -100,12 +108,10 @@ impl AppState {
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
-        let rotating = match (&signalr.connection.credential, secrets.get(names::SIGNALR_CONNECTION_STRING)) {
-            (Credential::AccessKey(_), Some(handle)) => Some(RotatingSignalRKey::follow(handle)?),
-            _ => None,
-        };
+        let rotating =
+            RotatingSignalRKey::follow(&secrets, names::SIGNALR_CONNECTION_STRING, &signalr.connection.credential)?;
         let primary = match &rotating {
-            Some(keys) => Endpoint::with_auth(signalr.connection.clone(), RequestAuth::AccessKey(keys.signing.clone())),
+            Some(keys) => keys.endpoint(signalr.connection.clone()),
             None => Endpoint::from_connection(signalr.connection.clone(), &http)?,
         };
         let client_tokens = match primary.auth() {
@@ -115,8 +121,21 @@ impl AppState {
         };
         let mut endpoints = vec![primary];
         if let Some(fallback) = &signalr.fallback {
-            endpoints.push(Endpoint::from_connection(fallback.clone(), &http)?);
+            let name = names::SIGNALR_FALLBACK_CONNECTION_STRING;
+            endpoints.push(match RotatingSignalRKey::follow(&secrets, name, &fallback.credential)? {
+                Some(keys) => keys.endpoint(fallback.clone()),
+                None => Endpoint::from_connection(fallback.clone(), &http)?,
+            });
         }
+        // The secondary lends only its access key, to upstream checks.
+        let secondary = match &signalr.secondary_key {
+            Some(key) => RotatingSignalRKey::follow(
+                &secrets,
+                names::SIGNALR_SECONDARY_CONNECTION_STRING,
+                &Credential::AccessKey(key.clone()),
+            )?,
+            None => None,
+        };
         let rest = SignalRRest::with_http(endpoints, policy, http);
         Ok(AppState {
             signalr,
@@ -131,20 +150,24 @@ impl AppState {
             dashboard_cache: DashboardCache::default(),
             currency,
             rotating_signalr_key: rotating.map(|k| k.access),
+            rotating_secondary_key: secondary.map(|k| k.access),
             secrets,
             sync,
         })
     }
 
-    /// The access keys accepted on upstream signatures now: the primary (and, during a Key
-    /// Vault rotation's overlap, the one it replaced), then the secondary.
+    /// The access keys accepted on upstream signatures now: the primary, then the secondary,
+    /// each with the key it replaced while a Key Vault rotation's overlap lasts.
     pub fn upstream_keys(&self) -> Vec<AccessKey> {
-        match &self.rotating_signalr_key {
-            Some(keys) => {
-                keys.accepted().iter().map(|k| AccessKey::clone(k)).chain(self.signalr.secondary_key.clone()).collect()
-            }
-            None => self.signalr.keys(),
-        }
+        let primary: Vec<AccessKey> = match &self.rotating_signalr_key {
+            Some(keys) => keys.accepted().iter().map(|k| AccessKey::clone(k)).collect(),
+            None => self.signalr.primary_key.iter().cloned().collect(),
+        };
+        let secondary: Vec<AccessKey> = match &self.rotating_secondary_key {
+            Some(keys) => keys.accepted().iter().map(|k| AccessKey::clone(k)).collect(),
+            None => self.signalr.secondary_key.iter().cloned().collect(),
+        };
+        primary.into_iter().chain(secondary).collect()
     }
 
     /// Starts what runs beside requests: the refresh of a service-issued signing key, and of

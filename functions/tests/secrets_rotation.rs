@@ -14,6 +14,7 @@ use meschain_fake_keyvault::{FakeVault, Options};
 use meschain_functions::app::AppState;
 use meschain_functions::auth::AuthError;
 use meschain_functions::settings::Settings;
+use meschain_functions::signalr_rest::RequestAuth;
 use meschain_secrets::cache::{CacheOptions, Secrets};
 use meschain_secrets::credential::VaultCredential;
 use meschain_secrets::settings::{lookup, references};
@@ -37,6 +38,22 @@ fn signalr(key: &str) -> String {
     format!("Endpoint=http://localhost;Port=8888;AccessKey={key};Version=1.0;")
 }
 
+fn fallback(key: &str) -> String {
+    format!("Endpoint=http://fallback.localhost;Port=8889;AccessKey={key};Version=1.0;")
+}
+
+/// Whether a REST token of `auth` verifies with `key`.
+fn signs_with(auth: &RequestAuth, key: &str) -> bool {
+    let RequestAuth::AccessKey(signer) = auth else { panic!("an access key endpoint") };
+    let token = signer.current().rest_token("http://localhost/api/hubs/h", 0, 600).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_aud = false;
+    v.validate_exp = false;
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<serde_json::Value>(&token, &jsonwebtoken::DecodingKey::from_secret(key.as_bytes()), &v)
+        .is_ok()
+}
+
 fn login(secret: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let claims = serde_json::json!({"sub": "u1", "roles": ["admin"], "iss": "meschain-dev", "aud": "meschain-realtime", "iat": now, "exp": now + 600});
@@ -48,10 +65,20 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     let vault = FakeVault::start(Options { accepted_tokens: vec!["t".into()], ..Options::default() }).await.unwrap();
     vault.state().set_secret("signalr", &signalr("old-signalr-key-0123456789abcdef"));
     vault.state().set_secret("jwt", OLD_JWT);
+    vault.state().set_secret("signalr-secondary", &signalr("old-secondary-key-0123456789abcdef"));
+    vault.state().set_secret("signalr-fallback", &fallback("old-fallback-key-0123456789abcdef"));
 
     let env: HashMap<&str, String> = HashMap::from([
         ("AzureSignalRConnectionString", "@Microsoft.KeyVault(VaultName=myvault;SecretName=signalr)".into()),
         ("AUTH_JWT_SECRET", "@Microsoft.KeyVault(SecretUri=https://myvault.vault.azure.net/secrets/jwt)".into()),
+        (
+            "AzureSignalRSecondaryConnectionString",
+            "@Microsoft.KeyVault(VaultName=myvault;SecretName=signalr-secondary)".into(),
+        ),
+        (
+            "AzureSignalRFallbackConnectionString",
+            "@Microsoft.KeyVault(VaultName=myvault;SecretName=signalr-fallback)".into(),
+        ),
         ("AUTH_ISSUER", "meschain-dev".into()),
         ("AUTH_AUDIENCE", "meschain-realtime".into()),
         ("ADMIN_BROADCAST_SCHEDULE", "*/5 * * * * *".into()),
@@ -73,11 +100,17 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     let new_key = AccessKey::new("new-signalr-key-0123456789abcdef");
     assert!(state.authenticator.verify_token(&login(OLD_JWT)).await.is_ok());
     assert!(matches!(state.authenticator.verify_token(&login(NEW_JWT)).await, Err(AuthError::InvalidSignature)));
-    assert_eq!(state.upstream_keys(), std::slice::from_ref(&old_key));
+    let old_secondary = AccessKey::new("old-secondary-key-0123456789abcdef");
+    let new_secondary = AccessKey::new("new-secondary-key-0123456789abcdef");
+    assert_eq!(state.upstream_keys(), [old_key.clone(), old_secondary.clone()]);
+    let fallback_auth = || state.rest.endpoints()[1].auth();
+    assert!(signs_with(fallback_auth(), "old-fallback-key-0123456789abcdef"));
 
     vault.state().set_secret("signalr", &signalr("new-signalr-key-0123456789abcdef"));
     vault.state().set_secret("jwt", NEW_JWT);
-    assert_eq!(secrets.refresh().await.rotated.len(), 2);
+    vault.state().set_secret("signalr-secondary", &signalr("new-secondary-key-0123456789abcdef"));
+    vault.state().set_secret("signalr-fallback", &fallback("new-fallback-key-0123456789abcdef"));
+    assert_eq!(secrets.refresh().await.rotated.len(), 4);
     tokio::time::sleep(Duration::from_millis(50)).await; // the followers apply the new values
     let rotated_at = std::time::Instant::now();
 
@@ -97,16 +130,17 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
         .is_ok()
     };
     assert!(verify(&new_key) && !verify(&old_key), "client tokens are signed with the new key");
+    assert!(signs_with(fallback_auth(), "new-fallback-key-0123456789abcdef"), "so are REST calls to the fallback");
 
     // During the overlap both login secrets and both upstream keys are accepted.
     assert!(state.authenticator.verify_token(&login(NEW_JWT)).await.is_ok());
     assert!(state.authenticator.verify_token(&login(OLD_JWT)).await.is_ok());
-    assert_eq!(state.upstream_keys(), [new_key.clone(), old_key.clone()]);
+    assert_eq!(state.upstream_keys(), [new_key.clone(), old_key.clone(), new_secondary.clone(), old_secondary.clone()]);
 
     tokio::time::sleep(overlap.saturating_sub(rotated_at.elapsed()) + Duration::from_millis(100)).await;
     assert!(matches!(state.authenticator.verify_token(&login(OLD_JWT)).await, Err(AuthError::InvalidSignature)));
     assert!(state.authenticator.verify_token(&login(NEW_JWT)).await.is_ok());
-    assert_eq!(state.upstream_keys(), [new_key]);
+    assert_eq!(state.upstream_keys(), [new_key, new_secondary]);
     vault.stop().await;
 }
 

@@ -165,6 +165,11 @@ impl SignalRRest {
         &self.policy
     }
 
+    /// Every endpoint, in order of preference (the primary, then the fallback).
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
     /// The endpoint calls go to now: the first one not benched (the primary if all are).
     pub fn active(&self) -> &Endpoint {
         let now = clock::now_ms();
