@@ -21,13 +21,7 @@ pub const MAX_SNAPSHOT_BYTES: usize = 2048;
 const MAX_TEXT: usize = 40;
 const MAX_ERROR: usize = 28;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthStatus {
-    Healthy,
-    Degraded,
-    Down,
-}
+pub use meschain_model::health::HealthStatus;
 
 /// One dependency's health as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,12 +151,7 @@ impl DashboardCache {
 /// `health.secrets` is what the secrets layer (Key Vault references) reports.
 impl From<meschain_secrets::SecretsHealth> for Health {
     fn from(h: meschain_secrets::SecretsHealth) -> Self {
-        let status = match h.status {
-            meschain_secrets::HealthStatus::Healthy => HealthStatus::Healthy,
-            meschain_secrets::HealthStatus::Degraded => HealthStatus::Degraded,
-            meschain_secrets::HealthStatus::Down => HealthStatus::Down,
-        };
-        Health::new(status, h.detail)
+        Health::new(h.status, h.detail)
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`settings`]: the names of the app settings (`local.settings.json` `Values`, App Settings).
 //! - [`functions`]: the function names (the folders holding `function.json`).
 //! - [`clock`]: the one wall clock, and a manual one for tests.
+//! - [`health`]: how healthy a dependency is.
 //! - `shutdown` (feature `shutdown`): the one "stop requested" signal of every binary.
 //!
 //! Kept small on purpose: plain data and names, serde, no I/O. Anything with behaviour beyond
@@ -18,6 +19,7 @@ pub mod client_methods;
 pub mod clock;
 pub mod functions;
 pub mod groups;
+pub mod health;
 pub mod hubs;
 pub mod marketplace;
 pub mod settings;

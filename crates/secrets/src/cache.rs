@@ -22,6 +22,8 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+pub use meschain_model::health::HealthStatus;
+
 use crate::reference::SecretRef;
 use crate::rotation::Rotating;
 use crate::value::SecretValue;
@@ -87,14 +89,6 @@ impl StartupError {
 pub struct SecretsHealth {
     pub status: HealthStatus,
     pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthStatus {
-    Healthy,
-    Degraded,
-    Down,
 }
 
 /// What one refresh pass did, for logs and tests.

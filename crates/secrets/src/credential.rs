@@ -14,14 +14,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };
 
-use crate::transport::ReqwestTransport;
+use crate::transport::identity_client_options as client_options;
 
 /// The setting that forces a credential kind.
 pub const CREDENTIAL_SETTING: &str = "SECRETS_CREDENTIAL";
@@ -147,21 +146,6 @@ pub fn choose(var: impl Fn(&str) -> Option<String>) -> Result<CredentialKind, Cr
     } else {
         CredentialKind::DeveloperTools
     })
-}
-
-/// Few quick retries: the vault reader has its own time budget per read, and a token fetch
-/// that retried for a minute would only eat it.
-fn client_options(http: reqwest::Client) -> ClientOptions {
-    ClientOptions {
-        transport: Some(ReqwestTransport::transport(http)),
-        retry: RetryOptions::exponential(ExponentialRetryOptions {
-            initial_delay: azure_core::time::Duration::milliseconds(100),
-            max_retries: 2,
-            max_total_elapsed: azure_core::time::Duration::seconds(10),
-            max_delay: azure_core::time::Duration::seconds(2),
-        }),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

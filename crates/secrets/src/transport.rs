@@ -13,7 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use azure_core::error::{Error, ErrorKind};
 use azure_core::http::headers::{HeaderName, HeaderValue, Headers};
-use azure_core::http::{AsyncRawResponse, Body, HttpClient, Request, Transport};
+use azure_core::http::{
+    AsyncRawResponse, Body, ClientOptions, ExponentialRetryOptions, HttpClient, Request, RetryOptions, Transport,
+};
 
 /// The largest response body accepted (Key Vault's secret size limit is 25 KB).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -26,6 +28,22 @@ impl ReqwestTransport {
     /// As an `azure_core` [`Transport`], for `ClientOptions::transport`.
     pub fn transport(http: reqwest::Client) -> Transport {
         Transport::new(Arc::new(ReqwestTransport(http)))
+    }
+}
+
+/// Pipeline options for identity credentials: this transport, and few quick retries. Their
+/// callers (a vault read, a SignalR REST call) have their own time budgets, and a token fetch
+/// that retried for a minute would only eat them.
+pub fn identity_client_options(http: reqwest::Client) -> ClientOptions {
+    ClientOptions {
+        transport: Some(ReqwestTransport::transport(http)),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: azure_core::time::Duration::milliseconds(100),
+            max_retries: 2,
+            max_total_elapsed: azure_core::time::Duration::seconds(10),
+            max_delay: azure_core::time::Duration::seconds(2),
+        }),
+        ..Default::default()
     }
 }
 

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::{ClientOptions, RetryOptions};
 use azure_identity::{
     ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId,
 };
+use meschain_secrets::transport::identity_client_options as client_options;
 use meschain_signalr::connection_string::{EntraIdAuth, EntraIdKind};
 
 /// The scope the official SDK asks for (reference §A.3).
@@ -116,22 +116,6 @@ pub fn check(auth: &EntraIdAuth) -> Result<(), EntraError> {
 
 fn app_secret(auth: &EntraIdAuth) -> Option<(&str, &str, &str)> {
     Some((auth.tenant_id.as_deref()?, auth.client_id.as_deref()?, auth.client_secret.as_deref()?))
-}
-
-/// Pipeline options: our transport, and few quick retries, since the REST client has its own
-/// budget and a credential that retries for a minute would only eat it.
-fn client_options(http: reqwest::Client) -> ClientOptions {
-    ClientOptions {
-        // One HTTP/TLS stack: the adapter the Key Vault client uses too.
-        transport: Some(meschain_secrets::transport::ReqwestTransport::transport(http)),
-        retry: RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
-            initial_delay: azure_core::time::Duration::milliseconds(100),
-            max_retries: 2,
-            max_total_elapsed: azure_core::time::Duration::seconds(10),
-            max_delay: azure_core::time::Duration::seconds(2),
-        }),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]
