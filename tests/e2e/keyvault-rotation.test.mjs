@@ -21,7 +21,7 @@ import { appRootWith, sleep, startDev } from "./support/stack.mjs";
 import { startVault } from "./support/keyvault.mjs";
 
 const REFRESH_SECONDS = 1;
-const OVERLAP_SECONDS = 6;
+const OVERLAP_SECONDS = 8;
 const CONTROL = { "x-meschain-control": "1" };
 
 const freePort = () =>
@@ -193,7 +193,9 @@ test("SignalR key and login secret rotate in Key Vault with zero failed requests
       const res = await negotiate(await devToken("probe"));
       return res.status === 200 && signedWith((await res.json()).accessToken, newKey);
     }, 5_000);
-    const switchedAfter = Date.now() - rotatedAt;
+    // The handler rotated no later than now (the login secret at most one refresh later).
+    const switchedAt = Date.now();
+    const switchedAfter = switchedAt - rotatedAt;
     // ... dev tokens (the issuer) switch to the new login secret once the handler has it ...
     await waitFor("login tokens signed with the new secret", async () => signedWith(await devToken("probe"), newSecret), 8_000);
     // ... and during the overlap the old login token and the old key's upstream signature still pass.
@@ -201,7 +203,7 @@ test("SignalR key and login secret rotate in Key Vault with zero failed requests
     assert.equal(await upstream([oldKey]), 200, "old key's upstream signature during the overlap");
 
     // After the overlap, only the new values are accepted by the handler.
-    await sleep(Math.max(0, rotatedAt + (OVERLAP_SECONDS + 2 * REFRESH_SECONDS + 1) * 1000 - Date.now()));
+    await sleep(Math.max(0, switchedAt + (OVERLAP_SECONDS + 2 * REFRESH_SECONDS) * 1000 + 500 - Date.now()));
     const refused = await negotiate(oldLogin);
     assert.equal(refused.status, 401, "old login secret after the overlap");
     assert.match(refused.headers.get("www-authenticate") ?? "", /invalid_token/);
