@@ -33,8 +33,9 @@ pub struct Args {
     /// (e.g. target/debug/handler before it is copied into the app root).
     #[arg(long)]
     pub handler: Option<PathBuf>,
-    /// Port of the local SignalR service on 127.0.0.1 [default: any free port]. Not started
-    /// when the settings name a real (non-loopback) SignalR instance.
+    /// Port of the local SignalR service on 127.0.0.1 [default: the port of a Key Vault-held
+    /// local connection string, else any free port]. Not started when the settings name a real
+    /// (non-loopback) SignalR instance.
     #[arg(long)]
     pub signalr_port: Option<u16>,
 }
