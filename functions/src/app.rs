@@ -58,9 +58,9 @@ struct RotatingSignalRKey {
 }
 
 impl RotatingSignalRKey {
-    /// `None` when `setting` is not a Key Vault reference or holds an Entra ID connection string.
-    fn follow(secrets: &Secrets, setting: &'static str, current: &Credential) -> Result<Option<Self>, EntraError> {
-        let (Credential::AccessKey(_), Some(handle)) = (current, secrets.get(setting)) else { return Ok(None) };
+    /// `None` when `setting` is not a Key Vault reference.
+    fn follow(secrets: &Secrets, setting: &'static str) -> Result<Option<Self>, EntraError> {
+        let Some(handle) = secrets.get(setting) else { return Ok(None) };
         let key = move |v: &SecretValue| match v.expose().parse::<ConnectionString>().map(|c| c.credential) {
             Ok(Credential::AccessKey(key)) => Ok(key),
             _ => Err(format!("{setting} from Key Vault is not a connection string with an AccessKey")),
@@ -70,11 +70,23 @@ impl RotatingSignalRKey {
             Derived::follow(handle, setting, move |v| key(v).map(|k| SigningKey::hs256(&k))).map_err(EntraError)?;
         Ok(Some(RotatingSignalRKey { access, signing }))
     }
+}
 
-    /// The endpoint of `connection`, signing with the key as it rotates.
-    fn endpoint(&self, connection: ConnectionString) -> Endpoint {
-        Endpoint::with_auth(connection, RequestAuth::AccessKey(self.signing.clone()))
+/// The REST endpoint of `connection` (the value of `setting`), and its access key as it rotates
+/// when `setting` is a Key Vault reference to an access-key connection string.
+fn endpoint(
+    secrets: &Secrets,
+    setting: &'static str,
+    connection: &ConnectionString,
+    http: &reqwest::Client,
+) -> Result<(Endpoint, Option<Derived<AccessKey>>), EntraError> {
+    if connection.access_key().is_some()
+        && let Some(keys) = RotatingSignalRKey::follow(secrets, setting)?
+    {
+        let endpoint = Endpoint::with_auth(connection.clone(), RequestAuth::AccessKey(keys.signing));
+        return Ok((endpoint, Some(keys.access)));
     }
+    Ok((Endpoint::from_connection(connection.clone(), http)?, None))
 }
 
 impl AppState {
@@ -108,12 +120,7 @@ impl AppState {
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
-        let rotating =
-            RotatingSignalRKey::follow(&secrets, names::SIGNALR_CONNECTION_STRING, &signalr.connection.credential)?;
-        let primary = match &rotating {
-            Some(keys) => keys.endpoint(signalr.connection.clone()),
-            None => Endpoint::from_connection(signalr.connection.clone(), &http)?,
-        };
+        let (primary, rotating) = endpoint(&secrets, names::SIGNALR_CONNECTION_STRING, &signalr.connection, &http)?;
         let client_tokens = match primary.auth() {
             RequestAuth::AccessKey(signer) => ClientTokenSigner::Fixed(signer.clone()),
             // The same credential (and token cache) serves REST calls and key fetches.
@@ -121,19 +128,11 @@ impl AppState {
         };
         let mut endpoints = vec![primary];
         if let Some(fallback) = &signalr.fallback {
-            let name = names::SIGNALR_FALLBACK_CONNECTION_STRING;
-            endpoints.push(match RotatingSignalRKey::follow(&secrets, name, &fallback.credential)? {
-                Some(keys) => keys.endpoint(fallback.clone()),
-                None => Endpoint::from_connection(fallback.clone(), &http)?,
-            });
+            endpoints.push(endpoint(&secrets, names::SIGNALR_FALLBACK_CONNECTION_STRING, fallback, &http)?.0);
         }
         // The secondary lends only its access key, to upstream checks.
-        let secondary = match &signalr.secondary_key {
-            Some(key) => RotatingSignalRKey::follow(
-                &secrets,
-                names::SIGNALR_SECONDARY_CONNECTION_STRING,
-                &Credential::AccessKey(key.clone()),
-            )?,
+        let secondary = match signalr.secondary_key {
+            Some(_) => RotatingSignalRKey::follow(&secrets, names::SIGNALR_SECONDARY_CONNECTION_STRING)?,
             None => None,
         };
         let rest = SignalRRest::with_http(endpoints, policy, http);
@@ -149,7 +148,7 @@ impl AppState {
             started_ms: meschain_model::clock::now_ms(),
             dashboard_cache: DashboardCache::default(),
             currency,
-            rotating_signalr_key: rotating.map(|k| k.access),
+            rotating_signalr_key: rotating,
             rotating_secondary_key: secondary.map(|k| k.access),
             secrets,
             sync,

@@ -124,6 +124,15 @@ async fn account_key_rotation(server: &CosmosServer) {
     let doc = serde_json::json!({"n": 1});
     store.put_doc("rotation", "a", &doc, meschain_store::Precondition::Any).await.expect("signed with the old key");
 
+    // A key the account does not accept, or one that is not a key at all, is not switched to:
+    // the store keeps working with the old one.
+    for bad in ["bm90LWFuLWFjY2VwdGVkLWtleQ==", "%% not base64 %%"] {
+        tx.send(bad.to_string()).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let still = store.get_doc("rotation", "a").await;
+        assert!(matches!(&still, Ok(Some(v)) if v.value == doc), "after a bad key {bad:?}: {still:?}");
+    }
+
     // The new key is not accepted by the account yet: the check is real.
     server.accept_keys(&[NEW_KEY]).await;
     let refused = store.get_doc("rotation", "a").await;
