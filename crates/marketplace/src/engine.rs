@@ -33,8 +33,7 @@ use crate::items_source::{ItemsSource, SourceBatch, SourceError};
 use crate::progress::{BatchReport, Progress, SyncStatus, Throttle, percent};
 use crate::request::{ItemsSpec, SyncPlan};
 use crate::run::{COLLECTION, Lease, PendingBatch, RunStatus, SyncRun};
-use crate::status::{self, StatusChange};
-use meschain_store::status::SyncState as State;
+use meschain_store::status::{self, StatusChange, SyncState as State};
 use meschain_store::{Precondition, Store, StoreError};
 
 /// Deliveries in a row that may end at the deadline without finishing any batch before the run
