@@ -1,9 +1,18 @@
-//! The application: its shared state and its router, built once at start.
+//! The application: each function's dependencies, built once at start from the settings, and
+//! the table ([`AppState`], the protocol's [`Handler`]) that hands each function its own.
+//!
+//! Functions never see this state: each takes a `Deps` of its module (what it reads, what it
+//! writes, its clock), so a function's signature says what it needs and a test of one function
+//! builds only that. What two functions share (the SignalR REST client, the store, the
+//! recorder, the dashboard snapshot) is built here once and handed to both.
 
 use std::sync::Arc;
 
 use axum::Router;
+use http::StatusCode;
 
+use meschain_functions_protocol::{Context, Handler, HttpRequest, HttpResponse, InvocationRequest, TriggerFailure};
+use meschain_model::clock::{Clock, SystemClock};
 use meschain_model::settings as names;
 use meschain_secrets::{Derived, SecretValue, Secrets};
 use meschain_signalr::AccessKey;
@@ -14,40 +23,29 @@ use meschain_store::{Recorder, Store};
 
 use crate::auth::Authenticator;
 use crate::client_tokens::ClientTokenSigner;
-use crate::cors::CorsPolicy;
-use crate::dashboard::DashboardCache;
-use crate::settings::{Settings, SignalRSettings};
+use crate::dashboard::Snapshots;
+use crate::functions::connection_events::upstream::{KeySource, UpstreamKeys};
+use crate::functions::{Function, admin_broadcast, connection_events, marketplace_sync, negotiate};
+use crate::settings::Settings;
 use crate::signalr_rest::entra::EntraError;
 use crate::signalr_rest::{Endpoint, RequestAuth, SignalRRest, retry::RetryPolicy};
 
-/// Everything a function needs, shared by all requests.
+/// The function table: each function's dependencies, and what runs beside requests.
 pub struct AppState {
-    pub signalr: SignalRSettings,
-    pub cors: CorsPolicy,
-    pub token_lifetime_secs: u64,
+    negotiate: negotiate::Deps,
+    connection_events: connection_events::Deps,
+    admin_broadcast: admin_broadcast::Deps,
+    marketplace_sync: marketplace_sync::Deps,
     /// Signs client access tokens: the primary access key, or the key the service issues to
-    /// our Entra identity (call [`AppState::start_background`] to fetch it).
-    pub client_tokens: ClientTokenSigner,
-    pub authenticator: Authenticator,
-    pub rest: SignalRRest,
-    /// Shared state (presence, counters, marketplace status): embedded or Cosmos DB.
-    pub store: Arc<dyn Store>,
-    /// Analytics events, counters and presence changes, written in the background.
-    pub recorder: Recorder,
-    /// When this process started (Unix ms), for `uptimeSeconds`.
-    pub started_ms: u64,
-    /// The last dashboard data read from the store, shown while the store is down.
-    pub dashboard_cache: DashboardCache,
-    pub currency: String,
-    /// `marketplace-sync`'s connectors, store and settings.
-    pub sync: crate::sync_runtime::SyncRuntime,
-    /// Settings read from Key Vault, refreshed in the background; `secrets.health()` is
-    /// `health.secrets` on the dashboard.
-    pub secrets: Secrets,
-    /// The primary access key while it follows a Key Vault reference.
-    rotating_signalr_key: Option<Derived<AccessKey>>,
-    /// The secondary access key (accepted on upstream signatures) while it follows one.
-    rotating_secondary_key: Option<Derived<AccessKey>>,
+    /// our Entra identity (fetched by [`AppState::start_background`]).
+    client_tokens: ClientTokenSigner,
+    authenticator: Authenticator,
+    rest: Arc<SignalRRest>,
+    /// Analytics events, counters and presence changes, written in the background; flushed
+    /// by `main` at shutdown.
+    recorder: Recorder,
+    /// Settings read from Key Vault, refreshed in the background.
+    secrets: Secrets,
 }
 
 /// The access key of a connection string held in Key Vault, as the key upstream signatures
@@ -106,6 +104,7 @@ impl AppState {
     pub fn with_secrets(settings: Settings, store: Arc<dyn Store>, secrets: Secrets) -> Result<Self, EntraError> {
         // The schedule and queue name are the host's business; they were validated at start.
         let Settings { signalr, auth, cors, token_lifetime_secs, store: store_settings, currency, sync, .. } = settings;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let recorder = if store_settings.recorder.enabled {
             Recorder::start(store.clone(), store_settings.recorder_config())
         } else {
@@ -115,8 +114,7 @@ impl AppState {
         let lookup_secrets = secrets.clone();
         let lookup =
             move |name: &str| meschain_secrets::settings::lookup(&lookup_secrets, name, |n| std::env::var(n).ok());
-        let sync = crate::sync_runtime::SyncRuntime::new(std::sync::Arc::new(lookup), sync)
-            .with_store(store.clone(), recorder.clone());
+        let sync = crate::sync_runtime::SyncRuntime::new(std::sync::Arc::new(lookup), sync);
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
@@ -130,43 +128,80 @@ impl AppState {
         if let Some(fallback) = &signalr.fallback {
             endpoints.push(endpoint(&secrets, names::SIGNALR_FALLBACK_CONNECTION_STRING, fallback, &http)?.0);
         }
-        // The secondary lends only its access key, to upstream checks.
-        let secondary = match signalr.secondary_key {
-            Some(_) => RotatingSignalRKey::follow(&secrets, names::SIGNALR_SECONDARY_CONNECTION_STRING)?,
+        // Upstream signatures: each key as it rotates when it follows Key Vault, else as set.
+        // The secondary lends only its access key, to these checks.
+        let primary_key = match rotating {
+            Some(keys) => Some(KeySource::Rotating(keys)),
+            None => signalr.primary_key.clone().map(KeySource::Fixed),
+        };
+        let secondary_key = match &signalr.secondary_key {
+            Some(fixed) => {
+                Some(match RotatingSignalRKey::follow(&secrets, names::SIGNALR_SECONDARY_CONNECTION_STRING)? {
+                    Some(keys) => KeySource::Rotating(keys.access),
+                    None => KeySource::Fixed(fixed.clone()),
+                })
+            }
             None => None,
         };
-        let rest = SignalRRest::with_http(endpoints, policy, http);
+        let upstream_keys = UpstreamKeys::new(primary_key.into_iter().chain(secondary_key).collect(), secrets.clone());
+        let rest = Arc::new(SignalRRest::with_http(endpoints, policy, http));
+        let snapshots = Arc::new(Snapshots::new(
+            store.clone(),
+            rest.clone(),
+            recorder.clone(),
+            secrets.clone(),
+            clock.now_ms(),
+            currency,
+        ));
+        let tokens = negotiate::TokenMinter {
+            connection: signalr.connection,
+            signer: client_tokens.clone(),
+            lifetime_secs: token_lifetime_secs,
+        };
         Ok(AppState {
-            signalr,
-            cors,
-            token_lifetime_secs,
+            negotiate: negotiate::Deps::new(cors, authenticator.clone(), tokens, recorder.clone(), clock.clone()),
+            connection_events: connection_events::Deps::new(
+                upstream_keys,
+                rest.clone(),
+                store.clone(),
+                snapshots.clone(),
+                recorder.clone(),
+                clock.clone(),
+            ),
+            admin_broadcast: admin_broadcast::Deps::new(snapshots, rest.clone(), recorder.clone(), clock.clone()),
+            marketplace_sync: marketplace_sync::Deps::new(sync, store, recorder.clone(), rest.clone(), clock),
             client_tokens,
             authenticator,
             rest,
-            store,
             recorder,
-            started_ms: meschain_model::clock::now_ms(),
-            dashboard_cache: DashboardCache::default(),
-            currency,
-            rotating_signalr_key: rotating,
-            rotating_secondary_key: secondary.map(|k| k.access),
             secrets,
-            sync,
         })
     }
 
     /// The access keys accepted on upstream signatures now: the primary, then the secondary,
     /// each with the key it replaced while a Key Vault rotation's overlap lasts.
     pub fn upstream_keys(&self) -> Vec<AccessKey> {
-        let primary: Vec<AccessKey> = match &self.rotating_signalr_key {
-            Some(keys) => keys.accepted().iter().map(|k| AccessKey::clone(k)).collect(),
-            None => self.signalr.primary_key.iter().cloned().collect(),
-        };
-        let secondary: Vec<AccessKey> = match &self.rotating_secondary_key {
-            Some(keys) => keys.accepted().iter().map(|k| AccessKey::clone(k)).collect(),
-            None => self.signalr.secondary_key.iter().cloned().collect(),
-        };
-        primary.into_iter().chain(secondary).collect()
+        self.connection_events.upstream_keys()
+    }
+
+    /// Who callers are (login tokens), for `main` to load the provider's keys early.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+
+    /// The client-token signer negotiate uses.
+    pub fn client_tokens(&self) -> &ClientTokenSigner {
+        &self.client_tokens
+    }
+
+    /// The SignalR REST client the functions share.
+    pub fn rest(&self) -> &SignalRRest {
+        &self.rest
+    }
+
+    /// The analytics recorder, for `main` to flush at shutdown.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// Starts what runs beside requests: the refresh of a service-issued signing key, and of
@@ -177,9 +212,39 @@ impl AppState {
     }
 }
 
+/// Each function called with its own dependencies.
+impl Handler for AppState {
+    type Function = Function;
+
+    async fn call_http(&self, function: Function, ctx: &mut Context, req: HttpRequest) -> HttpResponse {
+        match function {
+            Function::Negotiate => negotiate::run(&self.negotiate, ctx, &req).await,
+            Function::ConnectionEvents => connection_events::run(&self.connection_events, ctx, &req).await,
+            // The server routes only functions with an HTTP binding here.
+            Function::AdminBroadcast | Function::MarketplaceSync => {
+                HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function")
+            }
+        }
+    }
+
+    async fn call_trigger(
+        &self,
+        function: Function,
+        ctx: &mut Context,
+        payload: &InvocationRequest,
+    ) -> Result<(), TriggerFailure> {
+        match function {
+            Function::AdminBroadcast => admin_broadcast::run(&self.admin_broadcast, ctx, payload).await,
+            Function::MarketplaceSync => marketplace_sync::run(&self.marketplace_sync, ctx, payload).await,
+            Function::Negotiate | Function::ConnectionEvents => {
+                Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
+            }
+        }
+    }
+}
+
 /// The whole HTTP surface, for `main` and for tests (`tower::ServiceExt::oneshot`): the
-/// protocol layer's routes over this app's functions ([`crate::functions`] makes
-/// [`AppState`] the protocol's `Handler`).
+/// protocol layer's routes over this app's functions.
 pub fn app(state: AppState) -> Router {
     meschain_functions_protocol::router(Arc::new(state))
 }

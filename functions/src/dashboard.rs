@@ -1,17 +1,26 @@
 //! The admin dashboard snapshot (`updateAdminDashboard`) and the per-metric updates
 //! (`metricsUpdate`), built from the store's reads, the recorder's stats and dependency health.
 //!
-//! Pure: [`admin_snapshot`] turns inputs into the JSON the dashboard page is built on (issue 9's
-//! field list), so every field and the size bound are unit-tested without I/O. Kept under
-//! 2 KB: Azure SignalR bills each 2 KB of a message as one message, per recipient.
+//! [`admin_snapshot`] is pure: it turns inputs into the JSON the dashboard page is built on
+//! (issue 9's field list), so every field and the size bound are unit-tested without I/O. Kept
+//! under 2 KB: Azure SignalR bills each 2 KB of a message as one message, per recipient.
+//! [`Snapshots`] gathers those inputs (the store read, the SignalR health check) for the two
+//! functions that send a snapshot, `admin-broadcast` on its timer and the `requestDashboardUpdate`
+//! admin command of `connection-events`, so neither reaches into the other.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use meschain_model::groups;
 use meschain_model::hubs::Hub;
 use meschain_model::marketplace::Marketplace;
+use meschain_secrets::Secrets;
 use meschain_store::dashboard::DashboardData;
-use meschain_store::{Counter, RecorderStats};
+use meschain_store::{Counter, Recorder, RecorderStats, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use crate::signalr_rest::SignalRRest;
 
 /// Azure SignalR's billing unit; the snapshot must fit in one.
 pub const MAX_SNAPSHOT_BYTES: usize = 2048;
@@ -145,6 +154,87 @@ impl DashboardCache {
 
     pub fn get(&self) -> Option<(DashboardData, u64)> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Longest wait for the store's reads: a snapshot must not be held by a slow store.
+const STORE_BUDGET: Duration = Duration::from_secs(2);
+
+/// A snapshot, and why the store could not be read if it could not.
+pub struct Built {
+    pub snapshot: Value,
+    pub store_error: Option<StoreError>,
+}
+
+/// What a snapshot is read from: the store, the SignalR service's health endpoint, the
+/// recorder's and the secrets' own health, and the last good read (shown while the store is down).
+pub struct Snapshots {
+    store: Arc<dyn Store>,
+    rest: Arc<SignalRRest>,
+    recorder: Recorder,
+    secrets: Secrets,
+    cache: DashboardCache,
+    /// When this process started (Unix ms), for `uptimeSeconds`.
+    started_ms: u64,
+    currency: String,
+}
+
+impl Snapshots {
+    pub fn new(
+        store: Arc<dyn Store>,
+        rest: Arc<SignalRRest>,
+        recorder: Recorder,
+        secrets: Secrets,
+        started_ms: u64,
+        currency: String,
+    ) -> Self {
+        Snapshots { store, rest, recorder, secrets, cache: DashboardCache::default(), started_ms, currency }
+    }
+
+    /// Reads the store and checks SignalR (concurrently, the store within [`STORE_BUDGET`]) and
+    /// builds the admin snapshot at `now`: fresh numbers, or the last good ones with
+    /// `health.store` down.
+    pub async fn build(&self, now: u64) -> Built {
+        let started = Instant::now();
+        let hubs = Hub::ALL.map(Hub::name);
+        let marketplaces = Marketplace::ALL.map(Marketplace::name);
+        let read = tokio::time::timeout(
+            STORE_BUDGET,
+            meschain_store::dashboard::read(&*self.store, &hubs, &marketplaces, now),
+        );
+        let (signalr_up, read) = tokio::join!(self.rest.healthy(), read);
+        let kind = self.store.kind().as_str();
+        let (store, store_error) = match read {
+            Ok(Ok(data)) => {
+                self.cache.put(data, now);
+                let detail = format!("{kind}: read in {} ms", started.elapsed().as_millis());
+                (Health::new(HealthStatus::Healthy, detail), None)
+            }
+            Ok(Err(e)) => (Health::new(HealthStatus::Down, format!("{kind}: {e}")), Some(e)),
+            Err(_) => {
+                let e = StoreError::unavailable(format!("no answer within {} ms", STORE_BUDGET.as_millis()));
+                (Health::new(HealthStatus::Down, format!("{kind}: {e}")), Some(e))
+            }
+        };
+        let signalr = if signalr_up {
+            Health::new(HealthStatus::Healthy, "health endpoint answered 200")
+        } else {
+            // Whether a tick fails is decided by the send; a failed check alone only degrades.
+            Health::new(HealthStatus::Degraded, "health endpoint did not answer 200")
+        };
+        let cached = self.cache.get();
+        let snapshot = admin_snapshot(&Inputs {
+            now_ms: now,
+            started_ms: self.started_ms,
+            data: cached.as_ref().map(|(d, _)| d),
+            data_at_ms: cached.as_ref().map(|(_, at)| *at),
+            signalr,
+            store,
+            secrets: self.secrets.health().into(),
+            analytics: self.recorder.stats(),
+            currency: &self.currency,
+        });
+        Built { snapshot, store_error }
     }
 }
 

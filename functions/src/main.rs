@@ -90,7 +90,7 @@ async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets
     tracing::info!(store = store.kind().as_str(), "store open");
     let state = AppState::with_secrets(settings, store, secrets)
         .map_err(|e| std::io::Error::other(format!("cannot set up the SignalR credential: {e}")))?;
-    let recorder = state.recorder.clone();
+    let recorder = state.recorder().clone();
     // 127.0.0.1, not localhost: the host connects to 127.0.0.1 and localhost may resolve to ::1.
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     tracing::info!(addr = %listener.local_addr()?, "handler listening");
@@ -98,7 +98,7 @@ async fn serve(port: u16, settings: Settings, secrets: meschain_secrets::Secrets
     state.start_background();
     // Fetch the identity provider's keys now rather than on the first login, without delaying
     // readiness: the host starts routing as soon as GET / answers.
-    let authenticator = state.authenticator.clone();
+    let authenticator = state.authenticator().clone();
     tokio::spawn(async move {
         if let Err(e) = authenticator.warm_up().await {
             tracing::warn!("login keys not loaded yet: {}", e.description());

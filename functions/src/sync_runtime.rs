@@ -1,6 +1,6 @@
 //! What `marketplace-sync` keeps between invocations: one connector per marketplace (its rate
-//! limiters must outlive a delivery to mean anything), the HTTP client, the store and its
-//! recorder (opened on first use), and the sync settings.
+//! limiters must outlive a delivery to mean anything), the HTTP client, and the sync settings.
+//! The store and recorder are the app's, given to the function with its other dependencies.
 //!
 //! A connector is rebuilt when a setting it was built from changes: marketplace credentials
 //! may be Key Vault references, and a rotated API secret must reach the next delivery without
@@ -14,7 +14,6 @@ use std::time::Duration;
 use meschain_marketplace::connector::Connector;
 use meschain_marketplace::selection;
 use meschain_model::settings::{SYNC_LEASE_SECONDS, SYNC_TIME_BUDGET_SECONDS};
-use meschain_store::{Recorder, Store, StoreError, StoreSettings};
 
 /// Default time budget: below the 5-minute `functionTimeout` with a minute to spare.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(240);
@@ -29,7 +28,6 @@ pub struct SyncRuntime {
     pub lease_ttl: Duration,
     settings: Lookup,
     connectors: Mutex<HashMap<String, Built>>,
-    store: tokio::sync::OnceCell<(Arc<dyn Store>, Recorder)>,
 }
 
 /// A connector and what it was built from.
@@ -78,7 +76,7 @@ impl SyncSettings {
 }
 
 impl SyncRuntime {
-    /// `settings` reads connector and store settings (the environment in the handler).
+    /// `settings` reads connector settings (the environment in the handler).
     pub fn new(settings: Lookup, sync: SyncSettings) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -91,19 +89,12 @@ impl SyncRuntime {
             lease_ttl: sync.lease_ttl,
             settings,
             connectors: Mutex::new(HashMap::new()),
-            store: tokio::sync::OnceCell::new(),
         }
     }
 
     /// Over the process environment.
     pub fn from_env(sync: SyncSettings) -> Self {
         Self::new(Arc::new(|k: &str| std::env::var(k).ok()), sync)
-    }
-
-    /// Shares the app's store and recorder instead of opening its own: one store connection
-    /// and one write buffer per process.
-    pub fn with_store(self, store: Arc<dyn Store>, recorder: Recorder) -> Self {
-        SyncRuntime { store: tokio::sync::OnceCell::new_with(Some((store, recorder))), ..self }
     }
 
     /// The connector of `marketplace`, built from settings on first use and again when one of
@@ -127,28 +118,6 @@ impl SyncRuntime {
         let fingerprint = fingerprint(&read, &*self.settings);
         connectors.insert(marketplace.to_string(), Built { connector: connector.clone(), read, fingerprint });
         Ok(connector)
-    }
-
-    /// The store the settings name, and a recorder writing to it; opened once.
-    pub async fn store(&self) -> Result<(Arc<dyn Store>, Recorder), StoreError> {
-        self.store
-            .get_or_try_init(|| async {
-                let settings = StoreSettings::from_lookup(|k| (self.settings)(k)).map_err(StoreError::Invalid)?;
-                let store = meschain_store::open(&settings).await?;
-                let recorder = Recorder::start(store.clone(), settings.recorder_config());
-                Ok((store, recorder))
-            })
-            .await
-            .cloned()
-    }
-
-    /// Writes what the recorder holds (at shutdown).
-    pub async fn flush(&self) {
-        if let Some((_, recorder)) = self.store.get()
-            && let Err(e) = recorder.flush().await
-        {
-            tracing::warn!(error = %e, "sync analytics not flushed");
-        }
     }
 }
 

@@ -98,12 +98,12 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
 
     let old_key = AccessKey::new("old-signalr-key-0123456789abcdef");
     let new_key = AccessKey::new("new-signalr-key-0123456789abcdef");
-    assert!(state.authenticator.verify_token(&login(OLD_JWT)).await.is_ok());
-    assert!(matches!(state.authenticator.verify_token(&login(NEW_JWT)).await, Err(AuthError::InvalidSignature)));
+    assert!(state.authenticator().verify_token(&login(OLD_JWT)).await.is_ok());
+    assert!(matches!(state.authenticator().verify_token(&login(NEW_JWT)).await, Err(AuthError::InvalidSignature)));
     let old_secondary = AccessKey::new("old-secondary-key-0123456789abcdef");
     let new_secondary = AccessKey::new("new-secondary-key-0123456789abcdef");
     assert_eq!(state.upstream_keys(), [old_key.clone(), old_secondary.clone()]);
-    let fallback_auth = || state.rest.endpoints()[1].auth();
+    let fallback_auth = || state.rest().endpoints()[1].auth();
     assert!(signs_with(fallback_auth(), "old-fallback-key-0123456789abcdef"));
 
     vault.state().set_secret("signalr", &signalr("new-signalr-key-0123456789abcdef"));
@@ -115,7 +115,7 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     let rotated_at = std::time::Instant::now();
 
     // New work uses the new key at once (client and REST tokens share the signer).
-    let token = state.client_tokens.with_key(|k| k.rest_token("http://localhost/api/v1/hubs/h", 0, 600)).unwrap();
+    let token = state.client_tokens().with_key(|k| k.rest_token("http://localhost/api/v1/hubs/h", 0, 600)).unwrap();
     let token = token.unwrap();
     let verify = |key: &AccessKey| {
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -133,13 +133,13 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     assert!(signs_with(fallback_auth(), "new-fallback-key-0123456789abcdef"), "so are REST calls to the fallback");
 
     // During the overlap both login secrets and both upstream keys are accepted.
-    assert!(state.authenticator.verify_token(&login(NEW_JWT)).await.is_ok());
-    assert!(state.authenticator.verify_token(&login(OLD_JWT)).await.is_ok());
+    assert!(state.authenticator().verify_token(&login(NEW_JWT)).await.is_ok());
+    assert!(state.authenticator().verify_token(&login(OLD_JWT)).await.is_ok());
     assert_eq!(state.upstream_keys(), [new_key.clone(), old_key.clone(), new_secondary.clone(), old_secondary.clone()]);
 
     tokio::time::sleep(overlap.saturating_sub(rotated_at.elapsed()) + Duration::from_millis(100)).await;
-    assert!(matches!(state.authenticator.verify_token(&login(OLD_JWT)).await, Err(AuthError::InvalidSignature)));
-    assert!(state.authenticator.verify_token(&login(NEW_JWT)).await.is_ok());
+    assert!(matches!(state.authenticator().verify_token(&login(OLD_JWT)).await, Err(AuthError::InvalidSignature)));
+    assert!(state.authenticator().verify_token(&login(NEW_JWT)).await.is_ok());
     assert_eq!(state.upstream_keys(), [new_key, new_secondary]);
     vault.stop().await;
 }

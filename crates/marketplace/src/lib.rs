@@ -8,9 +8,10 @@
 //! - [`rate_limit`]: per-endpoint limits and `Retry-After` pauses.
 //! - [`items_source`]: inline items or an `itemsUrl` paged source, read one window at a time.
 //! - [`engine`]: one delivery of a sync: lease, exactly-once batch claims, retries within a
-//!   time budget, results, progress, continuation. [`run`] is its document, [`status`] the
-//!   dashboard's per-marketplace view, [`progress`] the messages watchers get. State lives in
-//!   the app's store (`meschain-store`): documents with etag preconditions.
+//!   time budget, results, progress, continuation. [`run`] is its document, [`progress`] the
+//!   messages watchers get; the dashboard's per-marketplace view is the store's
+//!   (`meschain_store::status`, schema and writer together). State lives in the app's store
+//!   (`meschain-store`): documents with etag preconditions.
 //!
 //! Nothing here knows about SignalR, Service Bus or the Functions host: the handler's
 //! `marketplace-sync` function adapts those to [`engine::Reporter`] and [`engine::Outcome`].
@@ -24,5 +25,4 @@ pub mod request;
 pub mod run;
 pub mod sandbox;
 pub mod selection;
-pub mod status;
 pub mod trendyol;

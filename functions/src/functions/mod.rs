@@ -1,19 +1,17 @@
-//! The functions this app serves, one module each, and the table that connects them to the
-//! protocol layer ([`meschain_functions_protocol`]): [`Function`] is the app's
-//! [`FunctionSet`], and [`AppState`] its [`Handler`]. Folder names under the app root match
-//! [`Function::name`]; a unit test keeps the two in step with each `function.json`.
+//! The functions this app serves, one module each, and the list the protocol layer
+//! ([`meschain_functions_protocol`]) is told about: [`Function`] is the app's [`FunctionSet`].
+//! Folder names under the app root match [`Function::name`]; a unit test keeps the two in step
+//! with each `function.json`. No function module imports another: what two share lives
+//! outside this module (e.g. [`crate::dashboard`]).
 //!
-//! Adding a function: its folder and `function.json`, a module here with a plain
-//! `pub async fn run(state, ctx, input)`, a variant in [`Function`] and one arm in each match
-//! below. Output bindings go through `ctx.outputs()` (see `connection_events`, which writes
-//! sync requests to a Service Bus output); the protocol crate's docs list the steps in full.
+//! Adding a function: its folder and `function.json`, a module here with a `Deps` struct (only
+//! what the function reads and writes, and its clock) and a plain `pub async fn run(deps, ctx,
+//! input)`, a variant in [`Function`] with one arm in each match below, and in
+//! [`crate::app`] its `Deps` built once and one arm in the `Handler` impl. Output bindings go
+//! through `ctx.outputs()` (see `connection_events`, which writes sync requests to a Service
+//! Bus output); the protocol crate's docs list the steps in full.
 
-use http::StatusCode;
-use meschain_functions_protocol::{
-    Context, FunctionSet, Handler, HttpBinding, HttpRequest, HttpResponse, InvocationRequest, TriggerFailure,
-};
-
-use crate::app::AppState;
+use meschain_functions_protocol::{FunctionSet, HttpBinding};
 
 pub mod admin_broadcast;
 pub mod connection_events;
@@ -51,36 +49,6 @@ impl FunctionSet for Function {
             Function::Negotiate => Some(negotiate::BINDING),
             Function::ConnectionEvents => Some(connection_events::BINDING),
             Function::AdminBroadcast | Function::MarketplaceSync => None,
-        }
-    }
-}
-
-impl Handler for AppState {
-    type Function = Function;
-
-    async fn call_http(&self, function: Function, ctx: &mut Context, req: HttpRequest) -> HttpResponse {
-        match function {
-            Function::Negotiate => negotiate::run(self, ctx, &req).await,
-            Function::ConnectionEvents => connection_events::run(self, ctx, &req).await,
-            // The server routes only functions with an HTTP binding here.
-            Function::AdminBroadcast | Function::MarketplaceSync => {
-                HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function")
-            }
-        }
-    }
-
-    async fn call_trigger(
-        &self,
-        function: Function,
-        ctx: &mut Context,
-        payload: &InvocationRequest,
-    ) -> Result<(), TriggerFailure> {
-        match function {
-            Function::AdminBroadcast => admin_broadcast::run(self, ctx, payload).await,
-            Function::MarketplaceSync => marketplace_sync::run(self, ctx, payload).await,
-            Function::Negotiate | Function::ConnectionEvents => {
-                Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
-            }
         }
     }
 }

@@ -11,20 +11,54 @@
 
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
+use std::sync::Arc;
+
 use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
-use meschain_model::clock;
+use meschain_model::clock::Clock;
+use meschain_signalr::connection_string::ConnectionString;
 use meschain_signalr::token::{self, ClientClaims, MintError};
-use meschain_store::{Counter, Event, EventKind};
+use meschain_store::{Counter, Event, EventKind, Recorder};
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::auth::{AuthError, Identity};
+use crate::auth::{AuthError, Authenticator, Identity};
+use crate::client_tokens::ClientTokenSigner;
+use crate::cors::CorsPolicy;
 use crate::hubs::{self, Hub, HubChoiceError};
 
 pub const BINDING: HttpBinding =
     HttpBinding { route: "negotiate", request: "req", response: "res", methods: &[Method::POST, Method::OPTIONS] };
 
 const ALLOWED_METHODS: &str = "POST, OPTIONS";
+
+/// What `negotiate` needs: who may call from a browser, who the caller is, how client tokens
+/// are minted (the instance, its signing key, their lifetime), where analytics go, and the
+/// clock tokens are dated with.
+pub struct Deps {
+    cors: CorsPolicy,
+    identity: Authenticator,
+    tokens: TokenMinter,
+    recorder: Recorder,
+    clock: Arc<dyn Clock>,
+}
+
+/// Mints SignalR client tokens for one instance.
+pub struct TokenMinter {
+    pub connection: ConnectionString,
+    pub signer: ClientTokenSigner,
+    pub lifetime_secs: u64,
+}
+
+impl Deps {
+    pub fn new(
+        cors: CorsPolicy,
+        identity: Authenticator,
+        tokens: TokenMinter,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Deps { cors, identity, tokens, recorder, clock }
+    }
+}
 
 /// Why negotiate refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -98,30 +132,30 @@ impl From<NegotiateError> for HttpResponse {
     }
 }
 
-pub async fn run(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> HttpResponse {
+pub async fn run(deps: &Deps, ctx: &mut Context, req: &HttpRequest) -> HttpResponse {
     if req.method == Method::OPTIONS {
-        return state.cors.preflight(req, ALLOWED_METHODS);
+        return deps.cors.preflight(req, ALLOWED_METHODS);
     }
     let started = std::time::Instant::now();
     let result = if req.method == Method::POST {
-        negotiate(state, ctx, req).await
+        negotiate(deps, ctx, req).await
     } else {
         Err(NegotiateError::MethodNotAllowed)
     };
-    record(state, &result, started.elapsed());
+    record(deps, &result, started.elapsed());
     let mut resp = result.map(|(resp, _, _)| resp).unwrap_or_else(HttpResponse::from);
     // Tokens are per caller and short-lived: no cache may keep them.
     resp.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    state.cors.decorate(req, &mut resp);
+    deps.cors.decorate(req, &mut resp);
     resp
 }
 
 /// Counters, latency and an event for the dashboard: memory only, written in the background.
-fn record(state: &AppState, result: &Result<(HttpResponse, Hub, String), NegotiateError>, took: std::time::Duration) {
-    let recorder = &state.recorder;
+fn record(deps: &Deps, result: &Result<(HttpResponse, Hub, String), NegotiateError>, took: std::time::Duration) {
+    let recorder = &deps.recorder;
     recorder.add(Counter::Negotiate, 1);
     recorder.observe_negotiate_latency(took);
-    let now = clock::now_ms();
+    let now = deps.clock.now_ms();
     match result {
         Ok((_, hub, user)) => recorder.record(
             Event::new(EventKind::Negotiated, now)
@@ -138,11 +172,11 @@ fn record(state: &AppState, result: &Result<(HttpResponse, Hub, String), Negotia
 }
 
 async fn negotiate(
-    state: &AppState,
+    deps: &Deps,
     ctx: &mut Context,
     req: &HttpRequest,
 ) -> Result<(HttpResponse, Hub, String), NegotiateError> {
-    let identity = state.authenticator.authenticate(&req.headers).await.inspect_err(|e| {
+    let identity = deps.identity.authenticate(&req.headers).await.inspect_err(|e| {
         ctx.log(format!("negotiate refused: {}", e.description()));
     })?;
     check_representable(&identity).inspect_err(|_| {
@@ -160,13 +194,11 @@ async fn negotiate(
         }
     })?;
 
-    let cs = &state.signalr.connection;
+    let TokenMinter { connection: cs, signer, lifetime_secs } = &deps.tokens;
     let claims = ClientClaims { user_id: Some(&identity.user_id), roles: &identity.roles };
-    let token = state
-        .client_tokens
-        .with_key(|key| {
-            key.client_token(&cs.client_audience(hub.name()), &claims, clock::now_secs(), state.token_lifetime_secs)
-        })
+    let now = deps.clock.now_secs();
+    let token = signer
+        .with_key(|key| key.client_token(&cs.client_audience(hub.name()), &claims, now, *lifetime_secs))
         .ok_or(NegotiateError::SigningKeyUnavailable)??;
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
     let resp = HttpResponse::json(StatusCode::OK, &json!({ "url": cs.client_url(hub.name()), "accessToken": token }));

@@ -9,7 +9,7 @@ use meschain_functions_protocol::Escaped;
 use meschain_model::{client_methods, groups};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::dashboard::Snapshots;
 use crate::hubs::{self, Hub};
 use crate::marketplace::{Marketplace, SyncOperation, SyncRequest};
 use crate::signalr_rest::SignalRRest;
@@ -98,8 +98,8 @@ pub struct MethodEnv<'a> {
     /// serve its next call).
     pub store: &'a dyn Store,
     pub recorder: &'a Recorder,
-    /// For `requestDashboardUpdate`: the snapshot is built as `admin-broadcast` builds it.
-    pub app: &'a AppState,
+    /// For `requestDashboardUpdate`: the snapshot `admin-broadcast` also sends.
+    pub snapshots: &'a Snapshots,
     /// False when the invocation cannot write output bindings (forwarded requests): then a
     /// method that would queue work refuses instead of silently dropping it.
     pub can_queue: bool,
@@ -288,7 +288,7 @@ async fn admin_command(
 ) -> Result<Value, MethodError> {
     match command {
         "requestDashboardUpdate" => {
-            let snapshot = super::super::admin_broadcast::build_snapshot(env.app, env.now_ms).await.snapshot;
+            let snapshot = env.snapshots.build(env.now_ms).await.snapshot;
             let op = Operation::SendToConnection { connection: &caller.connection_id };
             env.rest
                 .send(caller.hub.name(), op, client_methods::UPDATE_ADMIN_DASHBOARD, &[snapshot])

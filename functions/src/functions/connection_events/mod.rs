@@ -24,18 +24,51 @@ use http::{Method, StatusCode};
 use meschain_signalr::hub_protocol::{self, Protocol};
 use serde_json::Value;
 
-use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
-use meschain_model::clock;
+use std::sync::Arc;
 
-use crate::app::AppState;
+use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
+use meschain_model::clock::Clock;
+
+use crate::dashboard::Snapshots;
+use crate::signalr_rest::SignalRRest;
 use hub_methods::{Caller, Effects, HubMethod, MethodEnv, MethodError};
-use meschain_store::{Counter, Event, EventKind};
-use upstream::{Category, Rejection, UpstreamRequest};
+use meschain_store::{Counter, Event, EventKind, Recorder, Store};
+use upstream::{Category, Rejection, UpstreamKeys, UpstreamRequest};
 
 pub const BINDING: HttpBinding =
     HttpBinding { route: "signalr/upstream", request: "req", response: "res", methods: &[Method::POST] };
 /// The Service Bus output binding sync requests are written to.
 pub const SYNC_OUTPUT: &str = "syncRequests";
+
+/// What `connection-events` needs: the keys upstream calls are signed with, what hub methods
+/// call (SignalR's REST API, the store's presence, the dashboard snapshot for
+/// `requestDashboardUpdate`), where analytics and presence changes go, and its clock.
+pub struct Deps {
+    keys: UpstreamKeys,
+    rest: Arc<SignalRRest>,
+    store: Arc<dyn Store>,
+    snapshots: Arc<Snapshots>,
+    recorder: Recorder,
+    clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    pub fn new(
+        keys: UpstreamKeys,
+        rest: Arc<SignalRRest>,
+        store: Arc<dyn Store>,
+        snapshots: Arc<Snapshots>,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Deps { keys, rest, store, snapshots, recorder, clock }
+    }
+
+    /// The access keys accepted on upstream signatures now.
+    pub fn upstream_keys(&self) -> Vec<meschain_signalr::AccessKey> {
+        self.keys.accepted()
+    }
+}
 
 /// Why the upstream request itself was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,18 +101,18 @@ impl From<UpstreamError> for HttpResponse {
     }
 }
 
-pub async fn run(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> HttpResponse {
-    handle(state, ctx, req).await.unwrap_or_else(HttpResponse::from)
+pub async fn run(deps: &Deps, ctx: &mut Context, req: &HttpRequest) -> HttpResponse {
+    handle(deps, ctx, req).await.unwrap_or_else(HttpResponse::from)
 }
 
-async fn handle(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Result<HttpResponse, UpstreamError> {
+async fn handle(deps: &Deps, ctx: &mut Context, req: &HttpRequest) -> Result<HttpResponse, UpstreamError> {
     if req.method != Method::POST {
         return Err(UpstreamError::MethodNotAllowed);
     }
-    let up = upstream::validate(req, &state.upstream_keys()).inspect_err(|r| {
+    let up = upstream::validate(req, &deps.keys.accepted()).inspect_err(|r| {
         ctx.log(format!("upstream request refused: {r}"));
-        // Signed with a key newer than ours? Read Key Vault early (at most once a minute).
-        if r.status() == StatusCode::UNAUTHORIZED && state.secrets.request_early_refresh() {
+        // Signed with a key newer than ours?
+        if r.status() == StatusCode::UNAUTHORIZED && deps.keys.signature_failed() {
             ctx.log("reading Key Vault early after an upstream signature failure");
         }
     })?;
@@ -88,24 +121,20 @@ async fn handle(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Resul
         return Err(UpstreamError::BinaryNotCarried);
     }
     match up.category {
-        Category::Connections => connection_event(state, ctx, &up).await,
-        Category::Messages => invocation(state, ctx, &up).await,
+        Category::Connections => connection_event(deps, ctx, &up).await,
+        Category::Messages => invocation(deps, ctx, &up).await,
     }
 }
 
-async fn connection_event(
-    state: &AppState,
-    ctx: &mut Context,
-    up: &UpstreamRequest,
-) -> Result<HttpResponse, UpstreamError> {
-    let now = clock::now_ms();
+async fn connection_event(deps: &Deps, ctx: &mut Context, up: &UpstreamRequest) -> Result<HttpResponse, UpstreamError> {
+    let now = deps.clock.now_ms();
     let (hub, user) = (up.hub.name(), up.user_id.as_deref());
     // Presence goes to the store in the background: another instance may see the disconnect.
     let mut event = if up.event.eq_ignore_ascii_case("connected") {
-        state.recorder.connected(hub, &up.connection_id, user);
+        deps.recorder.connected(hub, &up.connection_id, user);
         Event::new(EventKind::Connected, now)
     } else if up.event.eq_ignore_ascii_case("disconnected") {
-        state.recorder.disconnected(hub, &up.connection_id, user);
+        deps.recorder.disconnected(hub, &up.connection_id, user);
         let event = Event::new(EventKind::Disconnected, now);
         match disconnect_error(&up.body) {
             Some(error) if !error.is_empty() => event.with_detail(&error),
@@ -116,7 +145,7 @@ async fn connection_event(
     };
     ctx.log(format!("{} {} on {}", event.kind.as_str(), up.connection_id, up.hub));
     event = event.with_hub(hub).with_connection(&up.connection_id).with_user(user);
-    state.recorder.record(event);
+    deps.recorder.record(event);
     Ok(HttpResponse::new(StatusCode::OK))
 }
 
@@ -126,7 +155,7 @@ fn disconnect_error(body: &[u8]) -> Option<String> {
     map.iter().find(|(k, _)| k.eq_ignore_ascii_case("error")).and_then(|(_, v)| v.as_str()).map(str::to_string)
 }
 
-async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -> Result<HttpResponse, UpstreamError> {
+async fn invocation(deps: &Deps, ctx: &mut Context, up: &UpstreamRequest) -> Result<HttpResponse, UpstreamError> {
     let invocation =
         hub_protocol::parse_invocation_body(up.protocol == Protocol::MessagePack, &up.body).map_err(|e| {
             ctx.log(format!("invalid invocation body: {e}"));
@@ -142,12 +171,12 @@ async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -
         roles: up.roles.clone(),
     };
     let env = MethodEnv {
-        rest: &state.rest,
-        store: &*state.store,
-        recorder: &state.recorder,
-        app: state,
+        rest: &deps.rest,
+        store: &*deps.store,
+        recorder: &deps.recorder,
+        snapshots: &deps.snapshots,
         can_queue: ctx.can_write_outputs(),
-        now_ms: clock::now_ms(),
+        now_ms: deps.clock.now_ms(),
     };
     let mut effects = Effects::default();
     let result = match HubMethod::resolve(up.hub, &invocation.target) {
@@ -155,17 +184,17 @@ async fn invocation(state: &AppState, ctx: &mut Context, up: &UpstreamRequest) -
         Some(method) => hub_methods::call(&env, &caller, method, &invocation.arguments, &mut effects).await,
     };
     let who = caller.user_id.as_deref().unwrap_or("anonymous");
-    let mut event = Event::new(EventKind::HubMethodCalled, clock::now_ms())
+    let mut event = Event::new(EventKind::HubMethodCalled, deps.clock.now_ms())
         .with_hub(up.hub.name())
         .with_connection(&up.connection_id)
         .with_user(caller.user_id.as_deref())
         .with_name(&invocation.target);
-    state.recorder.add(Counter::HubMethods, 1);
+    deps.recorder.add(Counter::HubMethods, 1);
     if let Err(e) = &result {
-        state.recorder.add(Counter::HubMethodErrors, 1);
+        deps.recorder.add(Counter::HubMethodErrors, 1);
         event = Event { kind: EventKind::HubMethodFailed, ..event }.with_detail(&e.client_message());
     }
-    state.recorder.record(event);
+    deps.recorder.record(event);
     match &result {
         Ok(_) => ctx.log(format!("{} by {who} on {}: ok", invocation.target, up.hub)),
         Err(e) => ctx.log(format!("{} by {who} on {}: refused ({e:?})", invocation.target, up.hub)),

@@ -14,6 +14,7 @@ use meschain_signalr::hub_protocol::Protocol;
 use meschain_signalr::upstream::{self, parse_claims};
 
 use meschain_functions_protocol::HttpRequest;
+use meschain_secrets::{Derived, Secrets};
 
 use crate::hubs::Hub;
 
@@ -23,6 +24,50 @@ const ROLE_CLAIM_TYPES: [&str; 3] = ["role", "roles", "http://schemas.microsoft.
 
 /// Longest header value we look at; the service's limit for client-supplied data is far below.
 const MAX_HEADER_LEN: usize = 16 * 1024;
+
+/// The access keys upstream signatures are checked with: the primary's, then the
+/// secondary's, each fixed or following a Key Vault rotation (then the key it replaced is
+/// accepted too while the overlap lasts).
+pub struct UpstreamKeys {
+    keys: Vec<KeySource>,
+    /// Asked for an early read when a signature matches none of the keys.
+    secrets: Secrets,
+}
+
+/// One instance key, as a setting gives it.
+pub enum KeySource {
+    Fixed(AccessKey),
+    Rotating(Derived<AccessKey>),
+}
+
+impl UpstreamKeys {
+    pub fn new(keys: Vec<KeySource>, secrets: Secrets) -> Self {
+        UpstreamKeys { keys, secrets }
+    }
+
+    /// Keys that never rotate.
+    pub fn fixed(keys: impl IntoIterator<Item = AccessKey>) -> Self {
+        Self::new(keys.into_iter().map(KeySource::Fixed).collect(), Secrets::empty())
+    }
+
+    /// The keys accepted now, in order.
+    pub fn accepted(&self) -> Vec<AccessKey> {
+        let mut accepted = Vec::new();
+        for key in &self.keys {
+            match key {
+                KeySource::Fixed(key) => accepted.push(key.clone()),
+                KeySource::Rotating(keys) => accepted.extend(keys.accepted().iter().map(|k| AccessKey::clone(k))),
+            }
+        }
+        accepted
+    }
+
+    /// After a signature matched no key: the service may hold a newer one, so read Key Vault
+    /// early (at most once a minute). Whether a read was started.
+    pub fn signature_failed(&self) -> bool {
+        self.secrets.request_early_refresh()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {

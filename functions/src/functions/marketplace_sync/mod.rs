@@ -13,11 +13,12 @@ use std::sync::Arc;
 use meschain_functions_protocol::{Context, InvocationRequest, TriggerFailure};
 use meschain_marketplace::engine::{Engine, EngineError, Options, Outcome, continuation_body};
 use meschain_marketplace::request::validate;
-use meschain_model::clock;
+use meschain_model::clock::{self, Clock};
+use meschain_store::{Recorder, Store};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::app::AppState;
+use crate::signalr_rest::SignalRRest;
 
 pub mod reporter;
 
@@ -28,38 +29,60 @@ pub const TRIGGER_BINDING: &str = "message";
 /// The Service Bus output (same queue) continuation messages are written to.
 pub const CONTINUATION_OUTPUT: &str = "continuation";
 
-pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationRequest) -> Result<(), TriggerFailure> {
+/// What `marketplace-sync` needs: its connectors and sync settings, the store syncs are kept
+/// in, where progress goes (SignalR's REST API) and analytics (the recorder), and its clock.
+pub struct Deps {
+    runtime: SyncRuntime,
+    store: Arc<dyn Store>,
+    recorder: Recorder,
+    rest: Arc<SignalRRest>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    pub fn new(
+        runtime: SyncRuntime,
+        store: Arc<dyn Store>,
+        recorder: Recorder,
+        rest: Arc<SignalRRest>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Deps { runtime, store, recorder, rest, clock }
+    }
+}
+
+pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -> Result<(), TriggerFailure> {
     let started = Instant::now();
     let raw = envelope.binding(TRIGGER_BINDING).map_err(|e| TriggerFailure::bad_input(e.to_string()))?;
     let body = meschain_functions_protocol::envelope::decode_data(raw);
     let message_id = envelope.metadata_str("MessageId");
     let delivery = envelope.metadata_u64("DeliveryCount").unwrap_or(1);
-    let now = time::OffsetDateTime::now_utc();
+    let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(deps.clock.now_ms()) * 1_000_000)
+        .map_err(|e| TriggerFailure::unavailable(format!("clock out of range: {e}")))?;
     let plan = match validate(&body, message_id.as_deref(), now) {
         Ok(plan) => plan,
-        Err(invalid) => return Err(refuse(state, ctx, delivery, message_id.as_deref(), &invalid.to_string()).await),
+        Err(invalid) => return Err(refuse(deps, ctx, delivery, message_id.as_deref(), &invalid.to_string()).await),
     };
     if !ctx.can_write_outputs() {
         return Err(TriggerFailure::bad_input("marketplace-sync needs its continuation output binding".into()));
     }
-    let rt = &state.sync;
+    let rt = &deps.runtime;
     let connector = match rt.connector(plan.marketplace.name()) {
         Ok(c) => c,
         // A configuration problem, not the message's: fail so it waits in the dead-letter queue
         // for the settings to be fixed, and tell the admins once.
-        Err(reason) => return Err(refuse(state, ctx, delivery, message_id.as_deref(), &reason).await),
+        Err(reason) => return Err(refuse(deps, ctx, delivery, message_id.as_deref(), &reason).await),
     };
-    let (store, recorder) = rt.store().await.map_err(|e| TriggerFailure::unavailable(format!("store: {e}")))?;
-    let reporter = reporter::Reporter::new(&state.rest, recorder, plan.marketplace);
+    let reporter = reporter::Reporter::new(&deps.rest, deps.recorder.clone(), plan.marketplace, deps.clock.clone());
     let options =
         Options { lease_ttl: rt.lease_ttl, ..Options::new(ctx.invocation_id().to_string(), started + rt.budget) };
     let engine = Engine {
-        store,
+        store: deps.store.clone(),
         connector,
         reporter: Arc::new(reporter),
         http: rt.http.clone(),
         options,
-        clock: Arc::new(meschain_model::clock::SystemClock),
+        clock: deps.clock.clone(),
     };
     ctx.log(format!(
         "sync {} ({} {}), delivery {delivery}, continuation {}",
@@ -80,9 +103,7 @@ pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationReque
             Ok(())
         }
         Err(EngineError::Store(e)) => Err(TriggerFailure::unavailable(format!("sync store: {e}"))),
-        Err(EngineError::Conflicting(reason)) => {
-            Err(refuse(state, ctx, delivery, message_id.as_deref(), &reason).await)
-        }
+        Err(EngineError::Conflicting(reason)) => Err(refuse(deps, ctx, delivery, message_id.as_deref(), &reason).await),
     }
 }
 
@@ -103,7 +124,7 @@ fn describe(sync_id: &str, outcome: &Outcome) -> String {
 
 /// Fails the invocation with `reason`; on the first delivery, tells the admins.
 async fn refuse(
-    state: &AppState,
+    deps: &Deps,
     ctx: &mut Context,
     delivery: u64,
     message_id: Option<&str>,
@@ -117,12 +138,10 @@ async fn refuse(
             "title": "Sync request refused",
             "message": reason,
             "messageId": message_id,
-            "at": clock::now_rfc3339(),
+            "at": clock::rfc3339_millis(deps.clock.now_ms()),
         });
-        reporter::alert_admins(&state.rest, alert).await;
-        if let Ok((_, recorder)) = state.sync.store().await {
-            reporter::record_refused(&recorder, reason);
-        }
+        reporter::alert_admins(&deps.rest, alert).await;
+        reporter::record_refused(&deps.recorder, reason, deps.clock.now_ms());
     }
     TriggerFailure::bad_input(reason.to_string())
 }

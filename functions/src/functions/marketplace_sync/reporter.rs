@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use meschain_marketplace::connector::Order;
 use meschain_marketplace::engine::{self, EventKind as SyncEventKind, SyncEvent};
 use meschain_marketplace::progress::{BatchReport, Progress};
+use std::sync::Arc;
+
 use meschain_model::client_methods::{INVENTORY_UPDATE, MARKETPLACE_SYNC_UPDATE, ORDER_NOTIFICATION, SYSTEM_ALERT};
+use meschain_model::clock::Clock;
 use meschain_model::groups::ADMINS;
 use meschain_model::marketplace::Marketplace;
 use meschain_model::money;
@@ -22,11 +25,13 @@ pub struct Reporter<'a> {
     rest: &'a SignalRRest,
     recorder: Recorder,
     marketplace: Marketplace,
+    /// Dates the analytics events.
+    clock: Arc<dyn Clock>,
 }
 
 impl<'a> Reporter<'a> {
-    pub fn new(rest: &'a SignalRRest, recorder: Recorder, marketplace: Marketplace) -> Self {
-        Reporter { rest, recorder, marketplace }
+    pub fn new(rest: &'a SignalRRest, recorder: Recorder, marketplace: Marketplace, clock: Arc<dyn Clock>) -> Self {
+        Reporter { rest, recorder, marketplace, clock }
     }
 
     /// Sends to the marketplace's followers, then to the admins (in this order, awaited, so
@@ -82,7 +87,7 @@ impl engine::Reporter for Reporter<'_> {
                 EventKind::SyncFailed
             }
         };
-        let mut e = Event::new(kind, meschain_store::recorder::now_ms())
+        let mut e = Event::new(kind, self.clock.now_ms())
             .with_marketplace(&event.marketplace)
             .with_sync(&event.sync_id)
             .with_name(match event.kind {
@@ -106,8 +111,8 @@ pub async fn alert_admins(rest: &SignalRRest, alert: Value) {
     }
 }
 
-/// A refused request, for analytics and the error rate.
-pub fn record_refused(recorder: &Recorder, reason: &str) {
+/// A refused request (at `now_ms`), for analytics and the error rate.
+pub fn record_refused(recorder: &Recorder, reason: &str, now_ms: u64) {
     recorder.add(Counter::SyncErrors, 1);
-    recorder.record(Event::new(EventKind::SyncFailed, meschain_store::recorder::now_ms()).with_detail(reason));
+    recorder.record(Event::new(EventKind::SyncFailed, now_ms).with_detail(reason));
 }
