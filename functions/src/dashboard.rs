@@ -1,8 +1,8 @@
 //! The admin dashboard snapshot (`updateAdminDashboard`) and the per-metric updates
 //! (`metricsUpdate`), built from the store's reads, the recorder's stats and dependency health.
 //!
-//! Pure: [`admin_snapshot`] turns inputs into the JSON the dashboard page is built on (issue 9's
-//! field list), so every field and the size bound are unit-tested without I/O. Kept under
+//! Pure: [`admin_snapshot`] turns inputs into the JSON the dashboard page is built on (the fields
+//! README's "The admin dashboard" lists), so every field and the size bound are unit-tested without I/O. Kept under
 //! 2 KB: Azure SignalR bills each 2 KB of a message as one message, per recipient.
 
 use meschain_model::groups;

@@ -167,9 +167,21 @@ class Page {
       : "Dashboard access: platform figures and admin actions need an admin role.";
   }
 
+  /** The operations the server says this user's hub can start (negotiate's answer), nothing else. */
+  showSyncOperations(operations) {
+    const select = $("sync-operation");
+    if (select.dataset.offered === operations.join(",")) return;
+    select.dataset.offered = operations.join(",");
+    select.replaceChildren(...operations.map((o) => h("option", { value: o }, o)));
+    $("sync-form").hidden = operations.length === 0;
+  }
+
   onConnection(client, state, problem, attempt) {
     if (client !== this.client) return;
-    if (state === "connected") this.showView(client.hub);
+    if (state === "connected") {
+      this.showView(client.hub);
+      this.showSyncOperations(client.syncOperations);
+    }
     if (state === "connected" && performance.getEntriesByName("meschain:connected").length === 0) {
       performance.mark("meschain:connected");
     }

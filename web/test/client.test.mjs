@@ -2,6 +2,13 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import * as c from "../src/lib/client.js";
 
+test("the sync operations offered are the ones negotiate's answer lists", () => {
+  assert.deepEqual(c.syncOperationsFromNegotiate(JSON.stringify({ url: "u", syncOperations: ["orders"] })), ["orders"]);
+  assert.deepEqual(c.syncOperationsFromNegotiate(JSON.stringify({ url: "u", syncOperations: [] })), []);
+  assert.equal(c.syncOperationsFromNegotiate(JSON.stringify({ connectionId: "abc" })), null);
+  assert.equal(c.syncOperationsFromNegotiate("not json"), null);
+});
+
 test("the hub is the one negotiate's answer names, whatever its case", () => {
   const answer = (url) => JSON.stringify({ url, accessToken: "t" });
   assert.equal(c.hubFromNegotiate(answer("http://localhost:1/client/?hub=meschainadminhub")), c.HUBS.admin);

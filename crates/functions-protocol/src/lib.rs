@@ -55,7 +55,7 @@ pub use server::{BodyError, Limits, MAX_BODY_BYTES, router, router_with_limits, 
 
 #[cfg(test)]
 mod testing {
-    /// The host's payloads (reference `functions-custom-handler.md`): one copy for the whole
+    /// The host's payloads (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers): one copy for the whole
     /// repository, read by the app's and the local host's tests too.
     pub const HOST_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/host");
 }

@@ -22,7 +22,7 @@
  */
 
 /**
- * The admin snapshot (issue 9), sent to group `admins` on MesChainAdminHub.
+ * The admin snapshot (functions/src/dashboard.rs), sent to group `admins` on MesChainAdminHub.
  * @typedef {object} AdminSnapshot
  * @property {string} generatedAt
  * @property {number} [uptimeSeconds]
@@ -46,7 +46,7 @@
  * @property {string | null} lastError
  */
 /**
- * Sync progress (issue 10), to `marketplace:{name}` and to `admins`.
+ * Sync progress (crates/marketplace/src/progress.rs), to `marketplace:{name}` and to `admins`.
  * @typedef {object} MarketplaceSyncUpdate
  * @property {string} syncId
  * @property {string} marketplace
@@ -95,6 +95,21 @@ export const HUBS = Object.freeze({
 export const MARKETPLACES = ["trendyol", "hepsiburada", "n11", "amazon", "ebay", "ozon"];
 /** The metric groups `SubscribeToDashboard` offers (hub_methods.rs `METRICS`). */
 export const DASHBOARD_METRICS = ["performance", "business", "sync", "orders", "inventory", "errors"];
+
+/**
+ * The sync operations `negotiate` says this user's hub can start (`syncOperations`: the model's
+ * `SyncOperation::startable_from_hub`); the page offers these and no others.
+ * @param {string} negotiateBody The JSON body of a negotiate answer.
+ * @returns {string[] | null} null when the answer carries no such list (the service's own negotiate).
+ */
+export function syncOperationsFromNegotiate(negotiateBody) {
+  try {
+    const ops = JSON.parse(negotiateBody).syncOperations;
+    return Array.isArray(ops) ? ops.filter((o) => typeof o === "string") : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * The hub `negotiate` chose, read from its answer's client URL (`…/client/?hub=meschainadminhub`;
@@ -214,6 +229,8 @@ export class MesChainClient {
     this.getToken = getToken;
     /** The hub negotiate chose for this user (one of HUBS); null until it has answered. */
     this.hub = null;
+    /** @type {string[]} The sync operations the hub can start (from negotiate). */
+    this.syncOperations = [];
     this.apiBase = apiBase.replace(/\/+$/, "");
     this.retry = retry;
     /** @type {ConnectionState} */
@@ -248,7 +265,9 @@ export class MesChainClient {
           if (request.url?.includes("/negotiate")) {
             client.lastHttpError = null;
             // The service's own negotiate (after the redirect) answers a connection id, no url.
-            client.hub = hubFromNegotiate(String(response.content ?? "")) ?? client.hub;
+            const body = String(response.content ?? "");
+            client.hub = hubFromNegotiate(body) ?? client.hub;
+            client.syncOperations = syncOperationsFromNegotiate(body) ?? client.syncOperations;
           }
           return response;
         } catch (e) {
