@@ -12,7 +12,7 @@ bash scripts/tools.sh checkov
 pytest() { .tools/venv/bin/python -m pytest -p no:cacheprovider -q "$@"; }
 for part in "${parts[@]}"; do
   case "$part" in
-    templates) pytest infra/tests/test_checkov.py infra/tests/test_templates.py infra/tests/test_upstream_key.py ;;
+    templates) pytest infra/tests/test_checkov.py infra/tests/test_templates.py infra/tests/test_upstream_key.py infra/tests/test_workflow.py ;;
     package) pytest infra/tests/test_package.py ;;
     *) echo "test-infra.sh: unknown part '$part' (templates, package)" >&2; exit 2 ;;
   esac

@@ -31,7 +31,9 @@ step "dashboard (web/): npm ci, unit tests, build"
 step "Chromium for the browser tests (Debian package)"
 if [ ! -x /usr/bin/chromium ]; then
   # The browser tests fail, never skip, without it: install it or stop here.
-  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+  # As root (a container) directly, else through sudo (a CI runner's user).
+  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  (as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
     || { echo "cannot install Debian's chromium: the browser tests need /usr/bin/chromium" >&2; exit 1; }
 fi
 

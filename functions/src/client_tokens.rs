@@ -2,7 +2,7 @@
 //!
 //! With an access key that key signs them, forever. With Microsoft Entra ID the app never sees
 //! an access key: the service issues a signing key to an Entra-authenticated caller
-//! (`GET {server}/api/v1/auth/accessKey` → `{"KeyId","AccessKey"}`, reference §B.7), and
+//! (`GET {server}/api/v1/auth/accessKey` → `{"KeyId","AccessKey"}`, https://learn.microsoft.com/azure/azure-signalr/signalr-concept-client-negotiation), and
 //! tokens signed with it must name it in the JWT header (`kid`) so the service can find it.
 //! Like the SDK we fetch a fresh one every 55 minutes. A failed refresh keeps the previous key
 //! in use (the service still knows it), so a short identity or service outage does not stop

@@ -2,7 +2,7 @@
 //! (`metricsUpdate`), built from the store's reads, the recorder's stats and dependency health.
 //!
 //! [`admin_snapshot`] is pure: it turns inputs into the JSON the dashboard page is built on
-//! (issue 9's field list), so every field and the size bound are unit-tested without I/O. Kept
+//! (the fields README's "The admin dashboard" lists), so every field and the size bound are unit-tested without I/O. Kept
 //! under 2 KB: Azure SignalR bills each 2 KB of a message as one message, per recipient.
 //! [`Snapshots`] gathers those inputs (the store read, the SignalR health check) for the two
 //! functions that send a snapshot, `admin-broadcast` on its timer and the `requestDashboardUpdate`

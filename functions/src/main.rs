@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_target(false)
         .init();
+    // Panic messages can carry request data; log where, not what (the server fails only that invocation).
+    meschain_functions_protocol::install_panic_hook();
 
     let port = match port_from(std::env::args().skip(1), std::env::var(names::CUSTOMHANDLER_PORT).ok()) {
         Ok(p) => p,

@@ -21,7 +21,7 @@ const TOKEN_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 #[derive(Debug, Clone)]
 pub struct SignalRSettings {
     /// With `AuthType`, REST calls carry an Entra token and client tokens are signed with a
-    /// key the service issues (reference §A.3, §B.7).
+    /// key the service issues (https://learn.microsoft.com/azure/azure-signalr/signalr-concept-client-negotiation).
     pub connection: ConnectionString,
     /// The access key client tokens are signed with; `None` with `AuthType`.
     pub primary_key: Option<AccessKey>,

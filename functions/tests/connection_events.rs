@@ -169,7 +169,7 @@ async fn test_msgpack_invocation_gets_msgpack_completion() {
 async fn test_trigger_sync_names_the_caller_and_is_enveloped_only() {
     let (_svc, h) = start().await;
     let hd = headers("MesChainAdminHub", "messages", "HandleAdminCommand", Some("alice"), &["admin"]);
-    let args = json!(["triggerSync", {"marketplace": "trendyol", "operation": "inventory", "requestedBy": "mallory"}]);
+    let args = json!(["triggerSync", {"marketplace": "trendyol", "operation": "orders", "requestedBy": "mallory"}]);
 
     // Forwarded: no output binding can carry the request, so it is refused rather than lost.
     let (_, body) = forwarded(&h, &hd, "application/json", invocation("HandleAdminCommand", args.clone(), true)).await;
@@ -191,7 +191,7 @@ async fn test_trigger_sync_names_the_caller_and_is_enveloped_only() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0]["requestedBy"], "alice");
     assert_eq!(requests[0]["marketplace"], "trendyol");
-    assert_eq!(requests[0]["operation"], "inventory");
+    assert_eq!(requests[0]["operation"], "orders");
     let res = &out["Outputs"]["res"];
     assert_eq!(res["statusCode"], 200);
     let frame = res["body"].as_str().unwrap().as_bytes();

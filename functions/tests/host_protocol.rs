@@ -73,7 +73,7 @@ async fn test_bad_envelopes_get_4xx_and_the_handler_keeps_serving() {
     assert_eq!(c.get(format!("{}/", h.base)).send().await.unwrap().status(), 200);
 }
 
-/// The host's own payload shapes (reference payloads) are understood: the unauthenticated
+/// The host's own payload shapes (tests/fixtures/host, from https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers) are understood: the unauthenticated
 /// request is refused inside a well-formed envelope response.
 #[tokio::test]
 async fn test_reference_http_payloads() {

@@ -55,9 +55,11 @@ async fn test_admin_gets_admin_hub_token() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
-        vec!["accessToken", "url"],
-        "exactly url and accessToken"
+        vec!["accessToken", "syncOperations", "url"],
+        "url and accessToken for the SignalR client, syncOperations for the page"
     );
+    // Only what a hub call can start (it carries no items); the page offers exactly these.
+    assert_eq!(body["syncOperations"], json!(["orders"]));
     assert_eq!(body["url"], "http://localhost:8888/client/?hub=meschainadminhub");
     assert_eq!(headers["cache-control"], "no-store");
     let c = decode_client_token(body["accessToken"].as_str().unwrap(), "MesChainAdminHub");
@@ -113,6 +115,7 @@ async fn test_spoofed_identity_headers_grant_nothing() {
     assert_eq!(status, 200);
     let c = decode_client_token(body["accessToken"].as_str().unwrap(), "MesChainDashboardHub");
     assert_eq!(c["asrs.s.uid"], "vic");
+    assert_eq!(body["syncOperations"], json!([]), "a dashboard user can start no sync");
     let (status, _, _) = negotiate(&h, "?hub=MesChainAdminHub", &with_token).await;
     assert_eq!(status, 403);
 }

@@ -1,4 +1,4 @@
-//! The hostile-input probe's findings (issue 8), each against the real binary: what used to
+//! The hostile-input probe's findings, each against the real binary: what used to
 //! panic, hang or pass through is now refused with a 4xx/503, bounded, or escaped.
 
 mod common;

@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO, binding_setting_refs, function_dirs, local_settings
 from test_templates import is_set
 
-# Issue 13's target is 15 MB. The store (issue 9) brought the Cosmos DB SDK, whose private HTTP
+# The target is 15 MB (README's package table). The store brought the Cosmos DB SDK, whose private HTTP
 # client is reqwest 0.13 on aws-lc-rs (a second TLS stack), and bundled SQLite: the handler is now
 # about 20 MB (README). This bound catches further growth; the target itself is missed for now.
 MAX_HANDLER_BYTES = 24 * 1024 * 1024

@@ -520,9 +520,6 @@ def test_storage_takes_no_shared_keys(templates):
     assert st["allowBlobPublicAccess"] is False
 
 
-@pytest.mark.skipif(
-    not (REPO / "web/src/lib/auth.js").exists(), reason="the dashboard (web/, issue 12) is not in this tree yet"
-)
 def test_dashboard_config_output_is_what_the_page_reads(main, parameters_file):
     """The dashboardConfig output becomes web/dist/config.json: the page's own parser must accept it, with
     sign-in configured and the API on the Function App."""

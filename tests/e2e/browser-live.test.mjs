@@ -1,6 +1,6 @@
 // The dashboard as `meschain dev` serves it (page, config.json, development sign-in on the host's
 // own listener), in Chromium: recovery from a SignalR service restart, and the live figures and
-// sync progress that admin-broadcast (issue 9) and marketplace-sync (issue 10) produce.
+// sync progress that admin-broadcast and marketplace-sync produce.
 
 import test, { after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -93,9 +93,9 @@ test("after the SignalR service restarts the page shows reconnecting, then conne
   }
 });
 
-// ---- The store's snapshot (issue 9) and the sync engine (issue 10). ----
+// ---- The store's snapshot and the sync engine. ----
 
-test("the admin snapshot's figures are shown and keep updating (issue 9)", async () => {
+test("the admin snapshot's figures are shown and keep updating", async () => {
   const tab = await open(browser, stack.base, "figures");
   const { page } = tab;
   try {
@@ -125,7 +125,7 @@ test("the admin snapshot's figures are shown and keep updating (issue 9)", async
   }
 });
 
-test("an admin starts a sandbox sync and its progress bar reaches 100 % (issue 10)", async () => {
+test("an admin starts a sandbox sync and its progress bar reaches 100 %", async () => {
   const tab = await open(browser, stack.base, "sync");
   const { page } = tab;
   try {

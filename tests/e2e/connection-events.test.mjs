@@ -68,7 +68,7 @@ test("triggerSync queues exactly one sync request naming the caller", async () =
     const before = await stack.queue("marketplace-sync");
     const result = await admin.invoke("HandleAdminCommand", "triggerSync", {
       marketplace: "trendyol",
-      operation: "inventory",
+      operation: "orders",
       requestedBy: "mallory",
     });
     assert.equal(result.marketplace, "trendyol");
@@ -79,8 +79,11 @@ test("triggerSync queues exactly one sync request naming the caller", async () =
     assert.equal(mine.length, 1, JSON.stringify(after));
     const request = JSON.parse(mine[0].body);
     assert.equal(request.requestedBy, "alice");
-    assert.equal(request.operation, "inventory");
+    assert.equal(request.operation, "orders");
     assert.equal(after.length, before.length + 1);
+    // An operation that needs items is refused here, saying why, and queues nothing.
+    await assert.rejects(admin.invoke("HandleAdminCommand", "triggerSync", { marketplace: "trendyol", operation: "inventory" }), /needs items/);
+    assert.equal((await stack.queue("marketplace-sync")).length, after.length);
   } finally {
     await admin.stop();
   }
@@ -91,7 +94,7 @@ test("a marketplace manager receives its marketplace group's messages and not ot
   try {
     assert.deepEqual(await manager.invoke("JoinMarketplaceGroup", "Trendyol"), { group: "marketplace:trendyol" });
     await assert.rejects(manager.invoke("JoinMarketplaceGroup", "etsy"), /Unknown marketplace/);
-    await assert.rejects(manager.invoke("TriggerSync", "prices", "n11"), /Join marketplace 'n11'/);
+    await assert.rejects(manager.invoke("TriggerSync", "orders", "n11"), /Join marketplace 'n11'/);
 
     const send = (group, body) =>
       stack.rest("POST", `/api/hubs/meschainmarketplacehub/groups/${encodeURIComponent(group)}/:send?${V}`, {
@@ -103,7 +106,7 @@ test("a marketplace manager receives its marketplace group's messages and not ot
     await manager.next("marketplaceSyncUpdate", (u) => u.marketplace === "trendyol");
     assert.deepEqual(manager.received.map(([, u]) => u.marketplace), ["trendyol"]);
 
-    const sync = await manager.invoke("TriggerSync", "prices");
+    const sync = await manager.invoke("TriggerSync", "orders");
     assert.equal(sync.marketplace, "trendyol");
   } finally {
     await manager.stop();

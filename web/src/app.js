@@ -4,7 +4,7 @@
 
 import { Auth, DEV_ROLES, parseConfig } from "./lib/auth.js";
 import { Chart } from "./lib/charts.js";
-import { HUBS, MARKETPLACES, MesChainClient, isAdmin } from "./lib/client.js";
+import { HUBS, MARKETPLACES, MesChainClient } from "./lib/client.js";
 import * as fmt from "./lib/format.js";
 import { applySnapshot, applySyncUpdate, emptyModel, marketplaceView, metricFigures, pushFeed } from "./lib/model.js";
 
@@ -100,22 +100,11 @@ class Page {
     $("who-name").textContent = session.user;
     $("who-roles").textContent = session.roles.length ? session.roles.join(", ") : "no role";
     $("dashboard").hidden = false;
-    const admin = isAdmin(session.roles);
-    const manager = session.roles.includes("marketplace_manager");
-    // Dashboard-only users see neither the admin figures nor the actions: the server would
-    // refuse them anyway, and a button that can only fail is noise.
-    $("actions").hidden = !(admin || manager);
-    $("alert-form").hidden = !admin;
     $("charts-section").hidden = true;
-    $("marketplaces-section").hidden = !(admin || manager);
-    $("role-note").hidden = admin;
-    $("role-note").textContent = manager
-      ? "Marketplace access: platform figures and alert broadcasts need an admin role."
-      : "Dashboard access: platform figures and admin actions need an admin role.";
+    this.showView(null);
     const client = new MesChainClient({
       signalR: globalThis.signalR,
       getToken: () => this.auth.freshToken(),
-      roles: session.roles,
       apiBase: this.config.apiBase,
     });
     this.client = client;
@@ -159,8 +148,40 @@ class Page {
     await client.start();
   }
 
+  /**
+   * Shows what the user's hub allows. The hub is the server's decision (negotiate picks it from
+   * the verified roles); until it is known, nothing role-specific shows. Dashboard-only users
+   * see neither the admin figures nor the actions: the server would refuse them anyway, and a
+   * button that can only fail is noise.
+   * @param {string | null} hub
+   */
+  showView(hub) {
+    const admin = hub === HUBS.admin;
+    const manager = hub === HUBS.marketplace;
+    $("actions").hidden = !(admin || manager);
+    $("alert-form").hidden = !admin;
+    $("marketplaces-section").hidden = !(admin || manager);
+    $("role-note").hidden = admin || hub === null;
+    $("role-note").textContent = manager
+      ? "Marketplace access: platform figures and alert broadcasts need an admin role."
+      : "Dashboard access: platform figures and admin actions need an admin role.";
+  }
+
+  /** The operations the server says this user's hub can start (negotiate's answer), nothing else. */
+  showSyncOperations(operations) {
+    const select = $("sync-operation");
+    if (select.dataset.offered === operations.join(",")) return;
+    select.dataset.offered = operations.join(",");
+    select.replaceChildren(...operations.map((o) => h("option", { value: o }, o)));
+    $("sync-form").hidden = operations.length === 0;
+  }
+
   onConnection(client, state, problem, attempt) {
     if (client !== this.client) return;
+    if (state === "connected") {
+      this.showView(client.hub);
+      this.showSyncOperations(client.syncOperations);
+    }
     if (state === "connected" && performance.getEntriesByName("meschain:connected").length === 0) {
       performance.mark("meschain:connected");
     }
@@ -269,7 +290,7 @@ class Page {
 
   renderNow() {
     const s = this.model.snapshot;
-    const admin = this.session && isAdmin(this.session.roles);
+    const admin = this.client?.hub === HUBS.admin;
     const hasMetrics = Object.keys(this.model.metrics).length > 0;
     $("figures-waiting").hidden = Boolean(s || hasMetrics || (!admin && this.client?.hub === HUBS.marketplace));
     $("admin-figures").hidden = !(admin && s);

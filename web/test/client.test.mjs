@@ -2,12 +2,22 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import * as c from "../src/lib/client.js";
 
-test("roles choose the hub as negotiate does", () => {
-  assert.equal(c.hubForRoles(["super_admin"]), c.HUBS.admin);
-  assert.equal(c.hubForRoles(["viewer", "admin"]), c.HUBS.admin);
-  assert.equal(c.hubForRoles(["marketplace_manager"]), c.HUBS.marketplace);
-  assert.equal(c.hubForRoles(["viewer"]), c.HUBS.dashboard);
-  assert.equal(c.hubForRoles([]), c.HUBS.dashboard);
+test("the sync operations offered are the ones negotiate's answer lists", () => {
+  assert.deepEqual(c.syncOperationsFromNegotiate(JSON.stringify({ url: "u", syncOperations: ["orders"] })), ["orders"]);
+  assert.deepEqual(c.syncOperationsFromNegotiate(JSON.stringify({ url: "u", syncOperations: [] })), []);
+  assert.equal(c.syncOperationsFromNegotiate(JSON.stringify({ connectionId: "abc" })), null);
+  assert.equal(c.syncOperationsFromNegotiate("not json"), null);
+});
+
+test("the hub is the one negotiate's answer names, whatever its case", () => {
+  const answer = (url) => JSON.stringify({ url, accessToken: "t" });
+  assert.equal(c.hubFromNegotiate(answer("http://localhost:1/client/?hub=meschainadminhub")), c.HUBS.admin);
+  assert.equal(c.hubFromNegotiate(answer("https://x.service.signalr.net/client/?hub=MesChainMarketplaceHub")), c.HUBS.marketplace);
+  assert.equal(c.hubFromNegotiate(answer("https://x/client/?hub=meschaindashboardhub&asrs.op=%2Fclient")), c.HUBS.dashboard);
+  // The service's own negotiate (after the redirect), another hub, or no JSON: nothing learnt.
+  assert.equal(c.hubFromNegotiate(JSON.stringify({ connectionId: "abc", negotiateVersion: 1 })), null);
+  assert.equal(c.hubFromNegotiate(answer("https://x/client/?hub=otherhub")), null);
+  assert.equal(c.hubFromNegotiate("not json"), null);
 });
 
 test("each hub rejoins its groups, admins ask for a snapshot at once", () => {
@@ -63,8 +73,8 @@ test("server messages are read from JSON or text and kept short", () => {
 
 test("the client refuses unknown events", async () => {
   const signalR = await import("@microsoft/signalr");
-  const client = new c.MesChainClient({ signalR, getToken: async () => "t", roles: ["admin"], apiBase: "http://127.0.0.1:1/api/" });
-  assert.equal(client.hub, c.HUBS.admin);
+  const client = new c.MesChainClient({ signalR, getToken: async () => "t", apiBase: "http://127.0.0.1:1/api/" });
+  assert.equal(client.hub, null, "the hub is known only once negotiate has answered");
   assert.throws(() => client.on("notAnEvent", () => {}));
   const off = client.on("systemAlert", () => {});
   off();

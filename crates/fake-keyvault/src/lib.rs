@@ -1,7 +1,7 @@
 //! A local stand-in for Azure Key Vault's secrets API, for tests, benchmarks and `meschain dev`.
 //!
 //! Nothing here can run the real Key Vault, and no maintained emulator runs on these machines
-//! (see `shared/reference/keyvault.md` §6), so this follows the documented contract: the
+//! (see https://learn.microsoft.com/rest/api/keyvault/secrets/get-secret/get-secret), so this follows the documented contract: the
 //! challenge-based bearer flow, `GET /secrets/{name}[/{version}]`, the documented error bodies
 //! (not found, disabled, forbidden, throttled), integer times. It listens on two loopback ports:
 //!

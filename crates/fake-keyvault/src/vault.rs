@@ -1,7 +1,7 @@
 //! The vault: secrets with versions, the secrets `GET` of Key Vault's data plane, its
 //! challenge-based authentication and its error bodies, and injectable faults.
 //!
-//! Followed from `shared/reference/keyvault.md`: `GET /secrets/{name}/{version}?api-version=V`,
+//! Followed from the Key Vault REST reference (https://learn.microsoft.com/rest/api/keyvault/secrets/get-secret/get-secret): `GET /secrets/{name}/{version}?api-version=V`,
 //! with `/secrets/{name}` and `/secrets/{name}/` for the latest version (the Rust SDK sends the
 //! trailing slash); any api-version value; integer Unix times; a 401 carrying exactly one
 //! `WWW-Authenticate: Bearer authorization="…", resource="https://vault.azure.net"`; error

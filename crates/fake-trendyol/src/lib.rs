@@ -1,5 +1,5 @@
 //! A local fake of Trendyol's seller API, for tests and benchmarks that must not reach the real
-//! marketplace. It follows the contract in `shared/reference/marketplaces.md` §1, errors
+//! marketplace. It follows the contract in Trendyol's documentation (https://developers.trendyol.com/reference/updatepriceandinventory), errors
 //! included, and keeps nothing from the client crate: it is an independent check of it.
 //!
 //! - `POST /integration/inventory/sellers/{sellerId}/products/price-and-inventory`: Basic auth

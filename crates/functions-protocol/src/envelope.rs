@@ -1,5 +1,5 @@
 //! The JSON envelope the Functions host exchanges with a custom handler for non-forwarded
-//! invocations (reference `functions-custom-handler.md` §C, §D).
+//! invocations (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers).
 //!
 //! Request: `{"Data": {binding: value}, "Metadata": {key: value}}`. The host encodes values
 //! through Newtonsoft with rules that surprise: strings (including whole message bodies) are
@@ -120,7 +120,7 @@ fn unquote(s: &str) -> String {
 }
 
 /// Decodes a trigger or input value that may be JSON text inside a JSON string, possibly twice
-/// (reference §C2: the host's own test asserts `Data[name] == SerializeObject("HelloWorld")`).
+/// (the Functions host's own test, https://github.com/Azure/azure-functions-host, asserts `Data[name] == SerializeObject("HelloWorld")`).
 /// Objects and arrays pass through; a string that is not JSON stays a string.
 pub fn decode_data(value: &Value) -> Value {
     let mut current = value.clone();

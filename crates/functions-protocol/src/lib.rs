@@ -34,11 +34,13 @@
 //!    it may), in one place next to the type.
 //!
 //! Modules, each importing only those above it: [`response`] ← [`envelope`] ← [`request`],
-//! [`context`] (no imports), [`function`] (the app's side of the contract), [`server`].
+//! [`context`] (no imports), [`function`] (the app's side of the contract), [`isolation`]
+//! (a panic fails one invocation), [`server`].
 
 pub mod context;
 pub mod envelope;
 pub mod function;
+pub mod isolation;
 pub mod request;
 pub mod response;
 pub mod server;
@@ -46,13 +48,14 @@ pub mod server;
 pub use context::{Context, Escaped, Outputs, OutputsUnavailable, escape};
 pub use envelope::{EnvelopeError, InvocationRequest, InvocationResponse, decode_data};
 pub use function::{FunctionSet, Handler, HttpBinding, TriggerFailure};
+pub use isolation::install_panic_hook;
 pub use request::{HttpRequest, MAX_ENVELOPE_HEADERS};
 pub use response::HttpResponse;
 pub use server::{BodyError, Limits, MAX_BODY_BYTES, router, router_with_limits, serve};
 
 #[cfg(test)]
 mod testing {
-    /// The host's payloads (reference `functions-custom-handler.md`): one copy for the whole
+    /// The host's payloads (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers): one copy for the whole
     /// repository, read by the app's and the local host's tests too.
     pub const HOST_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/host");
 }

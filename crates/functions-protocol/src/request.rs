@@ -37,7 +37,7 @@ impl HttpRequest {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Builds the request from the envelope's `Data.<binding>` object (reference §C3).
+    /// Builds the request from the envelope's `Data.<binding>` object (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers#request-payload).
     pub fn from_envelope(binding: &str, value: &Value) -> Result<Self, EnvelopeError> {
         let bad =
             |problem: &str| EnvelopeError::BadBinding { binding: binding.to_string(), problem: problem.to_string() };

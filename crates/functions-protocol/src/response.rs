@@ -34,7 +34,7 @@ impl HttpResponse {
         HttpResponse::json(status, &json!({ "error": code, "message": message }))
     }
 
-    /// The `Outputs.res` object the host expects (reference §D): status as a number, header
+    /// The `Outputs.res` object the host expects (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers#response-payload): status as a number, header
     /// values as strings, and the body as a string so the host writes it verbatim (an object
     /// body would be re-indented). A non-UTF-8 body cannot travel this way and is refused
     /// upstream of here: every handler of ours produces text.

@@ -9,6 +9,10 @@
 //! Everything a client controls is bounded ([`Limits`]): body size and arrival time, the memory
 //! all bodies in flight hold together, how long request headers may take, and how long
 //! shutdown waits for connections, so SIGTERM completes whatever clients do.
+//!
+//! A handler that panics fails its own invocation only: 500 for HTTP, a failed
+//! invocation for other triggers, one log line with the invocation id; the other invocations
+//! in flight and the server go on ([`crate::isolation`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,6 +37,7 @@ use tower::ServiceExt;
 use crate::context::{Context, Escaped};
 use crate::envelope::{InvocationRequest, InvocationResponse};
 use crate::function::{FunctionSet, Handler};
+use crate::isolation::{isolated, panicked};
 use crate::request::HttpRequest;
 use crate::response::HttpResponse;
 
@@ -306,18 +311,21 @@ async fn invoke_enveloped<H: Handler>(
             return e.into();
         }
     };
-    let mut ctx = Context::enveloped(id, function.name());
+    let mut ctx = Context::enveloped(id.clone(), function.name());
     let Some(binding) = function.http_binding() else {
-        return match shared.handler.call_trigger(function, &mut ctx, &envelope).await {
-            Ok(()) => {
+        let outcome = isolated(function.name(), &id, shared.handler.call_trigger(function, &mut ctx, &envelope)).await;
+        return match outcome {
+            Some(Ok(())) => {
                 let (outputs, logs) = ctx.finish();
                 envelope_response(InvocationResponse { outputs, logs, ..InvocationResponse::default() })
             }
-            Err(failure) => {
+            Some(Err(failure)) => {
                 // The host drops Logs of failed invocations, so the reason goes to stdout.
                 tracing::warn!(function = function.name(), invocation_id = %Escaped(ctx.invocation_id()), "invocation failed: {}", Escaped(&failure.message));
                 failure.into()
             }
+            // A non-2xx answer: the host records the run as failed (a queue message is redelivered).
+            None => panicked(),
         };
     };
     let http_req = match envelope.binding(binding.request).and_then(|v| HttpRequest::from_envelope(binding.request, v))
@@ -329,8 +337,13 @@ async fn invoke_enveloped<H: Handler>(
         }
     };
     drop(envelope);
-    let response = shared.handler.call_http(function, &mut ctx, http_req).await;
+    let response = isolated(function.name(), &id, shared.handler.call_http(function, &mut ctx, http_req)).await;
     let (mut outputs, logs) = ctx.finish();
+    let response = response.unwrap_or_else(|| {
+        // Output bindings written before the panic belong to work that did not finish.
+        outputs.clear();
+        panicked()
+    });
     outputs.insert(binding.response.to_string(), response.to_envelope_output());
     envelope_response(InvocationResponse { outputs, logs, ..InvocationResponse::default() })
 }
@@ -358,7 +371,9 @@ async fn forwarded<H: Handler>(
         Ok(body) => {
             let mut ctx = Context::forwarded(id.clone(), function.name());
             let req = HttpRequest::from_forwarded(&parts, body.bytes.clone());
-            shared.handler.call_http(function, &mut ctx, req).await
+            isolated(function.name(), &id, shared.handler.call_http(function, &mut ctx, req))
+                .await
+                .unwrap_or_else(panicked)
         }
         Err(e) => e.into(),
     };

@@ -10,7 +10,6 @@ use std::fmt;
 
 use meschain_model::marketplace::{Marketplace, SyncItem};
 use meschain_model::money::{self, Money};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -41,33 +40,9 @@ const KNOWN_FIELDS: [&str; 10] = [
     "continuation",
 ];
 
-/// What a sync does. `products` and `full` are valid names elsewhere in the system but not
-/// built here: a request for them is rejected, not silently narrowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    /// Stock (and optionally prices) of the given items.
-    Inventory,
-    /// Prices of the given items.
-    Prices,
-    /// Orders changed since a point in time, imported from the marketplace.
-    Orders,
-}
-
-impl Operation {
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::Inventory => "inventory",
-            Operation::Prices => "prices",
-            Operation::Orders => "orders",
-        }
-    }
-
-    /// Whether the operation pushes items (as opposed to reading orders).
-    pub fn pushes_items(self) -> bool {
-        !matches!(self, Operation::Orders)
-    }
-}
+/// What a sync does: the model's one definition, so the queue message, the hub and the engine
+/// accept the same operations.
+pub use meschain_model::marketplace::SyncOperation as Operation;
 
 /// One stock/price change (the model's [`SyncItem`]).
 pub type Item = SyncItem;
@@ -192,19 +167,14 @@ pub fn validate(body: &Value, message_id: Option<&str>, now: OffsetDateTime) -> 
             p.add("operation", "required");
             None
         }
-        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "inventory" => Some(Operation::Inventory),
-            "prices" => Some(Operation::Prices),
-            "orders" => Some(Operation::Orders),
-            "products" | "full" => {
-                p.add("operation", format!("{s:?} is not supported (supported: inventory, prices, orders)"));
-                None
+        Some(Value::String(s)) => {
+            let operation = Operation::from_name(s);
+            if operation.is_none() {
+                let known: Vec<_> = Operation::ALL.iter().map(|o| o.name()).collect();
+                p.add("operation", format!("unknown operation {s:?} (expected one of {})", known.join(", ")));
             }
-            _ => {
-                p.add("operation", format!("unknown operation {s:?} (expected inventory, prices or orders)"));
-                None
-            }
-        },
+            operation
+        }
         Some(_) => {
             p.add("operation", "must be a string");
             None
@@ -557,7 +527,7 @@ mod tests {
         let err = validate(&inventory, Some("m"), now()).unwrap_err().to_string();
         assert!(err.contains("items[0].quantity: required"), "{err}");
         let unsupported = json!({"marketplace": "trendyol", "operation": "full"});
-        assert!(validate(&unsupported, Some("m"), now()).unwrap_err().to_string().contains("not supported"));
+        assert!(validate(&unsupported, Some("m"), now()).unwrap_err().to_string().contains("unknown operation"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Trendyol's seller API (`shared/reference/marketplaces.md` §1): stock and price push, batch
+//! Trendyol's seller API (https://developers.trendyol.com/reference/updatepriceandinventory): stock and price push, batch
 //! results, orders.
 //!
 //! Every request carries Basic auth (API key : API secret) and the required

@@ -183,10 +183,11 @@ fn test_enqueue_queue_resubmit_and_kill9_restart() {
     assert_eq!(md["DeliveryCount"], "1");
     assert_eq!(md["marketplace"], "\"trendyol\"");
 
-    // A request the handler always rejects ends in the dead-letter queue after 10 deliveries.
+    // A request the handler always rejects (a prices sync whose item has no price) ends in the
+    // dead-letter queue after 10 deliveries.
     let failing = root.join("failing-items.json");
     std::fs::write(&failing, r#"[{"barcode": "always-fail", "quantity": 1}]"#).unwrap();
-    let args = ["enqueue", "--marketplace", "ozon", "--operation", "full", "--items", failing.to_str().unwrap()];
+    let args = ["enqueue", "--marketplace", "ozon", "--operation", "prices", "--items", failing.to_str().unwrap()];
     let out = run(&[&args[..], &["--host-url", &url]].concat());
     assert!(out.status.success());
     let dead = || -> Value {

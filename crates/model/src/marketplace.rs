@@ -48,38 +48,45 @@ impl Marketplace {
     }
 }
 
-/// What a sync pushes to the marketplace.
+/// What a sync does: the one list of sync operations, used by the queue message, the sync engine
+/// (`meschain_marketplace::request::Operation` is this type) and the hub methods that start syncs.
+/// A full catalogue sync is a mode of a request, not an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncOperation {
-    Products,
+    /// Stock (and optionally prices) of the given items.
     Inventory,
+    /// Prices of the given items.
     Prices,
+    /// Orders changed since a point in time, imported from the marketplace.
     Orders,
-    Full,
 }
 
 impl SyncOperation {
-    pub const ALL: [SyncOperation; 5] = [
-        SyncOperation::Products,
-        SyncOperation::Inventory,
-        SyncOperation::Prices,
-        SyncOperation::Orders,
-        SyncOperation::Full,
-    ];
+    pub const ALL: [SyncOperation; 3] = [SyncOperation::Inventory, SyncOperation::Prices, SyncOperation::Orders];
 
     pub fn name(self) -> &'static str {
         match self {
-            SyncOperation::Products => "products",
             SyncOperation::Inventory => "inventory",
             SyncOperation::Prices => "prices",
             SyncOperation::Orders => "orders",
-            SyncOperation::Full => "full",
         }
     }
 
     pub fn from_name(name: &str) -> Option<SyncOperation> {
         SyncOperation::ALL.into_iter().find(|o| o.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether the operation pushes items (as opposed to reading orders).
+    pub fn pushes_items(self) -> bool {
+        !matches!(self, SyncOperation::Orders)
+    }
+
+    /// Whether a hub method (the dashboard's "Start sync") can start it: such a request carries
+    /// no items, so only operations that push none. The page offers exactly these (negotiate
+    /// tells it, see `functions/src/functions/negotiate.rs`).
+    pub fn startable_from_hub(self) -> bool {
+        !self.pushes_items()
     }
 }
 

@@ -1,7 +1,8 @@
 //! A local Azure SignalR Service in serverless mode: the client endpoints (negotiate,
 //! WebSockets, Server-Sent Events, long polling, JSON and MessagePack hub protocols), the
 //! data-plane REST API, and upstream webhook calls, following
-//! `shared/reference/signalr-serverless.md`. Where the real service and Microsoft's emulator
+//! the documented contract (https://learn.microsoft.com/azure/azure-signalr/signalr-reference-data-plane-rest-api,
+//! https://learn.microsoft.com/azure/azure-signalr/concept-upstream). Where the real service and Microsoft's emulator
 //! differ, this follows the real service (token expiry enforced, audiences checked,
 //! `x-ms-error-code` on 404s).
 //!

@@ -1,6 +1,6 @@
 //! Audience comparison as the service applies it.
 //!
-//! Producers disagree on the exact `aud` string (reference §B.3, §D.1): the SDK drops the port
+//! Producers disagree on the exact `aud` string (https://github.com/Azure/azure-signalr, https://learn.microsoft.com/azure/azure-signalr/signalr-reference-data-plane-rest-api): the SDK drops the port
 //! and lower-cases the hub, hand-rolled tokens keep both; REST tokens from the SDK carry the
 //! query string, the docs say they do not. So both sides are normalised before comparing:
 //! scheme and host case-insensitively, port ignored, trailing `/` ignored, query dropped

@@ -1,7 +1,7 @@
 //! Azure SignalR connection strings and the URLs and audiences derived from them.
 //!
 //! The rules follow the official SDK's `ConnectionStringParser` and `ServiceEndpoint`
-//! (reference §A): segments split on the first `=` only (base64 padding in keys survives),
+//! (https://learn.microsoft.com/azure/azure-signalr/concept-connection-string): segments split on the first `=` only (base64 padding in keys survives),
 //! keys are case-insensitive, duplicates are an error, and `Port` overrides the endpoint's
 //! port for URLs but never appears in token audiences.
 

@@ -2,8 +2,9 @@
 //! `handler` (which mints tokens, calls the REST API and validates upstream calls) and the
 //! local stand-in for the service in `meschain` (which checks tokens and signs upstream calls).
 //!
-//! Everything here is pure: no I/O, no clocks (callers pass `now`), so every rule from
-//! `shared/reference/signalr-serverless.md` can be unit-tested to the byte.
+//! Everything here is pure: no I/O, no clocks (callers pass `now`), so every rule of the
+//! service's contract (https://learn.microsoft.com/azure/azure-signalr/, https://github.com/Azure/azure-signalr)
+//! can be unit-tested to the byte.
 //!
 //! Layout:
 //! - [`connection_string`]: parsing and the URLs/audiences derived from it (§A).
@@ -25,7 +26,7 @@ pub mod upstream;
 pub use connection_string::ConnectionString;
 
 /// An access key of a SignalR instance. The key string's UTF-8 bytes are the HMAC key
-/// (it is not base64-decoded: reference §B.1). `Debug` and `Display` never show it.
+/// (it is not base64-decoded, as in the SDK's `AccessKey`: https://github.com/Azure/azure-signalr). `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccessKey(String);
 

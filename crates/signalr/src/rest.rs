@@ -1,5 +1,5 @@
 //! The data-plane REST API (2022-06-01): which request each operation is, and the audience its
-//! token must carry (reference §A.4, §D).
+//! token must carry (https://learn.microsoft.com/azure/azure-signalr/signalr-reference-data-plane-rest-api).
 //!
 //! URLs are built on `ServerEndpoint` (else `Endpoint`) and keep its port; audiences are built
 //! on `Endpoint` without port and include `api-version` (and `application`) but not the extra

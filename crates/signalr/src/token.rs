@@ -1,6 +1,6 @@
 //! Access tokens: HS256 JWTs keyed with the UTF-8 bytes of an access key.
 //!
-//! Minting follows the official SDK (reference §B.1, §B.2): claims first, then `nbf`, `exp`,
+//! Minting follows the official SDK (https://github.com/Azure/azure-signalr, `AuthUtility.cs`): claims first, then `nbf`, `exp`,
 //! `iat`, `aud`; user id in `asrs.s.uid` and `nameid`; repeated claim types as arrays.
 //! Validation is what the service does (§C.4): signature with any configured key, `exp`
 //! enforced, audience compared leniently by the caller-supplied rule.
@@ -76,7 +76,7 @@ impl SigningKey {
     }
 
     /// A key the service identifies by `kid`: the signing keys it issues to Entra ID callers
-    /// (reference §B.7) are only found again through the `KeyId` they came with.
+    /// (https://learn.microsoft.com/azure/azure-signalr/signalr-concept-client-negotiation) are only found again through the `KeyId` they came with.
     pub fn hs256_with_kid(key: &AccessKey, kid: &str) -> Self {
         let mut signer = Self::hs256(key);
         signer.header.kid = Some(kid.to_string());

@@ -1,4 +1,4 @@
-//! The serverless upstream's authentication and identity headers (reference §E.2, §E.3).
+//! The serverless upstream's authentication and identity headers (https://learn.microsoft.com/azure/azure-signalr/concept-upstream).
 //!
 //! `X-ASRS-Signature` is `sha256=HEX(HMAC-SHA256(UTF-8(access key), UTF-8(connection id)))`,
 //! one entry per access key, comma-joined. `X-ASRS-User-Claims` is .NET's

@@ -3,7 +3,7 @@
 //! The SignalR token we mint carries the user id and roles that the hubs trust, so they must
 //! come from a credential we verified ourselves, never from what the caller says about
 //! itself: headers such as `x-user-id`, `x-user-role` or `x-ms-signalr-userid` and query
-//! parameters are never read here (reference peers-and-anchors §5.2). There are two ways in:
+//! parameters are never read here (https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities). There are two ways in:
 //!
 //! - `Authorization: Bearer <JWT>` ([`bearer`], [`jwt`]): HS256 with the shared secret, or
 //!   RS256/ES256 with keys from a JWKS or an OpenID provider ([`jwks`]).

@@ -12,6 +12,7 @@
 //! Bus output); the protocol crate's docs list the steps in full.
 
 use meschain_functions_protocol::{FunctionSet, HttpBinding};
+use meschain_model::functions as names;
 
 pub mod admin_broadcast;
 pub mod connection_events;
@@ -35,12 +36,13 @@ impl Function {
 impl FunctionSet for Function {
     const FUNCTIONS: &'static [Function] = &Function::ALL;
 
+    /// The names are the model's (`meschain_model::functions`), the one list the local tools use too.
     fn name(self) -> &'static str {
         match self {
-            Function::Negotiate => "negotiate",
-            Function::ConnectionEvents => "connection-events",
-            Function::AdminBroadcast => "admin-broadcast",
-            Function::MarketplaceSync => "marketplace-sync",
+            Function::Negotiate => names::NEGOTIATE,
+            Function::ConnectionEvents => names::CONNECTION_EVENTS,
+            Function::AdminBroadcast => names::ADMIN_BROADCAST,
+            Function::MarketplaceSync => names::MARKETPLACE_SYNC,
         }
     }
 
@@ -61,6 +63,12 @@ mod tests {
     fn function_json(name: &str) -> Value {
         let path = format!("{}/../{name}/function.json", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
+    }
+
+    /// The handler serves exactly the model's functions, no more, no fewer.
+    #[test]
+    fn test_functions_are_the_models() {
+        assert_eq!(Function::ALL.map(Function::name), names::ALL);
     }
 
     /// The bindings the code relies on are the ones the host will be told about.

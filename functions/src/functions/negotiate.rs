@@ -1,7 +1,7 @@
 //! `negotiate`: who is calling, which hub they may use, and a SignalR client token for it.
 //!
 //! The browser's `@microsoft/signalr` client POSTs here first; our `{url, accessToken}` answer
-//! redirects it to the SignalR service (reference §B.6). The caller's identity comes only from
+//! redirects it to the SignalR service (https://learn.microsoft.com/azure/azure-signalr/signalr-concept-client-negotiation). The caller's identity comes only from
 //! a verified credential ([`crate::auth`]); headers or query parameters that claim a user or a
 //! role are never read. The hub is chosen by role ([`crate::hubs`]), and the token carries the
 //! user id (`asrs.s.uid`, `nameid`) and roles (`role`) so that the service can address the user
@@ -24,6 +24,7 @@ use crate::auth::{AuthError, Authenticator, Identity};
 use crate::client_tokens::ClientTokenSigner;
 use crate::cors::CorsPolicy;
 use crate::hubs::{self, Hub, HubChoiceError};
+use meschain_model::marketplace::SyncOperation;
 
 pub const BINDING: HttpBinding =
     HttpBinding { route: "negotiate", request: "req", response: "res", methods: &[Method::POST, Method::OPTIONS] };
@@ -201,7 +202,18 @@ async fn negotiate(
         .with_key(|key| key.client_token(&cs.client_audience(hub.name()), &claims, now, *lifetime_secs))
         .ok_or(NegotiateError::SigningKeyUnavailable)??;
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
-    let resp = HttpResponse::json(StatusCode::OK, &json!({ "url": cs.client_url(hub.name()), "accessToken": token }));
+    // Beside what the SignalR client reads (url, accessToken): the sync operations this caller's
+    // hub can start, so the page offers exactly those and keeps no list of its own.
+    let sync_operations: Vec<&str> = match hub {
+        Hub::Admin | Hub::Marketplace => {
+            SyncOperation::ALL.iter().filter(|o| o.startable_from_hub()).map(|o| o.name()).collect()
+        }
+        Hub::Dashboard => Vec::new(),
+    };
+    let resp = HttpResponse::json(
+        StatusCode::OK,
+        &json!({ "url": cs.client_url(hub.name()), "accessToken": token, "syncOperations": sync_operations }),
+    );
     Ok((resp, hub, identity.user_id))
 }
 

@@ -1,4 +1,4 @@
-//! Microsoft Entra ID tokens for calls to the SignalR service (reference §A.3, §D.1).
+//! Microsoft Entra ID tokens for calls to the SignalR service (https://learn.microsoft.com/azure/azure-signalr/signalr-reference-data-plane-rest-api).
 //!
 //! The credentials are the official `azure_identity` ones; this module only picks one from the
 //! connection string's `AuthType` and feeds it an HTTP transport. Why a transport of our own:
@@ -22,7 +22,7 @@ use azure_identity::{
 use meschain_secrets::transport::identity_client_options as client_options;
 use meschain_signalr::connection_string::{EntraIdAuth, EntraIdKind};
 
-/// The scope the official SDK asks for (reference §A.3).
+/// The scope the official SDK asks for (https://learn.microsoft.com/azure/azure-signalr/signalr-howto-authorize-application).
 pub const SCOPE: &str = "https://signalr.azure.com/.default";
 
 /// The environment variables App Service and Functions give a process with a managed identity.

@@ -10,7 +10,7 @@
 //!
 //! A request is authorised either with a token signed by the instance's access key or, for an
 //! `AuthType` connection string, with a Microsoft Entra token ([`entra`]), the raw Entra token
-//! being the bearer as in the SDK's `RestApiAccessTokenGenerator` (reference §A.3).
+//! being the bearer as in the SDK's `RestApiAccessTokenGenerator` (https://github.com/Azure/azure-signalr).
 
 pub mod entra;
 pub mod retry;

@@ -1,5 +1,5 @@
-// Headless Chromium for the dashboard tests: Debian's `chromium` driven by playwright-core (see
-// ../shared/reference/local-peers.md for the flags that work as root here). Every page records
+// Headless Chromium for the dashboard tests: Debian's `chromium` driven by playwright-core (FLAGS
+// below are the ones that work as root here). Every page records
 // its console errors and uncaught exceptions, and screenshots go to tests/artifacts/browser/
 // (gitignored), so a failed run leaves pictures of what the browser showed.
 

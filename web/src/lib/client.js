@@ -22,7 +22,7 @@
  */
 
 /**
- * The admin snapshot (issue 9), sent to group `admins` on MesChainAdminHub.
+ * The admin snapshot (functions/src/dashboard.rs), sent to group `admins` on MesChainAdminHub.
  * @typedef {object} AdminSnapshot
  * @property {string} generatedAt
  * @property {number} [uptimeSeconds]
@@ -46,7 +46,7 @@
  * @property {string | null} lastError
  */
 /**
- * Sync progress (issue 10), to `marketplace:{name}` and to `admins`.
+ * Sync progress (crates/marketplace/src/progress.rs), to `marketplace:{name}` and to `admins`.
  * @typedef {object} MarketplaceSyncUpdate
  * @property {string} syncId
  * @property {string} marketplace
@@ -96,18 +96,37 @@ export const MARKETPLACES = ["trendyol", "hepsiburada", "n11", "amazon", "ebay",
 /** The metric groups `SubscribeToDashboard` offers (hub_methods.rs `METRICS`). */
 export const DASHBOARD_METRICS = ["performance", "business", "sync", "orders", "inventory", "errors"];
 
-const ADMIN_ROLES = ["super_admin", "admin"];
-
-/** Whether these roles make an administrator (the server decides the same way). */
-export function isAdmin(roles) {
-  return roles.some((r) => ADMIN_ROLES.includes(r));
+/**
+ * The sync operations `negotiate` says this user's hub can start (`syncOperations`: the model's
+ * `SyncOperation::startable_from_hub`); the page offers these and no others.
+ * @param {string} negotiateBody The JSON body of a negotiate answer.
+ * @returns {string[] | null} null when the answer carries no such list (the service's own negotiate).
+ */
+export function syncOperationsFromNegotiate(negotiateBody) {
+  try {
+    const ops = JSON.parse(negotiateBody).syncOperations;
+    return Array.isArray(ops) ? ops.filter((o) => typeof o === "string") : null;
+  } catch {
+    return null;
+  }
 }
 
-/** The hub these roles land on, by the same rule as `negotiate`. */
-export function hubForRoles(roles) {
-  if (isAdmin(roles)) return HUBS.admin;
-  if (roles.includes("marketplace_manager")) return HUBS.marketplace;
-  return HUBS.dashboard;
+/**
+ * The hub `negotiate` chose, read from its answer's client URL (`…/client/?hub=meschainadminhub`;
+ * the service lowercases hub names). The page never maps roles to hubs itself: the server's rule
+ * (functions/src/hubs.rs) is the only one, and the page shows the view of the hub it got.
+ * @param {string} negotiateBody The JSON body of a negotiate answer.
+ * @returns {string | null} One of {@link HUBS}, or null when the answer names none of them.
+ */
+export function hubFromNegotiate(negotiateBody) {
+  let url;
+  try {
+    url = new URL(JSON.parse(negotiateBody).url, "http://negotiate.invalid/");
+  } catch {
+    return null;
+  }
+  const hub = url.searchParams.get("hub")?.toLowerCase();
+  return Object.values(HUBS).find((h) => h.toLowerCase() === hub) ?? null;
 }
 
 /**
@@ -200,17 +219,18 @@ export class MesChainClient {
    * @param {object} options
    * @param {any} options.signalR The @microsoft/signalr namespace.
    * @param {() => Promise<string>} options.getToken A valid login token; throws SignInRequiredError when there is none.
-   * @param {string[]} options.roles The signed-in user's roles (choose the hub and its groups).
    * @param {string} [options.apiBase] Where `negotiate` lives ("/api" beside the page, or an absolute URL).
    * @param {{ baseMs?: number, capMs?: number, random?: () => number }} [options.retry]
    * @param {number} [options.logLevel] signalR.LogLevel; default Warning.
    * @param {{ log(level: number, message: string): void }} [options.logger] Where the SignalR client logs.
    */
-  constructor({ signalR, getToken, roles, apiBase = "/api", retry = {}, logLevel, logger }) {
+  constructor({ signalR, getToken, apiBase = "/api", retry = {}, logLevel, logger }) {
     this.signalR = signalR;
     this.getToken = getToken;
-    this.roles = roles;
-    this.hub = hubForRoles(roles);
+    /** The hub negotiate chose for this user (one of HUBS); null until it has answered. */
+    this.hub = null;
+    /** @type {string[]} The sync operations the hub can start (from negotiate). */
+    this.syncOperations = [];
     this.apiBase = apiBase.replace(/\/+$/, "");
     this.retry = retry;
     /** @type {ConnectionState} */
@@ -242,7 +262,13 @@ export class MesChainClient {
       async send(request) {
         try {
           const response = await this.inner.send(request);
-          if (request.url?.includes("/negotiate")) client.lastHttpError = null;
+          if (request.url?.includes("/negotiate")) {
+            client.lastHttpError = null;
+            // The service's own negotiate (after the redirect) answers a connection id, no url.
+            const body = String(response.content ?? "");
+            client.hub = hubFromNegotiate(body) ?? client.hub;
+            client.syncOperations = syncOperationsFromNegotiate(body) ?? client.syncOperations;
+          }
           return response;
         } catch (e) {
           if (typeof e?.statusCode === "number" && request.url?.includes("/negotiate")) {
@@ -256,7 +282,8 @@ export class MesChainClient {
       }
     }
     const connection = new signalR.HubConnectionBuilder()
-      .withUrl(`${this.apiBase}?hub=${encodeURIComponent(this.hub)}`, {
+      // No hub asked for: negotiate gives each user the hub their roles allow (its default).
+      .withUrl(this.apiBase, {
         accessTokenFactory: () => this.#token(),
         httpClient: new RememberingHttpClient(),
       })

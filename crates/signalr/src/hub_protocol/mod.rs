@@ -1,4 +1,4 @@
-//! SignalR hub protocol messages and their JSON and MessagePack framing (reference §C.5).
+//! SignalR hub protocol messages and their JSON and MessagePack framing (https://github.com/dotnet/aspnetcore/blob/main/src/SignalR/docs/specs/HubProtocol.md).
 //!
 //! Two users with different needs share this module:
 //! - the local service reads client frames from a growing buffer (WebSocket messages and HTTP

@@ -14,8 +14,8 @@ pub struct CosmosServer {
     http: reqwest::Client,
 }
 
-/// The environment the official crate needs for the local server (see
-/// shared/reference/cosmos.md). Set once, before any thread starts.
+/// The environment the official crate needs for the local server (the `azure_data_cosmos`
+/// crate's emulator switches, https://docs.rs/azure_data_cosmos). Set once, before any thread starts.
 pub const SDK_ENV: [(&str, &str); 4] = [
     ("AZURE_COSMOS_EMULATOR_SERVER_CERT_VALIDATION_DISABLED", "true"),
     ("AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED", "false"),

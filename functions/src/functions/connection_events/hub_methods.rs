@@ -221,11 +221,20 @@ fn known_marketplace(name: &str) -> Result<Marketplace, MethodError> {
     })
 }
 
+/// The operation a hub call may start: known to the model and startable without items (a hub
+/// call carries none), so the request is refused here, with the reason, instead of failing later.
 fn known_operation(name: &str) -> Result<SyncOperation, MethodError> {
-    SyncOperation::from_name(name).ok_or_else(|| {
-        let known: Vec<_> = SyncOperation::ALL.iter().map(|o| o.name()).collect();
-        MethodError::Refused(format!("Unknown sync operation; known: {}", known.join(", ")))
-    })
+    let startable =
+        || SyncOperation::ALL.iter().filter(|o| o.startable_from_hub()).map(|o| o.name()).collect::<Vec<_>>();
+    match SyncOperation::from_name(name) {
+        Some(op) if op.startable_from_hub() => Ok(op),
+        Some(op) => Err(MethodError::Refused(format!(
+            "A {} sync needs items, which only a queue message carries; from here: {}",
+            op.name(),
+            startable().join(", ")
+        ))),
+        None => Err(MethodError::Refused(format!("Unknown sync operation; startable: {}", startable().join(", ")))),
+    }
 }
 
 async fn join_group(env: &MethodEnv<'_>, caller: &Caller, group: &str) -> Result<(), MethodError> {

@@ -1,4 +1,4 @@
-//! Validation of a SignalR upstream request (reference §E.2–§E.4), before anything acts on it.
+//! Validation of a SignalR upstream request (https://learn.microsoft.com/azure/azure-signalr/concept-upstream), before anything acts on it.
 //!
 //! Order and status codes follow the Functions SignalR extension, which browsers' tooling and
 //! the service's retry behaviour are used to: 415 for a content type other than JSON or
