@@ -80,7 +80,7 @@ impl engine::Reporter for Reporter<'_> {
                 EventKind::SyncFailed
             }
         };
-        let mut e = Event::new(kind, meschain_store::recorder::now_ms())
+        let mut e = Event::new(kind, self.recorder.now_ms())
             .with_marketplace(&event.marketplace)
             .with_sync(&event.sync_id)
             .with_name(match event.kind {
@@ -107,5 +107,5 @@ pub async fn alert_admins(rest: &SignalRRest, alert: Value) {
 /// A refused request, for analytics and the error rate.
 pub fn record_refused(recorder: &Recorder, reason: &str) {
     recorder.add(Counter::SyncErrors, 1);
-    recorder.record(Event::new(EventKind::SyncFailed, meschain_store::recorder::now_ms()).with_detail(reason));
+    recorder.record(Event::new(EventKind::SyncFailed, recorder.now_ms()).with_detail(reason));
 }
