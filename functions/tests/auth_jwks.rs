@@ -1,6 +1,10 @@
 //! The JWKS cache against a real identity-provider stand-in: an axum server on 127.0.0.1:0
 //! serving an OpenID discovery document and a JWKS, counting every request, and able to
 //! misbehave (hang, answer garbage, fail) on demand.
+//!
+//! The refresh interval and the keys' age are stepped over with a `ManualClock`; the only real
+//! waits left are the fetch timeout (a real timer bounding real I/O) and the provider's `Slow`
+//! answers, which are what those tests are about.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,7 @@ use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meschain_functions::auth::{AuthConfig, AuthError, Authenticator, JwksOptions, JwksSource};
+use meschain_model::clock::{ManualClock, SharedClock};
 use serde_json::{Value, json};
 
 const RSA_A_KEY: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-a.key.pem");
@@ -158,7 +163,13 @@ fn bearer(token: &str) -> HeaderMap {
 }
 
 fn options(min_refresh_ms: u64, timeout_ms: u64) -> JwksOptions {
+    manual_options(min_refresh_ms, timeout_ms, &ManualClock::at_ms(1_000_000))
+}
+
+/// Options on `clock`, which the test moves.
+fn manual_options(min_refresh_ms: u64, timeout_ms: u64, clock: &ManualClock) -> JwksOptions {
     JwksOptions {
+        clock: SharedClock::new(clock.clone()),
         fetch_timeout: Duration::from_millis(timeout_ms),
         min_refresh_interval: Duration::from_millis(min_refresh_ms),
         ..JwksOptions::default()
@@ -225,13 +236,14 @@ async fn test_cold_cache_concurrent_callers_share_one_fetch() {
 #[tokio::test]
 async fn test_unknown_kid_refreshes_once_then_storm_is_rate_limited() {
     let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
-    let auth = oidc(&idp, options(500, 2_000));
+    let clock = ManualClock::at_ms(1_000_000);
+    let auth = oidc(&idp, manual_options(500, 2_000, &clock));
     let r1 = token(Algorithm::RS256, "r1", &rsa("a"), &idp.base, "u");
     assert!(auth.authenticate(&bearer(&r1)).await.is_ok());
     assert_eq!(idp.jwks_hits(), 1);
 
     // Rotation: a new key appears; the first token that uses it refreshes the cache once.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     *idp.keys.lock().unwrap() =
         json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1"), jwk(&rsa("b"), Algorithm::RS256, "r2")]});
     let r2 = token(Algorithm::RS256, "r2", &rsa("b"), &idp.base, "rotated");
@@ -242,7 +254,7 @@ async fn test_unknown_kid_refreshes_once_then_storm_is_rate_limited() {
     assert_eq!(idp.jwks_hits(), 2);
 
     // A storm of made-up kids, all at once and after the interval: one fetch, all refused.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    clock.advance(Duration::from_millis(600));
     let started = Instant::now();
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -350,11 +362,13 @@ async fn test_refused_connection_fails_fast_and_source_recovery_is_picked_up() {
     // A source that was failing is retried after the interval and then serves.
     let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
     idp.set_jwks_mode(Mode::Error);
-    let auth = direct(&format!("{}/keys", idp.base), options(300, 2_000));
+    let clock = ManualClock::at_ms(1_000_000);
+    let auth = direct(&format!("{}/keys", idp.base), manual_options(300, 2_000, &clock));
     assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::KeySourceUnavailable));
     idp.set_jwks_mode(Mode::Normal);
+    clock.advance(Duration::from_millis(299));
     assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::KeySourceUnavailable));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    clock.advance(Duration::from_millis(1));
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
     assert_eq!(idp.jwks_hits(), 2);
 }
@@ -362,14 +376,19 @@ async fn test_refused_connection_fails_fast_and_source_recovery_is_picked_up() {
 #[tokio::test]
 async fn test_stale_keys_are_refreshed_in_the_background_and_keep_serving() {
     let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
-    let opts = JwksOptions { max_age: Duration::from_millis(300), ..options(100, 2_000) };
+    let clock = ManualClock::at_ms(1_000_000);
+    let opts = JwksOptions { max_age: Duration::from_millis(300), ..manual_options(100, 2_000, &clock) };
     let auth = direct(&format!("{}/keys", idp.base), opts);
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
     assert_eq!(idp.jwks_hits(), 1);
+    // Not yet stale: no fetch.
+    clock.advance(Duration::from_millis(299));
+    assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
+    assert_eq!(idp.jwks_hits(), 1);
 
     // Once stale, a request is answered from the cache and triggers one background fetch.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    clock.advance(Duration::from_millis(1));
     idp.set_jwks_mode(Mode::Error);
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
     wait_for(|| idp.jwks_hits() == 2).await;
@@ -379,11 +398,22 @@ async fn test_stale_keys_are_refreshed_in_the_background_and_keep_serving() {
     // When the provider drops (revokes) the key, the next background refresh removes it.
     idp.set_jwks_mode(Mode::Normal);
     *idp.keys.lock().unwrap() = json!({"keys": [jwk(&rsa("b"), Algorithm::RS256, "r2")]});
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    clock.advance(Duration::from_millis(100));
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
+    // The fetch is counted when the provider receives it; the keys are swapped in after its
+    // answer, so wait for the outcome itself rather than for a fixed time.
     wait_for(|| idp.jwks_hits() == 3).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::UnknownKey));
+    let revoked = async {
+        loop {
+            match auth.authenticate(&bearer(&rs)).await {
+                Ok(_) => tokio::task::yield_now().await,
+                refused => return refused,
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(2), revoked).await.expect("the revoked key stops verifying");
+    assert_eq!(outcome, Err(AuthError::UnknownKey));
+    assert_eq!(idp.jwks_hits(), 3, "revocation came from the one background fetch");
 }
 
 #[tokio::test]
@@ -395,11 +425,9 @@ async fn test_caller_that_goes_away_does_not_cancel_the_fetch() {
     // The request future is dropped mid-fetch, as when a client hangs up.
     let abandoned = tokio::time::timeout(Duration::from_millis(50), auth.authenticate(&bearer(&rs))).await;
     assert!(abandoned.is_err());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    // The fetch finished anyway: no wait for the rate limit, no second fetch.
-    let started = Instant::now();
+    // The fetch goes on: the next caller queues behind it and uses its keys. Had it been
+    // cancelled, that caller would find the attempt spent for the interval (10 s) and no keys.
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
-    assert!(started.elapsed() < Duration::from_millis(200));
     assert_eq!(idp.jwks_hits(), 1);
 }
 

@@ -455,7 +455,9 @@ async fn test_negotiate_is_503_until_a_key_is_issued() {
     };
     let gateway = Gateway::start().await;
     let h = Handler::start(&entra_settings(&gateway, &format!("http://127.0.0.1:{closed}/msi/token")));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Asked after the first key fetch has failed (its log line), not after a fixed time.
+    let lines = h.output_until("SignalR signing key refresh failed");
+    assert!(lines.iter().any(|l| l.contains("negotiate answers 503")), "{lines:?}");
     let (status, headers, body) = negotiate(&h).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "signalr_unavailable", "{body}");

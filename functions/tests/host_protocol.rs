@@ -165,6 +165,9 @@ fn test_sigterm_finishes_in_flight_work() {
     )
     .unwrap();
     stream.write_all(&body[..10]).unwrap();
+    // Real waits: this tests the shutdown grace of a real process, whose clock a test cannot
+    // drive. The first lets the partial request reach the server; the second lets SIGTERM
+    // land while the request is still in flight (both well under the 3 s grace).
     std::thread::sleep(Duration::from_millis(200));
 
     let pid = h.pid();

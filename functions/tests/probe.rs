@@ -96,6 +96,7 @@ fn test_sigterm_completes_despite_a_silent_half_sent_request() {
     // And one mid-body: headers complete, body promised but never sent.
     let mut stalled = TcpStream::connect(&addr).unwrap();
     stalled.write_all(b"POST /api/negotiate HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{").unwrap();
+    // A real wait in a test of a real shutdown grace: let both requests reach the server.
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     let status = h.terminate();

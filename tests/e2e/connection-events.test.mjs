@@ -73,15 +73,27 @@ test("triggerSync queues exactly one sync request naming the caller", async () =
     });
     assert.equal(result.marketplace, "trendyol");
     assert.match(result.requestId, /^[0-9a-f-]{36}$/);
-    await sleep(300);
-    const after = await stack.queue("marketplace-sync");
+    const queued = async (requestId) => {
+      for (let i = 0; i < 100; i++) {
+        const all = await stack.queue("marketplace-sync");
+        if (all.some((m) => m.body.includes(requestId))) return all;
+        await sleep(50);
+      }
+      throw new Error(`request ${requestId} never queued`);
+    };
+    await queued(result.requestId);
+    // A second request, made after the first was answered: once it is queued, a duplicate of
+    // the first (a second output, a retried upstream call) would be queued too.
+    const probe = await admin.invoke("HandleAdminCommand", "triggerSync", { marketplace: "trendyol", operation: "orders" });
+    const after = await queued(probe.requestId);
     const mine = after.filter((m) => m.body.includes(result.requestId));
     assert.equal(mine.length, 1, JSON.stringify(after));
     const request = JSON.parse(mine[0].body);
     assert.equal(request.requestedBy, "alice");
     assert.equal(request.operation, "orders");
-    assert.equal(after.length, before.length + 1);
-    // An operation that needs items is refused here, saying why, and queues nothing.
+    assert.equal(after.length, before.length + 2);
+    // An operation that needs items is refused here, saying why, and queues nothing (the
+    // refusal is the answer to the call, so nothing can be queued after it).
     await assert.rejects(admin.invoke("HandleAdminCommand", "triggerSync", { marketplace: "trendyol", operation: "inventory" }), /needs items/);
     assert.equal((await stack.queue("marketplace-sync")).length, after.length);
   } finally {

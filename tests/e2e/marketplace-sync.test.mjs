@@ -89,6 +89,17 @@ function itemsFile(dir, n) {
 const updates = (admin, syncId) =>
   admin.received.filter(([t, u]) => t === "marketplaceSyncUpdate" && u.syncId === syncId).map(([, u]) => u);
 
+/**
+ * Sends the admins a systemAlert now and waits for it. Everything the handler sent the admins
+ * before has then arrived (one service, one connection, sent in order), so "nothing more came"
+ * can be asserted without waiting a fixed time.
+ */
+async function probe(admin) {
+  const message = `probe-${Date.now()}-${Math.random()}`;
+  await admin.invoke("BroadcastSystemAlert", message, "info");
+  await admin.next("systemAlert", (a) => a.message === message);
+}
+
 async function finished(admin, syncId, ms = 60_000) {
   const [u] = await admin.next("marketplaceSyncUpdate", (u) => u.syncId === syncId && ["completed", "failed"].includes(u.status), ms);
   return u;
@@ -139,8 +150,11 @@ test("meschain enqueue --items FILE: the same request enqueued twice pushes once
     const last = await finished(s.admin, "e2e-twice");
     assert.equal(last.status, "completed");
     assert.equal(last.processed, 1500);
+    // Both deliveries handled (the queue holds a message until its invocation ends) ...
     for (let i = 0; i < 100 && (await s.stack.queue("marketplace-sync")).length > 0; i++) await sleep(100);
-    await sleep(500);
+    assert.deepEqual(await s.stack.queue("marketplace-sync"), []);
+    // ... and whatever they sent the admins delivered.
+    await probe(s.admin);
     const stats = await s.fake.stats();
     assert.equal(stats.pushes, 2);
     assert.equal(stats.itemsPushed, 1500);
@@ -188,8 +202,10 @@ test("an invalid request is dead-lettered with its reason, and admins get exactl
     const text = JSON.stringify(dead);
     assert.match(text, /invalid sync request/);
     assert.match(text, /unknown marketplace/);
-    await sleep(500);
-    const alerts = s.admin.received.filter(([t]) => t === "systemAlert");
+    // Dead-lettered after its last invocation, whose alert was sent; a probe sent now arrives
+    // after any further alert would have.
+    await probe(s.admin);
+    const alerts = s.admin.received.filter(([t, a]) => t === "systemAlert" && !a.message.startsWith("probe-"));
     assert.equal(alerts.length, 1, JSON.stringify(alerts));
     assert.match(alerts[0][1].message, /items\[0\]\.barcode/);
     assert.equal((await s.fake.stats()).pushes, 0);

@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -33,6 +33,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
+use meschain_model::clock::{Clock, SharedClock};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -68,6 +69,9 @@ pub struct Config {
     pub orders: u32,
     /// Added before answering every request, to look like a remote service.
     pub latency: Duration,
+    /// What the rate and duplicate windows and the timestamps are measured with: the system's,
+    /// or a test's `ManualClock`, to step past a window instead of waiting it out.
+    pub clock: SharedClock,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             failing_barcode_prefix: "FAIL-".into(),
             orders: 0,
             latency: Duration::ZERO,
+            clock: SharedClock::system(),
         }
     }
 }
@@ -147,9 +152,11 @@ struct Ledger {
     stats: Stats,
     pushes: Vec<Push>,
     barcodes: HashMap<String, u32>,
-    recent_bodies: HashMap<[u8; 32], Instant>,
+    /// Body digest → clock reading (ms) when it was accepted.
+    recent_bodies: HashMap<[u8; 32], u64>,
     batches: HashMap<String, Pending>,
-    windows: HashMap<&'static str, VecDeque<Instant>>,
+    /// Per endpoint, clock readings (ms) of the requests inside the rate window.
+    windows: HashMap<&'static str, VecDeque<u64>>,
     faults: Faults,
     /// Barcodes refused per item at run time (see [`FakeTrendyol::refuse`]).
     refused: HashSet<String>,
@@ -177,7 +184,7 @@ pub struct FakeTrendyol {
 pub async fn start(config: Config, listener: tokio::net::TcpListener) -> std::io::Result<FakeTrendyol> {
     let addr = listener.local_addr()?;
     // The configured orders: one a minute, the last one at the server's start.
-    let end = now_ms();
+    let end = i64::try_from(config.clock.now_ms()).unwrap_or(i64::MAX);
     let orders = (0..config.orders).map(|i| end - i64::from(config.orders - 1 - i) * 60_000).collect();
     let shared = Arc::new(Shared { config, ledger: Mutex::new(Ledger { orders, ..Ledger::default() }) });
     let (stop, mut stopped) = watch::channel(false);
@@ -265,12 +272,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.config.clock.now_ms()
+    }
 }
 
 fn errors(status: StatusCode, key: &str, message: &str) -> Response {
-    (status, Json(json!({ "timestamp": now_ms(), "errors": [{ "key": key, "message": message, "errorCode": status.as_u16().to_string() }] })))
+    (status, Json(json!({ "timestamp": meschain_model::clock::now_ms(), "errors": [{ "key": key, "message": message, "errorCode": status.as_u16().to_string() }] })))
         .into_response()
 }
 
@@ -312,9 +321,9 @@ fn refuse_caller(shared: &Shared, headers: &HeaderMap, seller: &str) -> Option<R
 /// The documented 50 requests per 10 s per endpoint, as a sliding window.
 fn rate_limited(shared: &Shared, ledger: &mut Ledger, endpoint: &'static str) -> Option<Response> {
     let (limit, window) = shared.config.rate_limit?;
-    let now = Instant::now();
+    let now = shared.now_ms();
     let q = ledger.windows.entry(endpoint).or_default();
-    while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+    while q.front().is_some_and(|t| shared.config.clock.at_least_since(*t, window)) {
         q.pop_front();
     }
     if q.len() as u32 >= limit {
@@ -381,9 +390,9 @@ async fn push(
     }
     // Identical requests are blocked for the window; any changed value makes a new request.
     let digest: [u8; 32] = Sha256::digest(&body).into();
-    let now = Instant::now();
+    let now = shared.now_ms();
     let window = shared.config.duplicate_window;
-    ledger.recent_bodies.retain(|_, at| now.duration_since(*at) < window);
+    ledger.recent_bodies.retain(|_, at| !shared.config.clock.at_least_since(*at, window));
     if ledger.recent_bodies.contains_key(&digest) {
         // UNDOCUMENTED: the status (400 assumed, the documented status for business errors).
         ledger.stats.rejected_duplicate += 1;
@@ -391,7 +400,7 @@ async fn push(
     }
     ledger.recent_bodies.insert(digest, now);
 
-    let id = format!("{}-{}", uuid::Uuid::new_v4(), now_ms());
+    let id = format!("{}-{now}", uuid::Uuid::new_v4());
     let barcode = |v: &Value| v.get("barcode").and_then(Value::as_str).unwrap_or("").to_string();
     for item in items {
         let count = ledger.barcodes.entry(barcode(item)).or_insert(0);
@@ -502,8 +511,8 @@ async fn batch_result(
         "items": results,
         "itemCount": batch.items.len(),
         "failedItemCount": failed,
-        "creationDate": now_ms(),
-        "lastModification": now_ms(),
+        "creationDate": shared.now_ms(),
+        "lastModification": shared.now_ms(),
         "sourceType": "API",
         "batchRequestType": "ProductInventoryUpdate",
     }))

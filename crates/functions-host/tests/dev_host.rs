@@ -251,7 +251,13 @@ async fn test_queue_metadata_redelivery_and_dead_letter() {
     assert_eq!(dead[0]["messageId"], doomed);
     assert_eq!(dead[0]["deliveryCount"], 10);
     assert_eq!(dead[0]["deadLetterReason"], "MaxDeliveryCountExceeded");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A probe enqueued after the dead-lettering: once it has been delivered, an eleventh
+    // delivery of the doomed message (enqueued earlier) would have been too.
+    let probe = enqueue(&b, "marketplace-sync", json!({ "fail": 0 })).await;
+    wait_records(&app, Duration::from_secs(10), "the probe", |r| {
+        r.iter().any(|x| x["body"]["Metadata"]["MessageId"] == json!(format!("\"{probe}\"")))
+    })
+    .await;
     assert_eq!(
         records(&app).iter().filter(|x| x["body"]["Metadata"]["MessageId"] == json!(format!("\"{doomed}\""))).count(),
         10,
@@ -772,13 +778,17 @@ async fn test_cors_from_local_settings() {
 async fn test_shutdown_drains_in_flight_invocations() {
     let app = make_app("drain", &[("q", sb_trigger("q"))], false, json!({}));
     let host = start(&app).await;
-    enqueue(&base(&host), "q", json!({ "sleepMs": 500 })).await;
+    let first = enqueue(&base(&host), "q", json!({ "sleepMs": 500 })).await;
     wait_records(&app, Duration::from_secs(10), "the delivery", |r| r.len() == 1).await;
     host.shutdown().await; // the handler must not be killed under the running invocation
     let host = start(&app).await;
     assert_eq!(get_json(&format!("{}/admin/queues/q/messages", base(&host))).await, json!([]));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(records(&app).len(), 1, "completed before shutdown, so not redelivered");
+    // A probe enqueued after the restart: once it is delivered, a redelivery of the first
+    // message (earlier in the queue) would have been too.
+    let probe = enqueue(&base(&host), "q", json!({})).await;
+    let id = |x: &Value| unquote(&x["body"]["Metadata"]["MessageId"]);
+    let recs = wait_records(&app, Duration::from_secs(10), "the probe", |r| r.iter().any(|x| id(x) == probe)).await;
+    assert_eq!(recs.iter().filter(|x| id(x) == first).count(), 1, "completed before shutdown, so not redelivered");
     host.shutdown().await;
 }
 

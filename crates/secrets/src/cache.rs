@@ -11,11 +11,18 @@
 //! A caller that sees a signature or login token fail that might be signed with a key newer
 //! than ours asks for an early refresh ([`Secrets::request_early_refresh`]); at most one per
 //! minute is run, so a stream of bad tokens cannot turn into a stream of vault reads.
+//!
+//! Time: the refresh interval, the early-refresh gap and the overlap are durations measured on
+//! tokio's clock (`tokio::time::Instant`), not on the wall clock: they are waits and deadlines
+//! inside this process, immune to wall-clock steps, and tests drive them with paused tokio time
+//! (`start_paused`, `advance`) since the source is a trait they fake in memory. The one wall
+//! time here, when the last refresh succeeded (shown in health), is read from
+//! `meschain_model::clock`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -217,7 +224,8 @@ struct Inner {
     entries: Vec<Entry>,
     early: Notify,
     last_early: Mutex<Option<Instant>>,
-    last_refresh: Mutex<Option<SystemTime>>,
+    /// Wall time (ms since the epoch) of the last refresh that read every secret.
+    last_refresh: Mutex<Option<u64>>,
 }
 
 /// The process's Key Vault secrets. Cheap to clone; all clones share one cache.
@@ -261,7 +269,7 @@ impl Secrets {
         if !failures.is_empty() {
             return Err(StartupError { failures });
         }
-        let now = (!entries.is_empty()).then(SystemTime::now);
+        let now = (!entries.is_empty()).then(meschain_model::clock::now_ms);
         Ok(Secrets {
             inner: Arc::new(Inner {
                 source,
@@ -358,7 +366,7 @@ impl Secrets {
             }
         }
         if report.failed.is_empty() {
-            *lock(&inner.last_refresh) = Some(SystemTime::now());
+            *lock(&inner.last_refresh) = Some(meschain_model::clock::now_ms());
         }
         report
     }
@@ -432,13 +440,7 @@ impl Secrets {
             .filter_map(|e| lock(&e.last_error).as_ref().map(|err| format!("{} ({})", e.setting, err_brief(err))))
             .collect();
         if failing.is_empty() {
-            let when = lock(&self.inner.last_refresh).and_then(|t| {
-                time::OffsetDateTime::from(t)
-                    .replace_nanosecond(0)
-                    .ok()?
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            });
+            let when = lock(&self.inner.last_refresh).map(meschain_model::clock::rfc3339_millis);
             let detail =
                 format!("{} from Key Vault, last read {}", entries.len(), when.as_deref().unwrap_or("at start"));
             return SecretsHealth { status: HealthStatus::Healthy, detail };

@@ -155,6 +155,8 @@ async fn test_startup_error_names_setting_and_vault_never_the_value() {
     let refs = vec![("LATE".to_string(), latest("late"))];
     let state = vault.state().clone();
     let slow = CacheOptions { startup_backoff: Duration::from_millis(200), ..options };
+    // A real wait: the fake vault counts only reads it answered, so the first (404) attempt is
+    // not observable; 100 ms falls inside the first 200 ms back-off.
     let creator = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
         state.set_secret("late", "arrived");
@@ -193,14 +195,18 @@ async fn test_refresh_from_the_vault_rotates_and_keeps_last_good() {
     vault.stop().await;
 }
 
+/// The refresh task picks a vault rotation up by itself. When the old value stops being
+/// accepted is decided by tokio time, tested with paused time in `cache.rs`
+/// (`test_background_refresh_rotates_with_overlap`); a real vault on a socket cannot run on
+/// paused time, so this test does not wait the overlap out.
 #[tokio::test]
-async fn test_rotation_in_the_vault_reaches_a_running_cache_and_the_old_value_expires() {
+async fn test_rotation_in_the_vault_reaches_a_running_cache() {
     let vault = fake().await;
     vault.state().set_secret("jwt", "old-secret");
     let kv = Arc::new(client(&vault, TOKEN, Duration::from_secs(2)));
     let options = CacheOptions {
         refresh_every: Duration::from_millis(200),
-        overlap: Duration::from_millis(1500),
+        overlap: Duration::from_secs(600),
         ..CacheOptions::default()
     };
     let secrets = Secrets::resolve(kv, vec![("AUTH_JWT_SECRET".into(), latest("jwt"))], options).await.unwrap();
@@ -209,16 +215,9 @@ async fn test_rotation_in_the_vault_reaches_a_running_cache_and_the_old_value_ex
 
     vault.state().set_secret("jwt", "new-secret");
     tokio::time::timeout(Duration::from_secs(5), handle.changed()).await.unwrap().unwrap();
-    let rotated_at = Instant::now();
     assert_eq!(handle.current().expose(), "new-secret");
-    assert!(handle.any_accepted(|v| v.expose() == "old-secret"));
-    while rotated_at.elapsed() < Duration::from_millis(1400) {
-        assert!(handle.any_accepted(|v| v.expose() == "old-secret"), "accepted during the overlap");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!handle.any_accepted(|v| v.expose() == "old-secret"), "refused after the overlap");
-    assert!(handle.any_accepted(|v| v.expose() == "new-secret"));
+    assert!(handle.any_accepted(|v| v.expose() == "old-secret"), "accepted during the overlap");
+    assert!(handle.rotating().overlap_ends().is_some(), "the old value has an end");
     refresher.abort();
     vault.stop().await;
 }

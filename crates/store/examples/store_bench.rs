@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meschain_store::recorder::now_ms;
+use meschain_model::clock::now_ms;
 use meschain_store::settings::CosmosSettings;
 use meschain_store::{Counter, Event, EventKind, Recorder, RecorderConfig, Store, dashboard};
 

@@ -370,7 +370,7 @@ impl Store for CosmosStore {
     }
 
     async fn count_events(&self, kind: Option<EventKind>, since_ms: u64) -> Result<u64, StoreError> {
-        let now = crate::recorder::now_ms();
+        let now = meschain_model::clock::now_ms();
         // Nothing older than the TTL is kept, so no partition before it needs asking.
         let since_ms = since_ms.max(now.saturating_sub(self.ttl.as_millis() as u64));
         let mut total = 0;

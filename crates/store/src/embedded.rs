@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use crate::doc::{Precondition, Retention, Versioned, check_name, doc_size_ok};
 use crate::event::{Event, EventKind};
-use crate::recorder::now_ms;
 use crate::{Store, StoreError, StoreKind};
+use meschain_model::clock::now_ms;
 
 /// The database file inside the data folder.
 pub const FILE_NAME: &str = "store.sqlite3";

@@ -7,11 +7,18 @@
 //! [`RecorderStats`], and the `analyticsDropped` counter, which is never dropped itself, since
 //! counters are sums of fixed size). Throttling is honoured: the task waits the service's
 //! retry-after before trying again. [`Recorder::shutdown`] writes what is left (on SIGTERM).
+//!
+//! Counters land in the minute and day of [`RecorderConfig::clock`] (a wall clock; the system's
+//! in production), so tests put increments in chosen minutes with a `ManualClock` instead of
+//! waiting for one to pass. The flush interval and back-off are tokio timers: they only pace
+//! writes, and tests that need a write call [`Recorder::flush`] (or pause tokio time).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use meschain_model::clock::{Clock, SharedClock};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -33,6 +40,8 @@ pub struct RecorderConfig {
     pub flush_interval: Duration,
     /// Longest wait between attempts while the store fails (a retry-after above it is capped).
     pub max_backoff: Duration,
+    /// What counters and events are stamped with.
+    pub clock: SharedClock,
 }
 
 impl Default for RecorderConfig {
@@ -42,6 +51,7 @@ impl Default for RecorderConfig {
             batch_size: 1_000,
             flush_interval: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            clock: SharedClock::system(),
         }
     }
 }
@@ -105,10 +115,6 @@ impl std::fmt::Debug for Recorder {
     }
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl Recorder {
     /// A recorder writing to `store`, with its background task on the current Tokio runtime.
     pub fn start(store: Arc<dyn Store>, config: RecorderConfig) -> Recorder {
@@ -150,6 +156,11 @@ impl Recorder {
         Recorder { inner: Arc::new(Inner { enabled: false, ..inner }), task: recorder.task }
     }
 
+    /// Now on the recorder's clock, for stamping events given to [`Recorder::record`].
+    pub fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.inner.enabled
     }
@@ -186,7 +197,7 @@ impl Recorder {
         if !self.inner.enabled {
             return;
         }
-        lock(&self.inner.buffers).deltas.add(&counter, n, now_ms());
+        lock(&self.inner.buffers).deltas.add(&counter, n, self.inner.now_ms());
     }
 
     /// Records one negotiate latency sample.
@@ -194,7 +205,7 @@ impl Recorder {
         if !self.inner.enabled {
             return;
         }
-        lock(&self.inner.buffers).deltas.observe_latency(latency, now_ms());
+        lock(&self.inner.buffers).deltas.observe_latency(latency, self.inner.now_ms());
     }
 
     /// A connection opened.
@@ -221,7 +232,7 @@ impl Recorder {
         }
         let mut b = lock(&self.inner.buffers);
         if b.events.len() + b.presence.len() >= self.inner.config.capacity {
-            self.inner.drop_one(&mut b, now_ms());
+            self.inner.drop_one(&mut b, self.inner.now_ms());
             return;
         }
         b.presence.push_back(op);
@@ -339,6 +350,10 @@ impl Inner {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.config.clock.now_ms()
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.flushing.lock().await;
         let counters = self.flush_counters().await;
@@ -352,7 +367,7 @@ impl Inner {
         if deltas.is_empty() {
             return Ok(());
         }
-        let now_minute = now_ms() / 60_000;
+        let now_minute = self.now_ms() / 60_000;
         let mut failed = Deltas::default();
         let mut result = Ok(());
         if !deltas.rates.minutes.is_empty() {
@@ -454,7 +469,7 @@ impl Inner {
                 Some(e) => e.at_ms,
                 None => {
                     b.presence.pop_back();
-                    now_ms()
+                    self.now_ms()
                 }
             };
             self.drop_one(b, at);

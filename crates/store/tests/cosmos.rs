@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosmos_server::CosmosServer;
+use meschain_model::clock::now_ms;
 use meschain_store::cosmos::CosmosStore;
-use meschain_store::recorder::now_ms;
 use meschain_store::settings::CosmosSettings;
 use meschain_store::{Event, EventKind, Recorder, RecorderConfig, Store, StoreError, dashboard};
 

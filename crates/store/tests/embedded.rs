@@ -7,8 +7,8 @@ mod suite;
 use std::sync::Arc;
 use std::time::Duration;
 
+use meschain_model::clock::now_ms;
 use meschain_store::embedded::EmbeddedStore;
-use meschain_store::recorder::now_ms;
 use meschain_store::{Counter, Event, EventKind, Recorder, RecorderConfig, Retention, Store, StoreSettings, dashboard};
 use serde_json::json;
 

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use meschain_model::clock::SharedClock;
 use url::Url;
 use zeroize::Zeroize;
 
@@ -187,6 +188,8 @@ pub struct JwksOptions {
     pub max_age: Duration,
     /// Larger discovery or JWKS bodies are refused.
     pub max_body_bytes: usize,
+    /// What the refresh interval and `max_age` are measured with.
+    pub clock: SharedClock,
 }
 
 impl Default for JwksOptions {
@@ -196,6 +199,7 @@ impl Default for JwksOptions {
             min_refresh_interval: Duration::from_secs(10),
             max_age: Duration::from_secs(3600),
             max_body_bytes: 256 * 1024,
+            clock: SharedClock::system(),
         }
     }
 }

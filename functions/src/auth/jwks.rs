@@ -7,14 +7,18 @@
 //! starts at most once per `min_refresh_interval`. Every fetch runs under one overall
 //! timeout, so a provider that hangs costs a caller at most that long, and a provider that
 //! fails answers `KeySourceUnavailable` immediately until the interval has passed.
+//!
+//! The interval and the keys' age are read from `JwksOptions::clock` (a wall clock, the system's
+//! in production), so tests step over them with a `ManualClock` while the provider stays a real
+//! server on loopback; the fetch timeout is a tokio timer, as it bounds real I/O.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use meschain_model::clock::Clock;
 use serde::Deserialize;
 use url::Url;
 
@@ -41,7 +45,8 @@ impl fmt::Debug for VerifyKey {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<Arc<VerifyKey>>,
-    fetched_at: Option<Instant>,
+    /// Clock reading (ms) when these keys were fetched.
+    fetched_at: Option<u64>,
     generation: u64,
 }
 
@@ -140,8 +145,7 @@ pub struct JwksCache {
     options: JwksOptions,
     keys: RwLock<Arc<KeySet>>,
     refresh: tokio::sync::Mutex<RefreshState>,
-    epoch: Instant,
-    /// Milliseconds since `epoch` when the last fetch started; `u64::MAX` before the first.
+    /// Clock reading (ms) when the last fetch started; `u64::MAX` before the first.
     last_attempt_ms: AtomicU64,
 }
 
@@ -169,7 +173,6 @@ impl JwksCache {
             options,
             keys: RwLock::new(Arc::new(KeySet::default())),
             refresh: tokio::sync::Mutex::new(RefreshState { jwks_uri: None, last_failed: false }),
-            epoch: Instant::now(),
             last_attempt_ms: AtomicU64::new(u64::MAX),
         }
     }
@@ -191,7 +194,8 @@ impl JwksCache {
     pub async fn key_for(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyKey>, AuthError> {
         let set = self.current();
         if let Some(key) = set.find(kid, alg) {
-            if set.fetched_at.is_some_and(|t| t.elapsed() >= self.options.max_age) && self.may_attempt() {
+            let stale = set.fetched_at.is_some_and(|t| self.options.clock.at_least_since(t, self.options.max_age));
+            if stale && self.may_attempt() {
                 self.refresh_in_background(set.generation);
             }
             return Ok(key);
@@ -210,12 +214,12 @@ impl JwksCache {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        self.options.clock.now_ms().min(u64::MAX - 1)
     }
 
     fn may_attempt(&self) -> bool {
         let last = self.last_attempt_ms.load(Ordering::Acquire);
-        last == u64::MAX || self.now_ms().saturating_sub(last) >= self.options.min_refresh_interval.as_millis() as u64
+        last == u64::MAX || self.options.clock.at_least_since(last, self.options.min_refresh_interval)
     }
 
     /// Fetches a new key set unless another caller already replaced `seen_generation` or
@@ -259,7 +263,7 @@ impl JwksCache {
             Ok(keys) => {
                 let set = Arc::new(KeySet {
                     keys: keys.into_iter().map(Arc::new).collect(),
-                    fetched_at: Some(Instant::now()),
+                    fetched_at: Some(self.now_ms()),
                     generation: current.generation + 1,
                 });
                 tracing::info!(keys = set.keys.len(), generation = set.generation, "loaded signing keys");

@@ -396,15 +396,20 @@ mod tests {
     #[tokio::test]
     async fn test_unknown_kid_triggers_one_refresh() {
         let server = JwksServer::start(json!({"keys": [rsa_jwk("a", "old")]})).await;
+        let clock = meschain_model::clock::ManualClock::at_ms(1_000_000);
         let auth = Authenticator::with_options(
             jwks_config(&server),
-            JwksOptions { min_refresh_interval: Duration::from_millis(200), ..JwksOptions::default() },
+            JwksOptions {
+                min_refresh_interval: Duration::from_millis(200),
+                clock: meschain_model::clock::SharedClock::new(clock.clone()),
+                ..JwksOptions::default()
+            },
         );
         let old = sign(Algorithm::RS256, Some("old"), &rsa("a"), &hs_claims("u"));
         assert!(auth.authenticate(&bearer(&old)).await.is_ok());
         assert_eq!(server.hits(), 1);
         // The provider rotates in a new key; the first token using it refreshes the cache.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(250));
         *server.keys.lock().unwrap() = json!({"keys": [rsa_jwk("a", "old"), rsa_jwk("b", "new")]});
         let new = sign(Algorithm::RS256, Some("new"), &rsa("b"), &hs_claims("u2"));
         assert_eq!(auth.authenticate(&bearer(&new)).await.unwrap().user_id, "u2");
@@ -413,7 +418,7 @@ mod tests {
         assert_eq!(server.hits(), 2);
         // A kid nobody knows refreshes at most once per interval.
         let ghost = sign(Algorithm::RS256, Some("ghost"), &rsa("a"), &hs_claims("u"));
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(250));
         for _ in 0..5 {
             assert_eq!(auth.authenticate(&bearer(&ghost)).await, Err(AuthError::UnknownKey));
         }

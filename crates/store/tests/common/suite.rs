@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use meschain_model::clock::now_ms;
 use meschain_store::dashboard;
 use meschain_store::doc::{self, Retention};
-use meschain_store::recorder::now_ms;
 use meschain_store::status::{self, MarketplaceStatus, SyncState};
 use meschain_store::{Counter, Event, EventKind, Precondition, Recorder, RecorderConfig, Store, StoreError};
 use serde_json::json;
