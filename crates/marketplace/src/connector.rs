@@ -26,6 +26,8 @@ pub enum PushOutcome {
     AlreadyAccepted,
     /// The whole request was refused for a reason that will not change on retry.
     Rejected { reason: String },
+    /// Answered item by item with the push itself (Ozon, eBay): nothing to poll.
+    Completed(Vec<ItemResult>),
 }
 
 /// A batch's processing state.

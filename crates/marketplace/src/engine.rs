@@ -330,6 +330,7 @@ enum Pushed {
     Accepted(String),
     AlreadyAccepted,
     Rejected(String),
+    Completed(Vec<ItemResult>),
     NothingToPush,
     GaveUp(String),
     Fatal(String),
@@ -778,6 +779,7 @@ impl Delivery<'_, '_> {
                 Attempted::Done(PushOutcome::Accepted { receipt }) => Pushed::Accepted(receipt),
                 Attempted::Done(PushOutcome::AlreadyAccepted) => Pushed::AlreadyAccepted,
                 Attempted::Done(PushOutcome::Rejected { reason }) => Pushed::Rejected(reason),
+                Attempted::Done(PushOutcome::Completed(results)) => Pushed::Completed(results),
                 Attempted::GaveUp(reason) => Pushed::GaveUp(reason),
                 Attempted::Fatal(reason) => Pushed::Fatal(reason),
             };
@@ -816,6 +818,16 @@ impl Delivery<'_, '_> {
                     None
                 }
                 Pushed::NothingToPush => Some(report),
+                Pushed::Completed(results) => {
+                    // Recorded in the checkpoint that confirms the batch: nothing is polled.
+                    report.succeeded = results.iter().filter(|r| r.ok).count() as u64;
+                    let failed = results.iter().filter(|r| !r.ok).count() as u64;
+                    report.failed += failed;
+                    report.unconfirmed = pushable.saturating_sub(report.succeeded + failed);
+                    let room = BatchReport::MAX_FAILURES.saturating_sub(report.failures.len());
+                    report.failures.extend(results.into_iter().filter(|r| !r.ok).take(room));
+                    Some(report)
+                }
                 Pushed::AlreadyAccepted => {
                     report.unconfirmed = pushable;
                     Some(report)
@@ -846,6 +858,7 @@ impl Delivery<'_, '_> {
             match done {
                 Some(report) => {
                     cp.run.processed += report.items;
+                    cp.run.succeeded += report.succeeded;
                     cp.run.failed_items += report.failed;
                     cp.run.unconfirmed_items += report.unconfirmed;
                     cp.run.record_failures(&report.failures);

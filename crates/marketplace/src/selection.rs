@@ -10,8 +10,9 @@ use crate::connector::{Connector, SANDBOX_SETTING};
 
 /// Builds the connector of `marketplace` from settings (`get` reads one setting).
 ///
-/// A marketplace listed in [`SANDBOX_SETTING`] gets the sandbox; Trendyol otherwise gets its
-/// seller API from `TRENDYOL_*`; any other marketplace has no connector yet and is an error
+/// A marketplace listed in [`SANDBOX_SETTING`] gets the sandbox; Trendyol, Ozon and eBay
+/// otherwise get their live connectors from `TRENDYOL_*`, `OZON_*`, `EBAY_*`; any other
+/// marketplace has no connector yet and is an error
 /// that names the settings, so a missing credential is never papered over with a simulation.
 pub fn from_settings(
     marketplace: &str,
@@ -26,8 +27,16 @@ pub fn from_settings(
             let config = crate::trendyol::TrendyolConfig::from_settings(get)?;
             Ok(Arc::new(crate::trendyol::Trendyol::new(config, http)))
         }
+        "ozon" => {
+            let config = crate::ozon::OzonConfig::from_settings(get)?;
+            Ok(Arc::new(crate::ozon::Ozon::new(config, http)))
+        }
+        "ebay" => {
+            let config = crate::ebay::EbayConfig::from_settings(get)?;
+            Ok(Arc::new(crate::ebay::Ebay::new(config, http)))
+        }
         other => Err(format!(
-            "no connector for {other}: only trendyol has a live connector; list {other} in {SANDBOX_SETTING} to use the sandbox"
+            "no connector for {other}: trendyol, ozon and ebay have live connectors; list {other} in {SANDBOX_SETTING} to use the sandbox"
         )),
     }
 }
@@ -57,6 +66,10 @@ mod tests {
         assert!(err.contains("MARKETPLACE_SANDBOX"), "{err}");
         let err = from_settings("trendyol", http.clone(), &none).err().unwrap();
         assert!(err.contains("TRENDYOL_SELLER_ID"), "{err}");
+        let err = from_settings("ozon", http.clone(), &none).err().unwrap();
+        assert!(err.contains("OZON_API_KEY") && err.contains("OZON_WAREHOUSE_ID"), "{err}");
+        let err = from_settings("ebay", http.clone(), &none).err().unwrap();
+        assert!(err.contains("EBAY_REFRESH_TOKEN"), "{err}");
         let sandbox = |k: &str| (k == SANDBOX_SETTING).then(|| "n11".to_string());
         assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
     }
