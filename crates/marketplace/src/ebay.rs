@@ -193,8 +193,9 @@ pub struct Ebay {
     orders_limit: RateLimiter,
 }
 
-/// No documented per-second limit: this only holds every call of an endpoint during a 429's pause.
-const UNLIMITED: RateLimit = RateLimit { requests: u32::MAX, per: Duration::from_secs(1) };
+/// eBay documents daily call quotas, no per-second limit: this limiter only holds every call of an
+/// endpoint during a 429's pause (100,000 a second is far above anything one process sends).
+const UNLIMITED: RateLimit = RateLimit { requests: 100_000, per: Duration::from_secs(1) };
 
 impl Ebay {
     pub fn new(config: EbayConfig, http: reqwest::Client) -> Self {

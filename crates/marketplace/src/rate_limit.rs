@@ -69,7 +69,9 @@ pub struct Window {
 impl Window {
     pub fn new(limit: RateLimit) -> Self {
         let span = limit.per + margin(limit.per);
-        Window { limit, span, starts: VecDeque::with_capacity(limit.requests as usize), paused_until: None }
+        // Capacity grows with use: a high limit must not reserve memory it never needs.
+        let capacity = (limit.requests as usize).min(1024);
+        Window { limit, span, starts: VecDeque::with_capacity(capacity), paused_until: None }
     }
 
     /// Records a request starting at `now` if allowed; otherwise how long to wait.
