@@ -562,10 +562,10 @@ fn parse_time(v: Option<&Value>) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339).ok().map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
+/// RFC 3339 with milliseconds, as Ozon's posting timestamps carry them.
 fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.replace_nanosecond(0).ok())
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
 }

@@ -369,8 +369,8 @@ impl Ozon {
             "cursor": cursor,
             "filter": {
                 "since": rfc3339(since),
-                "to": rfc3339(to_ms),
-                "last_changed_status_date": { "from": rfc3339(from_ms), "to": rfc3339(to_ms) },
+                "to": rfc3339(to_ms + 999),
+                "last_changed_status_date": { "from": rfc3339(from_ms), "to": rfc3339(to_ms + 999) },
             },
             "limit": ORDERS_PAGE_SIZE,
             "sort_dir": "ASC",
@@ -465,6 +465,8 @@ fn parse_item_results(body: &[u8], keys: &[String], key_of: fn(&Value) -> String
     fates
 }
 
+/// Whole seconds (Ozon's documented `YYYY-MM-DDThh:mm:ssZ`), rounded down: callers add 999 ms to
+/// an end so that it still covers its last second.
 fn rfc3339(ms: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
