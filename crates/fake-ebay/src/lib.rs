@@ -662,9 +662,8 @@ fn date_range(filter: &str) -> Result<(i64, i64), (StatusCode, Value)> {
 
 fn order(i: usize, modified_ms: i64, currency: &str) -> Value {
     let quantity = 1 + i % 3;
-    let unit = 100 + i % 50;
-    let cost = format!("{}.50", unit * quantity + quantity / 2);
-    let cost = if quantity % 2 == 0 { format!("{}.00", unit * quantity + quantity / 2) } else { cost };
+    let cents = (10_050 + 100 * (i % 50)) * quantity;
+    let cost = format!("{}.{:02}", cents / 100, cents % 100);
     json!({
         "orderId": format!("04-{:05}-{:05}", 10_000 + i / 100_000, i % 100_000),
         "legacyOrderId": format!("1100{i:08}"),
