@@ -78,6 +78,21 @@ param analyticsTtlSeconds int = 2592000
 @description('Trendyol seller id. Empty: no Trendyol credentials are wired (the secrets would not exist yet).')
 param trendyolSellerId string = ''
 
+@description('Ozon Client-Id. Empty: no Ozon credentials are wired (the API key secret would not exist yet).')
+param ozonClientId string = ''
+@description('The Ozon FBS warehouse whose stock syncs set (from Ozon\'s /v1/warehouse/list).')
+param ozonWarehouseId string = ''
+@description('The Ozon account\'s currency, sent with every price.')
+@allowed(['RUB', 'BYN', 'KZT', 'EUR', 'USD', 'CNY'])
+param ozonCurrency string = 'RUB'
+
+@description('eBay application (client) id. Empty: no eBay credentials are wired (the secrets would not exist yet).')
+param ebayClientId string = ''
+@description('The eBay marketplace of the seller\'s offers.')
+param ebayMarketplaceId string = 'EBAY_US'
+@description('Currency of prices sent to eBay.')
+param ebayCurrency string = 'USD'
+
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 30
@@ -102,12 +117,15 @@ var names = {
 }
 
 // Key Vault secret names. Written by: this template (signalRAccessKey), scripts/upstream-key.sh (upstreamKey),
-// the operator (trendyol*).
+// the operator (trendyol*, ozon*, ebay*).
 var secretNames = {
   signalRAccessKey: 'signalr-access-key-connection-string'
   upstreamKey: 'signalr-upstream-key'
   trendyolApiKey: 'trendyol-api-key'
   trendyolApiSecret: 'trendyol-api-secret'
+  ozonApiKey: 'ozon-api-key'
+  ebayClientSecret: 'ebay-client-secret'
+  ebayRefreshToken: 'ebay-refresh-token'
 }
 
 var vaultUri = 'https://${names.keyVault}${environment().suffixes.keyvaultDns}/'
@@ -251,6 +269,21 @@ var trendyolSettings = empty(trendyolSellerId) ? {} : {
   TRENDYOL_API_SECRET: '${keyVaultReference}${secretNames.trendyolApiSecret}/)'
 }
 
+var ozonSettings = empty(ozonClientId) ? {} : {
+  OZON_CLIENT_ID: ozonClientId
+  OZON_WAREHOUSE_ID: ozonWarehouseId
+  OZON_CURRENCY: ozonCurrency
+  OZON_API_KEY: '${keyVaultReference}${secretNames.ozonApiKey}/)'
+}
+
+var ebaySettings = empty(ebayClientId) ? {} : {
+  EBAY_CLIENT_ID: ebayClientId
+  EBAY_MARKETPLACE_ID: ebayMarketplaceId
+  EBAY_CURRENCY: ebayCurrency
+  EBAY_CLIENT_SECRET: '${keyVaultReference}${secretNames.ebayClientSecret}/)'
+  EBAY_REFRESH_TOKEN: '${keyVaultReference}${secretNames.ebayRefreshToken}/)'
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -263,7 +296,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    appSettings: union(connectionSettings, handlerSettings, trendyolSettings)
+    appSettings: union(connectionSettings, handlerSettings, trendyolSettings, ozonSettings, ebaySettings)
   }
 }
 

@@ -198,6 +198,9 @@ NOT_SET_IN_AZURE = {
     "TRENDYOL_INTEGRATOR": "the code's default (SelfIntegration) is what a seller integrating itself sends",
     "TRENDYOL_CONCURRENCY": "the code's default matches Trendyol's documented limits",
     "TRENDYOL_RATE_LIMIT": "the code's default is Trendyol's documented 50 requests per 10 s",
+    "OZON_BASE_URL": "the code's default is Ozon's production Seller API host",
+    "EBAY_BASE_URL": "the code's default is eBay's production API host",
+    "EBAY_SKUS_PER_CALL": "the code's default is eBay's documented 25 inventory items per bulk call",
     "SYNC_LEASE_SECONDS": "the sync engine's default lease is tuned with its time budget",
     "SECRETS_OVERLAP_SECONDS": "the default (the larger of 900 s and twice the refresh) covers every instance's refresh",
     "SECRETS_VAULT_ADDRESS": "a test override that points at the fake vault; production uses the vault in each reference",
@@ -274,6 +277,30 @@ def test_secret_settings_are_key_vault_references(app_settings):
             continue
         problems.append(f"{name}={value!r}")
     assert not problems, problems
+
+
+MARKETPLACE_SECRETS = {
+    "TRENDYOL_API_KEY": "trendyol-api-key",
+    "TRENDYOL_API_SECRET": "trendyol-api-secret",
+    "OZON_API_KEY": "ozon-api-key",
+    "EBAY_CLIENT_SECRET": "ebay-client-secret",
+    "EBAY_REFRESH_TOKEN": "ebay-refresh-token",
+}
+
+
+def test_marketplace_credentials_are_key_vault_references_wired_only_when_given(main, app_settings):
+    """Each marketplace's secrets are Key Vault references to the secret README tells the operator to write, in a
+    settings group present only when that marketplace's id parameter is given (empty by default: the secrets
+    would not exist yet, and a half-configured marketplace would fail every sync)."""
+    for name, secret in MARKETPLACE_SECRETS.items():
+        m = KV_REFERENCE.match(str(app_settings.get(name, "")).replace(bicep.UNKNOWN, "x"))
+        assert m and m.group(1) == secret, (name, app_settings.get(name))
+    for name in ("OZON_CLIENT_ID", "OZON_WAREHOUSE_ID", "OZON_CURRENCY", "EBAY_CLIENT_ID", "EBAY_MARKETPLACE_ID", "EBAY_CURRENCY"):
+        assert name in app_settings, name
+    text = main.path.read_text()
+    for group, param in (("trendyolSettings", "trendyolSellerId"), ("ozonSettings", "ozonClientId"), ("ebaySettings", "ebayClientId")):
+        assert re.search(rf"var {group} = empty\({param}\) \? \{{\}} :", text), group
+        assert main.parameters[param]["default"] == "", param
 
 
 def test_every_key_vault_secret_is_written_by_someone(templates, main, app_settings):

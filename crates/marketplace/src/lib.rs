@@ -16,9 +16,12 @@
 //! Nothing here knows about SignalR, Service Bus or the Functions host: the handler's
 //! `marketplace-sync` function adapts those to [`engine::Reporter`] and [`engine::Outcome`].
 
+pub mod answered;
 pub mod connector;
+pub mod ebay;
 pub mod engine;
 pub mod items_source;
+pub mod ozon;
 pub mod progress;
 pub mod rate_limit;
 pub mod request;

@@ -7,8 +7,14 @@
 //! concurrent requests do not keep hitting a marketplace that asked us to wait. Those two needs
 //! are why this is a few lines of our own and not `governor` (GCRA smooths the burst and has no
 //! pause).
+//!
+//! Some marketplaces also limit changes per product (Ozon: one stock update per product and
+//! warehouse every 30 s, 10 price changes per product per hour; eBay: 250 revisions per listing
+//! per day). [`KeyedWindow`] keeps the same sliding log per key, so a connector can hold back
+//! or refuse one item before the marketplace refuses it. It lives in the connector, so it is
+//! per handler process.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -63,7 +69,9 @@ pub struct Window {
 impl Window {
     pub fn new(limit: RateLimit) -> Self {
         let span = limit.per + margin(limit.per);
-        Window { limit, span, starts: VecDeque::with_capacity(limit.requests as usize), paused_until: None }
+        // Capacity grows with use: a high limit must not reserve memory it never needs.
+        let capacity = (limit.requests as usize).min(1024);
+        Window { limit, span, starts: VecDeque::with_capacity(capacity), paused_until: None }
     }
 
     /// Records a request starting at `now` if allowed; otherwise how long to wait.
@@ -119,6 +127,59 @@ impl RateLimiter {
     }
 }
 
+/// The same rule per key (a SKU, a SKU and warehouse pair): at most `requests` changes of one
+/// key in any `per`, plus the margin of [`Window`].
+#[derive(Debug)]
+pub struct KeyedWindow {
+    limit: RateLimit,
+    span: Duration,
+    starts: HashMap<String, VecDeque<Instant>>,
+    /// Size of `starts` after the last sweep; the next sweep runs when it has doubled.
+    swept_at_len: usize,
+}
+
+impl KeyedWindow {
+    pub fn new(limit: RateLimit) -> Self {
+        KeyedWindow { limit, span: limit.per + margin(limit.per), starts: HashMap::new(), swept_at_len: 1024 }
+    }
+
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// Whether `key` may change at `now`; otherwise how long until it may.
+    pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let Some(q) = self.starts.get(key) else { return Ok(()) };
+        let live: Vec<&Instant> = q.iter().filter(|t| now.duration_since(**t) < self.span).collect();
+        if live.len() < self.limit.requests as usize {
+            return Ok(());
+        }
+        // The oldest live change must leave the window for one more to fit.
+        let oldest = live[live.len() - self.limit.requests as usize];
+        Err(self.span - now.duration_since(*oldest))
+    }
+
+    /// Records a change of `key` at `now` (whether or not [`KeyedWindow::check`] allowed it).
+    pub fn record(&mut self, key: &str, now: Instant) {
+        let span = self.span;
+        let q = self.starts.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= span) {
+            q.pop_front();
+        }
+        q.push_back(now);
+        if self.starts.len() >= self.swept_at_len * 2 {
+            // Keys whose changes all left the window hold nothing worth keeping.
+            self.starts.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < span));
+            self.swept_at_len = self.starts.len().max(1024);
+        }
+    }
+
+    /// Keys currently tracked (for tests and memory checks).
+    pub fn tracked(&self) -> usize {
+        self.starts.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +225,31 @@ mod tests {
         }
         // 5 starts at 2 per second (plus the 250 ms margin): the fifth waits two windows.
         assert_eq!(Instant::now() - t0, Duration::from_millis(2 * 1250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_keyed_window_limits_each_key_alone() {
+        let mut w = KeyedWindow::new(RateLimit { requests: 2, per: Duration::from_secs(60) });
+        let t0 = Instant::now();
+        w.record("a", t0);
+        w.record("a", t0 + Duration::from_secs(10));
+        assert!(w.check("b", t0 + Duration::from_secs(10)).is_ok(), "another key is not limited");
+        // Span 61.5 s (60 s plus the 1.5 s margin): the first change leaves it at t0 + 61.5 s.
+        assert_eq!(w.check("a", t0 + Duration::from_secs(11)), Err(Duration::from_millis(50_500)));
+        assert!(w.check("a", t0 + Duration::from_millis(61_500)).is_ok());
+        w.record("a", t0 + Duration::from_millis(61_500));
+        assert!(w.check("a", t0 + Duration::from_millis(61_500)).is_err(), "two live changes again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_keyed_window_forgets_idle_keys() {
+        let mut w = KeyedWindow::new(RateLimit { requests: 1, per: Duration::from_secs(1) });
+        let t0 = Instant::now();
+        // The first sweep at 2,048 keys keeps them all (live); the next at 4,096 drops the idle.
+        for i in 0..4095 {
+            w.record(&format!("k{i}"), t0);
+        }
+        w.record("late", t0 + Duration::from_secs(5));
+        assert_eq!(w.tracked(), 1, "expired keys were swept");
     }
 }

@@ -23,14 +23,28 @@ struct Live {
     build: fn(reqwest::Client, Settings) -> Result<Arc<dyn Connector>, String>,
 }
 
-const LIVE: &[Live] = &[Live {
-    marketplace: "trendyol",
-    prefix: "TRENDYOL_",
-    configured: crate::trendyol::TrendyolConfig::configured,
-    build: |http, get| {
-        Ok(Arc::new(crate::trendyol::Trendyol::new(crate::trendyol::TrendyolConfig::from_settings(get)?, http)))
+const LIVE: &[Live] = &[
+    Live {
+        marketplace: "trendyol",
+        prefix: "TRENDYOL_",
+        configured: crate::trendyol::TrendyolConfig::configured,
+        build: |http, get| {
+            Ok(Arc::new(crate::trendyol::Trendyol::new(crate::trendyol::TrendyolConfig::from_settings(get)?, http)))
+        },
     },
-}];
+    Live {
+        marketplace: "ozon",
+        prefix: "OZON_",
+        configured: crate::ozon::configured,
+        build: |http, get| Ok(Arc::new(crate::ozon::Ozon::new(crate::ozon::OzonConfig::from_settings(get)?, http))),
+    },
+    Live {
+        marketplace: "ebay",
+        prefix: "EBAY_",
+        configured: crate::ebay::configured,
+        build: |http, get| Ok(Arc::new(crate::ebay::Ebay::new(crate::ebay::EbayConfig::from_settings(get)?, http))),
+    },
+];
 
 fn live(marketplace: &str) -> Option<&'static Live> {
     LIVE.iter().find(|l| l.marketplace.eq_ignore_ascii_case(marketplace))
@@ -104,6 +118,10 @@ mod tests {
         let none = |_: &str| None;
         let err = from_settings("trendyol", http.clone(), &none).err().unwrap();
         assert!(err.contains("TRENDYOL_SELLER_ID"), "{err}");
+        let err = from_settings("ozon", http.clone(), &none).err().unwrap();
+        assert!(err.contains("OZON_API_KEY") && err.contains("OZON_WAREHOUSE_ID"), "{err}");
+        let err = from_settings("ebay", http.clone(), &none).err().unwrap();
+        assert!(err.contains("EBAY_REFRESH_TOKEN"), "{err}");
         let sandbox = settings(&[(SANDBOX_SETTING, "n11")]);
         assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
     }

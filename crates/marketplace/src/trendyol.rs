@@ -291,7 +291,7 @@ impl Connector for Trendyol {
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the response failed: {e}"))? {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {

@@ -3,6 +3,10 @@
 #[path = "contract/suite.rs"]
 mod suite;
 
+#[path = "contract/ebay.rs"]
+mod ebay;
+#[path = "contract/ozon.rs"]
+mod ozon;
 #[path = "contract/sandbox.rs"]
 mod sandbox;
 #[path = "contract/trendyol.rs"]
@@ -10,3 +14,5 @@ mod trendyol;
 
 contract_tests!(sandbox_contract, sandbox::Scripted);
 contract_tests!(trendyol_contract, trendyol::Trendyol);
+contract_tests!(ozon_contract, ozon::Ozon);
+contract_tests!(ebay_contract, ebay::Ebay);

@@ -71,6 +71,25 @@ pub const TRENDYOL_API_SECRET: &str = "TRENDYOL_API_SECRET";
 pub const TRENDYOL_INTEGRATOR: &str = "TRENDYOL_INTEGRATOR";
 pub const TRENDYOL_RATE_LIMIT: &str = "TRENDYOL_RATE_LIMIT";
 pub const TRENDYOL_CONCURRENCY: &str = "TRENDYOL_CONCURRENCY";
+/// Ozon Seller API (`crates/marketplace/src/ozon.rs`): `Client-Id` and `Api-Key` headers.
+pub const OZON_BASE_URL: &str = "OZON_BASE_URL";
+pub const OZON_CLIENT_ID: &str = "OZON_CLIENT_ID";
+pub const OZON_API_KEY: &str = "OZON_API_KEY";
+/// The FBS warehouse whose stock the sync sets (from Ozon's `/v1/warehouse/list`).
+pub const OZON_WAREHOUSE_ID: &str = "OZON_WAREHOUSE_ID";
+/// The account's currency, sent with every price (Ozon refuses any other); default `RUB`.
+pub const OZON_CURRENCY: &str = "OZON_CURRENCY";
+/// eBay Sell APIs (`crates/marketplace/src/ebay.rs`): OAuth refresh-token grant.
+pub const EBAY_BASE_URL: &str = "EBAY_BASE_URL";
+pub const EBAY_CLIENT_ID: &str = "EBAY_CLIENT_ID";
+pub const EBAY_CLIENT_SECRET: &str = "EBAY_CLIENT_SECRET";
+pub const EBAY_REFRESH_TOKEN: &str = "EBAY_REFRESH_TOKEN";
+/// The eBay marketplace of the offers (`EBAY_US`, `EBAY_DE`, ...); default `EBAY_US`.
+pub const EBAY_MARKETPLACE_ID: &str = "EBAY_MARKETPLACE_ID";
+/// Currency of prices sent to eBay; default `USD`.
+pub const EBAY_CURRENCY: &str = "EBAY_CURRENCY";
+/// Inventory items per bulkUpdatePriceQuantity call, 1-25; default 25 (see the connector).
+pub const EBAY_SKUS_PER_CALL: &str = "EBAY_SKUS_PER_CALL";
 /// Seconds one `marketplace-sync` delivery works before it continues in a new message
 /// (keep it below `functionTimeout`); default 240.
 pub const SYNC_TIME_BUDGET_SECONDS: &str = "SYNC_TIME_BUDGET_SECONDS";
