@@ -17,6 +17,7 @@
 
 pub mod connector;
 pub mod engine;
+pub mod hepsiburada;
 pub mod items_source;
 pub mod progress;
 pub mod rate_limit;

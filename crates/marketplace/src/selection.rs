@@ -26,8 +26,12 @@ pub fn from_settings(
             let config = crate::trendyol::TrendyolConfig::from_settings(get)?;
             Ok(Arc::new(crate::trendyol::Trendyol::new(config, http)))
         }
+        "hepsiburada" => {
+            let config = crate::hepsiburada::HepsiburadaConfig::from_settings(get)?;
+            Ok(Arc::new(crate::hepsiburada::Hepsiburada::new(config, http)))
+        }
         other => Err(format!(
-            "no connector for {other}: only trendyol has a live connector; list {other} in {SANDBOX_SETTING} to use the sandbox"
+            "no connector for {other}: only trendyol and hepsiburada have live connectors; list {other} in {SANDBOX_SETTING} to use the sandbox"
         )),
     }
 }

@@ -71,6 +71,30 @@ pub const TRENDYOL_API_SECRET: &str = "TRENDYOL_API_SECRET";
 pub const TRENDYOL_INTEGRATOR: &str = "TRENDYOL_INTEGRATOR";
 pub const TRENDYOL_RATE_LIMIT: &str = "TRENDYOL_RATE_LIMIT";
 pub const TRENDYOL_CONCURRENCY: &str = "TRENDYOL_CONCURRENCY";
+/// Hepsiburada: listing host (stock/price uploads), default `https://listing-external.hepsiburada.com`.
+pub const HEPSIBURADA_BASE_URL: &str = "HEPSIBURADA_BASE_URL";
+/// Hepsiburada: order host (OMS), default `https://oms-external.hepsiburada.com`.
+pub const HEPSIBURADA_ORDERS_BASE_URL: &str = "HEPSIBURADA_ORDERS_BASE_URL";
+/// Hepsiburada: the merchant id (a GUID), the Basic auth user name.
+pub const HEPSIBURADA_MERCHANT_ID: &str = "HEPSIBURADA_MERCHANT_ID";
+/// Hepsiburada: the 12-character service key ("Servis Anahtarı"), the Basic auth password. Secret.
+pub const HEPSIBURADA_SERVICE_KEY: &str = "HEPSIBURADA_SERVICE_KEY";
+/// Hepsiburada: the integrator user name sent as `User-Agent`.
+pub const HEPSIBURADA_INTEGRATOR: &str = "HEPSIBURADA_INTEGRATOR";
+/// Hepsiburada: listing requests `N/SECONDS` (default 100/1, the documented catalog limit).
+pub const HEPSIBURADA_RATE_LIMIT: &str = "HEPSIBURADA_RATE_LIMIT";
+pub const HEPSIBURADA_CONCURRENCY: &str = "HEPSIBURADA_CONCURRENCY";
+/// N11: REST host, default `https://api.n11.com`.
+pub const N11_BASE_URL: &str = "N11_BASE_URL";
+/// N11: the `appkey` header. Secret.
+pub const N11_APP_KEY: &str = "N11_APP_KEY";
+/// N11: the `appsecret` header. Secret.
+pub const N11_APP_SECRET: &str = "N11_APP_SECRET";
+/// N11: the `integrator` name sent with every product task (same value on every call).
+pub const N11_INTEGRATOR: &str = "N11_INTEGRATOR";
+/// N11: product-task requests `N/SECONDS` (undocumented; default 10/1, learned down from 429s).
+pub const N11_RATE_LIMIT: &str = "N11_RATE_LIMIT";
+pub const N11_CONCURRENCY: &str = "N11_CONCURRENCY";
 /// Seconds one `marketplace-sync` delivery works before it continues in a new message
 /// (keep it below `functionTimeout`); default 240.
 pub const SYNC_TIME_BUDGET_SECONDS: &str = "SYNC_TIME_BUDGET_SECONDS";
