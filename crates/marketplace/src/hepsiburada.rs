@@ -450,6 +450,11 @@ fn error_text(body: &[u8]) -> String {
     text
 }
 
+/// (push digest, upload kind).
+type PartialKey = ([u8; 32], &'static str);
+/// The import window and its ranges.
+type Layout = ((i64, i64), Vec<Range>);
+
 /// The live Hepsiburada connector.
 pub struct Hepsiburada {
     http: reqwest::Client,
@@ -462,9 +467,9 @@ pub struct Hepsiburada {
     orders_limit: RateLimiter,
     /// Accepted uploads of unfinished pushes, by (push digest, kind): for the retry of a push
     /// whose other upload failed.
-    partial: Mutex<HashMap<([u8; 32], &'static str), (String, Instant)>>,
+    partial: Mutex<HashMap<PartialKey, (String, Instant)>>,
     /// The order ranges of the current import window, counted once.
-    layout: tokio::sync::Mutex<Option<((i64, i64), Vec<Range>)>>,
+    layout: tokio::sync::Mutex<Option<Layout>>,
 }
 
 impl Hepsiburada {

@@ -19,6 +19,7 @@ pub mod connector;
 pub mod engine;
 pub mod hepsiburada;
 pub mod items_source;
+pub mod n11;
 pub mod progress;
 pub mod rate_limit;
 pub mod request;

@@ -30,8 +30,12 @@ pub fn from_settings(
             let config = crate::hepsiburada::HepsiburadaConfig::from_settings(get)?;
             Ok(Arc::new(crate::hepsiburada::Hepsiburada::new(config, http)))
         }
+        "n11" => {
+            let config = crate::n11::N11Config::from_settings(get)?;
+            Ok(Arc::new(crate::n11::N11::new(config, http)))
+        }
         other => Err(format!(
-            "no connector for {other}: only trendyol and hepsiburada have live connectors; list {other} in {SANDBOX_SETTING} to use the sandbox"
+            "no connector for {other}: only trendyol, hepsiburada and n11 have live connectors; list {other} in {SANDBOX_SETTING} to use the sandbox"
         )),
     }
 }
@@ -57,8 +61,12 @@ mod tests {
     fn test_from_settings_never_falls_back_to_sandbox() {
         let http = reqwest::Client::new();
         let none = |_: &str| None;
-        let err = from_settings("n11", http.clone(), &none).err().unwrap();
+        let err = from_settings("ozon", http.clone(), &none).err().unwrap();
         assert!(err.contains("MARKETPLACE_SANDBOX"), "{err}");
+        let err = from_settings("n11", http.clone(), &none).err().unwrap();
+        assert!(err.contains("N11_APP_KEY"), "{err}");
+        let err = from_settings("hepsiburada", http.clone(), &none).err().unwrap();
+        assert!(err.contains("HEPSIBURADA_SERVICE_KEY"), "{err}");
         let err = from_settings("trendyol", http.clone(), &none).err().unwrap();
         assert!(err.contains("TRENDYOL_SELLER_ID"), "{err}");
         let sandbox = |k: &str| (k == SANDBOX_SETTING).then(|| "n11".to_string());
