@@ -160,6 +160,10 @@ impl Settings {
             }
         };
 
+        if let Err(conflicts) = meschain_marketplace::selection::check(&get) {
+            conflicts.into_iter().for_each(|problem| report(names::MARKETPLACE_SANDBOX, problem));
+        }
+
         let sync = crate::sync_runtime::SyncSettings::from_lookup(&get)
             .map_err(|problems| problems.into_iter().for_each(|(name, problem)| report(name, problem)))
             .ok();

@@ -34,6 +34,11 @@ test("money uses its currency, unknown codes still show the amount", () => {
   assert.match(f.formatMoney(10, "TRY", "en-US"), /TRY|₺/);
   assert.equal(f.formatMoney(10, "NOT-A-CODE", "en-US"), "10 NOT-A-CODE");
   assert.equal(f.formatMoney(null, "USD"), "—");
+  // Exact decimal strings, as the server sends money.
+  assert.equal(f.formatMoney("1234.50", "USD", "en-US"), "$1,234.50");
+  assert.equal(f.formatMoney("0.30", "USD", "en-US"), "$0.30");
+  assert.equal(f.formatMoney("1e5", "USD", "en-US"), "—");
+  assert.equal(f.formatMoney("", "USD", "en-US"), "—");
 });
 
 test("relative and clock times", () => {

@@ -21,7 +21,7 @@
 //! Where the documentation is silent (the status of the duplicate rejection, the 429 headers,
 //! the 1,000-item error key), the choice is marked `UNDOCUMENTED` below.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -151,12 +151,18 @@ struct Ledger {
     batches: HashMap<String, Pending>,
     windows: HashMap<&'static str, VecDeque<Instant>>,
     faults: Faults,
+    /// Barcodes refused per item at run time (see [`FakeTrendyol::refuse`]).
+    refused: HashSet<String>,
+    /// The stock of each barcode, as the last accepted valid item set it.
+    stock: HashMap<String, u64>,
+    /// Last-modified times (epoch ms) of the synthetic orders, oldest first; order `i` is built
+    /// from its index.
+    orders: Vec<i64>,
 }
 
 struct Shared {
     config: Config,
     ledger: Mutex<Ledger>,
-    orders_end_ms: i64,
 }
 
 /// A running fake; stop it with [`FakeTrendyol::shutdown`].
@@ -170,7 +176,10 @@ pub struct FakeTrendyol {
 /// Serves the fake on `listener` (bind it to `127.0.0.1:0`).
 pub async fn start(config: Config, listener: tokio::net::TcpListener) -> std::io::Result<FakeTrendyol> {
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared { config, ledger: Mutex::new(Ledger::default()), orders_end_ms: now_ms() });
+    // The configured orders: one a minute, the last one at the server's start.
+    let end = now_ms();
+    let orders = (0..config.orders).map(|i| end - i64::from(config.orders - 1 - i) * 60_000).collect();
+    let shared = Arc::new(Shared { config, ledger: Mutex::new(Ledger { orders, ..Ledger::default() }) });
     let (stop, mut stopped) = watch::channel(false);
     let app = router(shared.clone());
     let server = tokio::spawn(async move {
@@ -215,6 +224,24 @@ impl FakeTrendyol {
     /// How many accepted requests carried `barcode`.
     pub fn times_pushed(&self, barcode: &str) -> u32 {
         self.shared.ledger.lock().unwrap().barcodes.get(barcode).copied().unwrap_or(0)
+    }
+
+    /// Refuses every later item with this barcode (a product Trendyol does not know).
+    pub fn refuse(&self, barcode: &str) {
+        self.shared.ledger.lock().unwrap().refused.insert(barcode.to_string());
+    }
+
+    /// The stock the last accepted, valid item of `barcode` set.
+    pub fn stock(&self, barcode: &str) -> Option<u64> {
+        self.shared.ledger.lock().unwrap().stock.get(barcode).copied()
+    }
+
+    /// Adds `n` synthetic orders last modified evenly across `[from_ms, to_ms]`.
+    pub fn add_orders(&self, n: u32, from_ms: i64, to_ms: i64) {
+        let step = if n > 1 { (to_ms - from_ms) / i64::from(n - 1) } else { 0 };
+        let mut ledger = self.shared.ledger.lock().unwrap();
+        ledger.orders.extend((0..n).map(|i| from_ms + step * i64::from(i)));
+        ledger.orders.sort_unstable();
     }
 
     pub fn inject(&self, faults: Faults) {
@@ -381,6 +408,13 @@ async fn push(
         first_barcode: barcode(&items[0]),
         last_barcode: barcode(&items[items.len() - 1]),
     };
+    for item in items {
+        if item_failure(&shared.config, &ledger.refused, item).is_none()
+            && let Some(q) = item.get("quantity").and_then(Value::as_u64)
+        {
+            ledger.stock.insert(barcode(item), q);
+        }
+    }
     ledger.stats.pushes += 1;
     ledger.stats.items_pushed += items.len() as u64;
     ledger.stats.largest_batch = ledger.stats.largest_batch.max(items.len() as u64);
@@ -391,12 +425,12 @@ async fn push(
 }
 
 /// Why Trendyol would refuse one item, or `None`.
-fn item_failure(config: &Config, item: &Value) -> Option<String> {
+fn item_failure(config: &Config, refused: &HashSet<String>, item: &Value) -> Option<String> {
     let barcode = item.get("barcode").and_then(Value::as_str).unwrap_or("");
     if barcode.is_empty() {
         return Some("barcode is required".into());
     }
-    if barcode.starts_with(&config.failing_barcode_prefix) {
+    if barcode.starts_with(&config.failing_barcode_prefix) || refused.contains(barcode) {
         return Some(format!("Ürün bulunamadı: {barcode}"));
     }
     let quantity = item.get("quantity");
@@ -437,12 +471,15 @@ async fn batch_result(
         return injected(&shared, &mut ledger, status);
     }
     let in_progress_polls = shared.config.result_polls_in_progress;
+    // Split the guard's borrow: the batch is updated while the refused set is read.
+    let ledger = &mut *ledger;
     let Some(batch) = ledger.batches.get_mut(&id) else {
         return errors(StatusCode::NOT_FOUND, "batch.request.not.found", "batch request not found");
     };
     batch.polls += 1;
     let ready = batch.polls > in_progress_polls;
     let mut failed = 0;
+    let refused = &ledger.refused;
     let results: Vec<Value> = batch
         .items
         .iter()
@@ -450,7 +487,7 @@ async fn batch_result(
             if !ready {
                 return json!({ "requestItem": item, "status": "IN_PROGRESS", "failureReasons": [] });
             }
-            match item_failure(&shared.config, item) {
+            match item_failure(&shared.config, refused, item) {
                 Some(reason) => {
                     failed += 1;
                     json!({ "requestItem": item, "status": "FAILED", "failureReasons": [reason] })
@@ -482,9 +519,8 @@ struct OrdersQuery {
     size: Option<u32>,
 }
 
-/// Synthetic order `i`: one a minute, the last one at the server's start.
-fn order(shared: &Shared, i: u32) -> Value {
-    let modified = shared.orders_end_ms - i64::from(shared.config.orders - 1 - i) * 60_000;
+/// Synthetic order `i`, last modified at `modified`.
+fn order(i: u32, modified: i64) -> Value {
     let quantity = 1 + i % 3;
     let unit = 100.0 + f64::from(i % 50) + 0.5;
     let total = unit * f64::from(quantity);
@@ -531,19 +567,17 @@ async fn orders(
         return errors(StatusCode::BAD_REQUEST, "size.invalid", "size must be between 1 and 200");
     }
     ledger.stats.order_pages += 1;
-    drop(ledger);
     let start = q.start_date.unwrap_or(i64::MIN);
     let end = q.end_date.unwrap_or(i64::MAX);
-    let matching: Vec<u32> = (0..shared.config.orders)
-        .filter(|&i| {
-            let modified = shared.orders_end_ms - i64::from(shared.config.orders - 1 - i) * 60_000;
-            modified >= start && modified <= end
-        })
+    let matching: Vec<(u32, i64)> = (0u32..)
+        .zip(ledger.orders.iter().copied())
+        .filter(|&(_, modified)| modified >= start && modified <= end)
         .collect();
+    drop(ledger);
     let page = q.page.unwrap_or(0);
     let total = matching.len() as u64;
     let content: Vec<Value> =
-        matching.iter().skip(page as usize * size as usize).take(size as usize).map(|&i| order(&shared, i)).collect();
+        matching.iter().skip(page as usize * size as usize).take(size as usize).map(|&(i, at)| order(i, at)).collect();
     Json(json!({
         "totalElements": total,
         "totalPages": total.div_ceil(u64::from(size)),

@@ -65,6 +65,7 @@ async fn main() {
             max_poll_interval: Duration::from_millis(200),
             ..Options::new("bench", Instant::now() + Duration::from_secs(600))
         },
+        clock: Arc::new(meschain_model::clock::SystemClock),
     };
     let started = Instant::now();
     let outcome = engine.run(&plan).await.unwrap();

@@ -1,13 +1,14 @@
 //! What the engine needs from a marketplace, and how a marketplace is chosen from settings.
 //!
-//! The trait is small on purpose: push a batch (answered with a receipt, because marketplaces
-//! apply stock and price changes asynchronously), read a batch's per-item results, read a page
-//! of orders. Two real implementations: [`crate::trendyol`] (the documented seller API) and
+//! The trait is small on purpose: push a batch (answered with a receipt where the marketplace
+//! applies stock and price changes asynchronously, or with every item's result where it answers
+//! at once), read a batch's per-item results, read a page of orders. Two real implementations: [`crate::trendyol`] (the documented seller API) and
 //! [`crate::sandbox`] (a simulated marketplace for local runs, selected only explicitly).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use meschain_model::money::Money;
 use serde::{Deserialize, Serialize};
 
 use crate::request::Item;
@@ -19,8 +20,13 @@ pub const SANDBOX_SETTING: &str = meschain_model::settings::MARKETPLACE_SANDBOX;
 /// The marketplace's answer to a push.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushOutcome {
-    /// Accepted for processing; results are read later with the receipt.
+    /// Accepted for processing; results are read later with the receipt (Trendyol,
+    /// Hepsiburada, N11, Amazon's feeds: the marketplace applies the batch asynchronously).
     Accepted { receipt: String },
+    /// Applied, with every item's result in the answer itself (Ozon, eBay): nothing to poll.
+    /// The engine records these results in the same checkpoint that confirms the batch, so a
+    /// batch the marketplace answered is never pushed again.
+    Completed(Vec<ItemResult>),
     /// Refused as a repeat of an identical earlier request (Trendyol's 15-minute rule): the
     /// earlier one was accepted, but its receipt is unknown, so its results cannot be read.
     AlreadyAccepted,
@@ -52,7 +58,9 @@ pub struct Order {
     pub package_id: String,
     pub order_number: String,
     pub status: String,
-    pub total: f64,
+    /// Exact; a decimal string on the wire (the browser formats it without a float).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total: Money,
     pub currency: String,
     /// Epoch milliseconds.
     pub last_modified: i64,
@@ -64,7 +72,8 @@ pub struct Order {
 pub struct OrderLine {
     pub barcode: String,
     pub quantity: u32,
-    pub unit_price: f64,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub unit_price: Money,
 }
 
 /// One page of orders.

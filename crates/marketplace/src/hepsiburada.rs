@@ -37,6 +37,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use meschain_model::money::{self, Money};
+use rust_decimal::prelude::ToPrimitive;
+
 use crate::connector::{BatchStatus, Connector, ConnectorError, ItemResult, Order, OrderLine, OrdersPage, PushOutcome};
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::request::Item;
@@ -214,7 +217,9 @@ pub fn plan_push(items: &[Item]) -> PushPlan {
             plan.stock_skus.push(item.barcode.clone());
         }
         if let Some(p) = item.sale_price {
-            plan.price.push(json!({ "merchantSku": item.barcode, "price": p }));
+            // A JSON number, as the OpenAPI declares (`double`); the shortest form of the
+            // nearest double prints the decimal digits sent.
+            plan.price.push(json!({ "merchantSku": item.barcode, "price": p.to_f64() }));
             plan.price_skus.push(item.barcode.clone());
         }
     }
@@ -375,9 +380,9 @@ fn parse_date(s: &str) -> Option<i64> {
     Some((t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64 - TURKEY_OFFSET_MS)
 }
 
-fn amount(v: Option<&Value>) -> Option<f64> {
+fn amount(v: Option<&Value>) -> Option<Money> {
     let v = v?;
-    v.get("amount").and_then(Value::as_f64).or_else(|| v.as_f64())
+    v.get("amount").and_then(money::from_json).or_else(|| money::from_json(v))
 }
 
 /// Reads a page of order lines into orders (one paid line is one order record: that is what
@@ -392,8 +397,8 @@ pub fn parse_order_lines(body: &[u8]) -> Option<(Vec<Order>, u64)> {
         .iter()
         .map(|l| {
             let quantity = l.get("quantity").and_then(Value::as_u64).unwrap_or(1).min(u64::from(u32::MAX)) as u32;
-            let unit = amount(l.get("unitPrice")).unwrap_or(0.0);
-            let total = amount(l.get("totalPrice")).unwrap_or(unit * f64::from(quantity));
+            let unit = amount(l.get("unitPrice")).unwrap_or(Money::ZERO);
+            let total = amount(l.get("totalPrice")).unwrap_or(unit * Money::from(quantity));
             let currency = l.pointer("/totalPrice/currency").and_then(Value::as_str).unwrap_or("TRY").to_string();
             let modified = ["lastStatusUpdateDate", "orderDate"]
                 .iter()
@@ -787,7 +792,8 @@ mod tests {
     }
 
     fn item(b: &str, q: Option<u32>, sale: Option<f64>, list: Option<f64>) -> Item {
-        Item { barcode: b.into(), quantity: q, sale_price: sale, list_price: list }
+        let money = |x: Option<f64>| x.map(|x| x.to_string().parse::<Money>().unwrap());
+        Item { barcode: b.into(), quantity: q, sale_price: money(sale), list_price: money(list) }
     }
 
     #[test]
@@ -891,7 +897,7 @@ mod tests {
         let (orders, total) = parse_order_lines(body).unwrap();
         assert_eq!(total, 1);
         assert_eq!(orders[0].package_id, "l1");
-        assert_eq!(orders[0].total, 20.5);
+        assert_eq!(orders[0].total, Money::new(205, 1));
         assert_eq!(orders[0].lines[0].barcode, "S1");
         assert_eq!(orders[0].last_modified, 1_796_455_800_000);
     }

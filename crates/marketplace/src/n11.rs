@@ -30,6 +30,9 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use meschain_model::money::{self, Money};
+use rust_decimal::prelude::ToPrimitive;
+
 use crate::connector::{BatchStatus, Connector, ConnectorError, ItemResult, Order, OrderLine, OrdersPage, PushOutcome};
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::request::Item;
@@ -143,9 +146,13 @@ impl N11Config {
 }
 
 /// An amount in kuruş when it has at most two decimals.
-fn cents(x: f64) -> Option<i64> {
-    let c = (x * 100.0).round();
-    ((x * 100.0 - c).abs() < 1e-6 && c.is_finite() && c > 0.0).then_some(c as i64)
+fn cents(x: Money) -> Option<i64> {
+    (x > Money::ZERO && x.round_dp(2) == x).then(|| (x * Money::ONE_HUNDRED).to_i64()).flatten()
+}
+
+/// Kuruş as the JSON number N11 wants (`1600.0`, `19.99`).
+fn amount_json(cents: i64) -> Value {
+    json!(Money::new(cents, 2).to_f64())
 }
 
 /// The SKUs of one task and the items failed before sending (pure).
@@ -174,8 +181,8 @@ pub fn plan_task(items: &[Item]) -> (Vec<Value>, Vec<String>, Vec<(String, Strin
                             "listPrice {list} is below salePrice {sale}: N11 requires listPrice ≥ salePrice"
                         ));
                     }
-                    sku.insert("listPrice".into(), json!(l as f64 / 100.0));
-                    sku.insert("salePrice".into(), json!(s as f64 / 100.0));
+                    sku.insert("listPrice".into(), amount_json(l));
+                    sku.insert("salePrice".into(), amount_json(s));
                     sku.insert("currencyType".into(), json!("TL"));
                 }
                 _ => return Some("N11 takes listPrice and salePrice together; one was missing".into()),
@@ -256,7 +263,7 @@ pub fn parse_packages(body: &[u8]) -> Option<(Vec<Order>, u64)> {
         .as_array()?
         .iter()
         .map(|p| {
-            let lines: Vec<(OrderLine, f64)> = p
+            let lines: Vec<(OrderLine, Money)> = p
                 .get("lines")
                 .and_then(Value::as_array)
                 .map(|ls| {
@@ -264,11 +271,11 @@ pub fn parse_packages(body: &[u8]) -> Option<(Vec<Order>, u64)> {
                         .map(|l| {
                             let quantity =
                                 l.get("quantity").and_then(Value::as_u64).unwrap_or(1).min(u64::from(u32::MAX)) as u32;
-                            let unit = l.get("price").and_then(Value::as_f64).unwrap_or(0.0);
+                            let unit = l.get("price").and_then(money::from_json).unwrap_or(Money::ZERO);
                             let amount = l
                                 .get("sellerInvoiceAmount")
-                                .and_then(Value::as_f64)
-                                .unwrap_or(unit * f64::from(quantity));
+                                .and_then(money::from_json)
+                                .unwrap_or(unit * Money::from(quantity));
                             (
                                 OrderLine {
                                     barcode: text(l, "stockCode").unwrap_or_default(),
@@ -611,7 +618,8 @@ mod tests {
     }
 
     fn item(b: &str, q: Option<u32>, sale: Option<f64>, list: Option<f64>) -> Item {
-        Item { barcode: b.into(), quantity: q, sale_price: sale, list_price: list }
+        let money = |x: Option<f64>| x.map(|x| x.to_string().parse::<Money>().unwrap());
+        Item { barcode: b.into(), quantity: q, sale_price: money(sale), list_price: money(list) }
     }
 
     #[test]
@@ -661,7 +669,7 @@ mod tests {
         let (orders, total) = parse_packages(body).unwrap();
         assert_eq!(total, 1);
         assert_eq!(orders[0].package_id, "7");
-        assert_eq!(orders[0].total, 24.0);
+        assert_eq!(orders[0].total, Money::from(24));
         assert_eq!(orders[0].lines.len(), 2);
     }
 }

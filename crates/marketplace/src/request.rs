@@ -9,6 +9,7 @@
 use std::fmt;
 
 use meschain_model::marketplace::{Marketplace, SyncItem};
+use meschain_model::money::{self, Money};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -22,6 +23,8 @@ pub const MAX_BARCODE_LEN: usize = 100;
 pub const MAX_QUANTITY: u64 = 20_000;
 /// How far back `since` may reach: Trendyol's order API reaches back three months.
 pub const MAX_SINCE_AGE: time::Duration = time::Duration::days(90);
+/// Prices at or above this are certainly mistakes (no marketplace documents a maximum).
+pub const MAX_PRICE: Money = Money::from_parts(1_000_000_000, 0, 0, false, 0);
 /// Problems listed in one error; the rest are counted.
 const MAX_PROBLEMS: usize = 50;
 
@@ -402,10 +405,10 @@ pub fn check_item(v: &Value, operation: Operation) -> Result<Item, Vec<(&'static
     };
     let mut price = |field: &'static str, suffix: &'static str| match obj.get(field) {
         None | Some(Value::Null) => None,
-        Some(v) => match v.as_f64() {
-            Some(x) if x.is_finite() && x > 0.0 && x < 1e9 => Some(x),
+        Some(v) => match money::from_json(v).filter(|x| v.is_number() && *x > Money::ZERO && *x < MAX_PRICE) {
+            Some(x) => Some(x),
             _ => {
-                problems.push((suffix, "must be a positive number".into()));
+                problems.push((suffix, "must be a positive number below 1,000,000,000".into()));
                 None
             }
         },
@@ -490,7 +493,12 @@ mod tests {
         let ItemsSpec::Inline(items) = plan.items else { panic!("inline expected") };
         assert_eq!(
             items[1],
-            Item { barcode: "A2".into(), quantity: Some(0), sale_price: Some(10.5), list_price: Some(12.0) }
+            Item {
+                barcode: "A2".into(),
+                quantity: Some(0),
+                sale_price: Some(Money::new(105, 1)),
+                list_price: Some(Money::from(12))
+            }
         );
     }
 

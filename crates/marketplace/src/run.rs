@@ -10,6 +10,7 @@
 //! again and counts them in `repeatedBatches`: stock and price are absolute values, so the
 //! repeat is harmless.
 
+use meschain_model::money::Money;
 use serde::{Deserialize, Serialize};
 
 use crate::connector::ItemResult;
@@ -74,7 +75,9 @@ pub struct SyncRun {
     /// Transient errors retried (429s honoured included).
     pub retries: u64,
     pub orders_imported: u64,
-    pub revenue: f64,
+    /// Exact: `Decimal`'s own serde writes a decimal string, so sums survive the document round
+    /// trip unrounded, and reads strings and numbers alike (older documents hold a number).
+    pub revenue: Money,
     /// For orders: the fixed end of the window, epoch ms, so pages do not shift.
     pub orders_until: Option<i64>,
     pub lease: Option<Lease>,

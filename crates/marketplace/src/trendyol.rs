@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use meschain_model::money::{self, Money};
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -72,6 +73,13 @@ impl fmt::Debug for TrendyolConfig {
 }
 
 impl TrendyolConfig {
+    /// Whether any credential setting is given (then the live connector is meant).
+    pub fn configured(get: &dyn Fn(&str) -> Option<String>) -> bool {
+        [SELLER_ID_SETTING, API_KEY_SETTING, API_SECRET_SETTING]
+            .iter()
+            .any(|k| get(k).is_some_and(|v| !v.trim().is_empty()))
+    }
+
     /// Reads the `TRENDYOL_*` settings; every problem is reported at once.
     pub fn from_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
         let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -363,7 +371,7 @@ pub fn parse_batch_result(body: &[u8]) -> BatchStatus {
 /// Reads an orders page (field names as renamed on 08.12.2025; the old ones as fallback).
 pub fn parse_orders(body: &[u8]) -> Option<OrdersPage> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    let num = |o: &Value, keys: &[&str]| keys.iter().find_map(|k| o.get(*k).and_then(Value::as_f64));
+    let num = |o: &Value, keys: &[&str]| keys.iter().find_map(|k| o.get(*k).and_then(money::from_json));
     let text = |o: &Value, keys: &[&str]| {
         keys.iter()
             .find_map(|k| o.get(*k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())))
@@ -377,7 +385,7 @@ pub fn parse_orders(body: &[u8]) -> Option<OrdersPage> {
             package_id: text(p, &["shipmentPackageId", "id"]),
             order_number: text(p, &["orderNumber"]),
             status: text(p, &["status", "shipmentPackageStatus"]),
-            total: num(p, &["packageTotalPrice", "totalPrice"]).unwrap_or(0.0),
+            total: num(p, &["packageTotalPrice", "totalPrice"]).unwrap_or(Money::ZERO),
             currency: p.get("currencyCode").and_then(Value::as_str).unwrap_or("TRY").to_string(),
             last_modified: p.get("lastModifiedDate").and_then(Value::as_i64).unwrap_or(0),
             lines: p
@@ -389,7 +397,7 @@ pub fn parse_orders(body: &[u8]) -> Option<OrdersPage> {
                         .map(|l| OrderLine {
                             barcode: text(l, &["barcode", "stockCode", "merchantSku"]),
                             quantity: l.get("quantity").and_then(Value::as_u64).unwrap_or(1) as u32,
-                            unit_price: num(l, &["lineUnitPrice", "price"]).unwrap_or(0.0),
+                            unit_price: num(l, &["lineUnitPrice", "price"]).unwrap_or(Money::ZERO),
                         })
                         .collect()
                 })
@@ -491,7 +499,7 @@ mod tests {
         assert_eq!(page.total_orders, 2);
         assert_eq!(page.orders[0].package_id, "11");
         assert_eq!(page.orders[0].lines[0].quantity, 2);
-        assert_eq!(page.orders[1].total, 3.0);
+        assert_eq!(page.orders[1].total, Money::from(3));
         assert_eq!(page.orders[1].lines[0].barcode, "y");
         assert_eq!(page.orders[1].currency, "TRY");
     }

@@ -104,6 +104,7 @@ fn engine(
         reporter: reporter.clone(),
         http: reqwest::Client::new(),
         options: o,
+        clock: Arc::new(meschain_model::clock::SystemClock),
     }
 }
 
@@ -350,8 +351,8 @@ async fn test_orders_are_imported_page_by_page() {
     numbers.sort();
     numbers.dedup();
     assert_eq!(numbers.len(), 450, "each order once");
-    let revenue: f64 = orders.iter().map(|o| o.total).sum();
-    assert!((summary.revenue - revenue).abs() < 1e-6 && revenue > 0.0);
+    let revenue: meschain_model::money::Money = orders.iter().map(|o| o.total).sum();
+    assert!(summary.revenue == revenue && revenue > meschain_model::money::Money::ZERO);
     assert_eq!(fake.stats().order_pages, 3);
     fake.shutdown().await;
 }

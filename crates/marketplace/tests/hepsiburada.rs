@@ -32,7 +32,8 @@ fn connector(fake: &FakeHepsiburada, key: Option<&str>) -> Hepsiburada {
 }
 
 fn item(b: &str, q: Option<u32>, sale: Option<f64>, list: Option<f64>) -> Item {
-    Item { barcode: b.into(), quantity: q, sale_price: sale, list_price: list }
+    let money = |x: Option<f64>| x.map(|x| x.to_string().parse::<meschain_model::money::Money>().unwrap());
+    Item { barcode: b.into(), quantity: q, sale_price: money(sale), list_price: money(list) }
 }
 
 async fn results(c: &Hepsiburada, receipt: &str) -> Vec<ItemResult> {

@@ -10,6 +10,7 @@
 //! - [`functions`]: the function names (the folders holding `function.json`).
 //! - [`clock`]: the one wall clock, and a manual one for tests.
 //! - [`health`]: how healthy a dependency is.
+//! - [`money`]: prices and totals as exact decimals.
 //! - `shutdown` (feature `shutdown`): the one "stop requested" signal of every binary.
 //!
 //! Kept small on purpose: plain data and names, serde, no I/O. Anything with behaviour beyond
@@ -22,6 +23,7 @@ pub mod groups;
 pub mod health;
 pub mod hubs;
 pub mod marketplace;
+pub mod money;
 pub mod settings;
 #[cfg(feature = "shutdown")]
 pub mod shutdown;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::money::Money;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Marketplace {
@@ -89,10 +91,10 @@ pub struct SyncItem {
     pub barcode: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sale_price: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub list_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::float_option")]
+    pub sale_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::float_option")]
+    pub list_price: Option<Money>,
 }
 
 /// A request to sync one marketplace, as it travels on the queue. This is what producers
@@ -169,7 +171,12 @@ mod tests {
         let back: SyncRequest = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
         let mut r = r;
-        r.items.push(SyncItem { barcode: "B1".into(), quantity: Some(3), sale_price: Some(9.5), list_price: None });
+        r.items.push(SyncItem {
+            barcode: "B1".into(),
+            quantity: Some(3),
+            sale_price: Some(Money::new(95, 1)),
+            list_price: None,
+        });
         r.sync_id = Some("s-1".into());
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["items"], serde_json::json!([{"barcode": "B1", "quantity": 3, "salePrice": 9.5}]));

@@ -4,6 +4,7 @@
 //! `marketplace-status/<name>` documents: nine point reads of small documents, issued
 //! concurrently, whatever the number of events stored. Nothing here scans.
 
+use meschain_model::money::{self, Money};
 use serde::Serialize;
 
 use crate::counters::{self, Counter, DayDoc, Rate, RatesDoc};
@@ -64,9 +65,9 @@ impl DashboardData {
         self.today.get(&Counter::Orders)
     }
 
-    /// Revenue in major units (from integer minor units).
-    pub fn revenue_today(&self) -> f64 {
-        self.today.get(&Counter::RevenueMinor) as f64 / 100.0
+    /// Revenue in major units (from integer minor units), exact.
+    pub fn revenue_today(&self) -> Money {
+        money::from_minor_units(self.today.get(&Counter::RevenueMinor))
     }
 
     pub fn analytics_dropped_today(&self) -> u64 {

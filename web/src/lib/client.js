@@ -31,7 +31,7 @@
  * @property {{ negotiate: Rate, hubMethods: Rate, syncs: Rate }} [rates]
  * @property {{ negotiateP50Ms: number | null, negotiateP95Ms: number | null }} [latency]
  * @property {{ signalr: Health, store: Health, secrets: Health }} [health]
- * @property {{ ordersToday: number, revenueToday: number, currency: string }} [business]
+ * @property {{ ordersToday: number, revenueToday: string, currency: string }} [business] revenueToday is an exact decimal string
  * @property {{ pending: number, dropped: number }} [analytics]
  */
 /** @typedef {{ lastMinute: number, lastHour: number, errorsLastMinute: number }} Rate */

@@ -5,6 +5,7 @@ const DASH = "—";
 
 /** @param {number | null | undefined} n */
 const isNum = (n) => typeof n === "number" && Number.isFinite(n);
+const isDecimalString = (s) => typeof s === "string" && /^-?\d{1,20}(\.\d{1,10})?$/.test(s);
 
 /** 1234567 → "1,234,567"; 12345.6 → "12,346". */
 export function formatCount(n, locale = undefined) {
@@ -58,7 +59,9 @@ export function formatDuration(seconds) {
 
 /** Money in its currency: (1234.5, "TRY") → "₺1,234.50" (en) — the currency code decides. */
 export function formatMoney(amount, currency, locale = undefined) {
-  if (!isNum(amount)) return DASH;
+  // The server sends money as exact decimal strings ("246.90"); Intl formats those without
+  // passing through a binary float. Plain numbers are still accepted.
+  if (!isNum(amount) && !isDecimalString(amount)) return DASH;
   try {
     return new Intl.NumberFormat(locale, { style: "currency", currency: currency || "TRY" }).format(amount);
   } catch {

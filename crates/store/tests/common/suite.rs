@@ -135,7 +135,7 @@ pub async fn events_counters_and_presence_from_two_instances((a, b): Pair) {
     assert_eq!(d.negotiate_p50_ms, Some(1.0));
     assert_eq!(d.negotiate_p95_ms, Some(5.0));
     assert_eq!(d.today.get(&Counter::ItemsPushed("n11".into())), 50);
-    assert_eq!((d.orders_today(), d.revenue_today()), (8, 246.9));
+    assert_eq!((d.orders_today(), d.revenue_today()), (8, meschain_model::money::Money::new(24690, 2)));
     assert_eq!(d.marketplaces.len(), 6);
     assert!(d.marketplaces.iter().all(|m| m.status == SyncState::Idle && m.progress.is_none()));
 

@@ -53,7 +53,14 @@ pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationReque
     let reporter = reporter::Reporter::new(&state.rest, recorder, plan.marketplace);
     let options =
         Options { lease_ttl: rt.lease_ttl, ..Options::new(ctx.invocation_id().to_string(), started + rt.budget) };
-    let engine = Engine { store, connector, reporter: Arc::new(reporter), http: rt.http.clone(), options };
+    let engine = Engine {
+        store,
+        connector,
+        reporter: Arc::new(reporter),
+        http: rt.http.clone(),
+        options,
+        clock: Arc::new(meschain_model::clock::SystemClock),
+    };
     ctx.log(format!(
         "sync {} ({} {}), delivery {delivery}, continuation {}",
         plan.sync_id,

@@ -10,6 +10,7 @@ use meschain_marketplace::progress::{BatchReport, Progress};
 use meschain_model::client_methods::{INVENTORY_UPDATE, MARKETPLACE_SYNC_UPDATE, ORDER_NOTIFICATION, SYSTEM_ALERT};
 use meschain_model::groups::ADMINS;
 use meschain_model::marketplace::Marketplace;
+use meschain_model::money;
 use meschain_signalr::rest::Operation;
 use meschain_store::{Counter, Event, EventKind, Recorder};
 use serde_json::Value;
@@ -53,8 +54,9 @@ impl engine::Reporter for Reporter<'_> {
 
     async fn order(&self, marketplace: &str, order: &Order) {
         self.recorder.add(Counter::Orders, 1);
-        // Minor units (kuruş, cents), as the store counts revenue.
-        self.recorder.add(Counter::RevenueMinor, (order.total.max(0.0) * 100.0).round() as u64);
+        // Minor units (kuruş, cents), as the store counts revenue; a negative total (a refund
+        // some marketplaces report as an order) adds nothing rather than wrapping.
+        self.recorder.add(Counter::RevenueMinor, money::to_minor_units(order.total).unwrap_or(0));
         let mut value = serde_json::to_value(order).unwrap_or_default();
         if let Some(obj) = value.as_object_mut() {
             obj.insert("marketplace".into(), Value::from(marketplace));
