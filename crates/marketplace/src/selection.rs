@@ -44,6 +44,21 @@ const LIVE: &[Live] = &[
         configured: crate::ebay::configured,
         build: |http, get| Ok(Arc::new(crate::ebay::Ebay::new(crate::ebay::EbayConfig::from_settings(get)?, http))),
     },
+    Live {
+        marketplace: "hepsiburada",
+        prefix: "HEPSIBURADA_",
+        configured: crate::hepsiburada::configured,
+        build: |http, get| {
+            let config = crate::hepsiburada::HepsiburadaConfig::from_settings(get)?;
+            Ok(Arc::new(crate::hepsiburada::Hepsiburada::new(config, http)))
+        },
+    },
+    Live {
+        marketplace: "n11",
+        prefix: "N11_",
+        configured: crate::n11::configured,
+        build: |http, get| Ok(Arc::new(crate::n11::N11::new(crate::n11::N11Config::from_settings(get)?, http))),
+    },
 ];
 
 fn live(marketplace: &str) -> Option<&'static Live> {
@@ -122,6 +137,15 @@ mod tests {
         assert!(err.contains("OZON_API_KEY") && err.contains("OZON_WAREHOUSE_ID"), "{err}");
         let err = from_settings("ebay", http.clone(), &none).err().unwrap();
         assert!(err.contains("EBAY_REFRESH_TOKEN"), "{err}");
+        let err = from_settings("hepsiburada", http.clone(), &none).err().unwrap();
+        assert!(err.contains("HEPSIBURADA_MERCHANT_ID") && err.contains("HEPSIBURADA_SERVICE_KEY"), "{err}");
+        let err = from_settings("n11", http.clone(), &none).err().unwrap();
+        assert!(err.contains("N11_APP_KEY") && err.contains("N11_APP_SECRET"), "{err}");
+        let both = settings(&[(SANDBOX_SETTING, "*"), ("N11_APP_KEY", "k"), ("HEPSIBURADA_SERVICE_KEY", "s")]);
+        let problems = check(&both).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("remove n11 from MARKETPLACE_SANDBOX")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("HEPSIBURADA_*")), "{problems:?}");
         let sandbox = settings(&[(SANDBOX_SETTING, "n11")]);
         assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
     }

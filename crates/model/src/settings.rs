@@ -90,6 +90,30 @@ pub const EBAY_MARKETPLACE_ID: &str = "EBAY_MARKETPLACE_ID";
 pub const EBAY_CURRENCY: &str = "EBAY_CURRENCY";
 /// Inventory items per bulkUpdatePriceQuantity call, 1-25; default 25 (see the connector).
 pub const EBAY_SKUS_PER_CALL: &str = "EBAY_SKUS_PER_CALL";
+/// Hepsiburada: listing host (stock/price uploads), default `https://listing-external.hepsiburada.com`.
+pub const HEPSIBURADA_BASE_URL: &str = "HEPSIBURADA_BASE_URL";
+/// Hepsiburada: order host (OMS), default `https://oms-external.hepsiburada.com`.
+pub const HEPSIBURADA_ORDERS_BASE_URL: &str = "HEPSIBURADA_ORDERS_BASE_URL";
+/// Hepsiburada: the merchant id (a GUID), the Basic auth user name.
+pub const HEPSIBURADA_MERCHANT_ID: &str = "HEPSIBURADA_MERCHANT_ID";
+/// Hepsiburada: the 12-character service key ("Servis Anahtarı"), the Basic auth password. Secret.
+pub const HEPSIBURADA_SERVICE_KEY: &str = "HEPSIBURADA_SERVICE_KEY";
+/// Hepsiburada: the integrator user name sent as `User-Agent`.
+pub const HEPSIBURADA_INTEGRATOR: &str = "HEPSIBURADA_INTEGRATOR";
+/// Hepsiburada: listing requests `N/SECONDS` (default 100/1, the documented catalog limit).
+pub const HEPSIBURADA_RATE_LIMIT: &str = "HEPSIBURADA_RATE_LIMIT";
+pub const HEPSIBURADA_CONCURRENCY: &str = "HEPSIBURADA_CONCURRENCY";
+/// N11: REST host, default `https://api.n11.com`.
+pub const N11_BASE_URL: &str = "N11_BASE_URL";
+/// N11: the `appkey` header. Secret.
+pub const N11_APP_KEY: &str = "N11_APP_KEY";
+/// N11: the `appsecret` header. Secret.
+pub const N11_APP_SECRET: &str = "N11_APP_SECRET";
+/// N11: the `integrator` name sent with every product task (same value on every call).
+pub const N11_INTEGRATOR: &str = "N11_INTEGRATOR";
+/// N11: product-task requests `N/SECONDS` (undocumented; default 10/1, learned down from 429s).
+pub const N11_RATE_LIMIT: &str = "N11_RATE_LIMIT";
+pub const N11_CONCURRENCY: &str = "N11_CONCURRENCY";
 /// Seconds one `marketplace-sync` delivery works before it continues in a new message
 /// (keep it below `functionTimeout`); default 240.
 pub const SYNC_TIME_BUDGET_SECONDS: &str = "SYNC_TIME_BUDGET_SECONDS";
