@@ -26,8 +26,12 @@ pub fn from_settings(
             let config = crate::trendyol::TrendyolConfig::from_settings(get)?;
             Ok(Arc::new(crate::trendyol::Trendyol::new(config, http)))
         }
+        "amazon" => {
+            let config = crate::amazon::AmazonConfig::from_settings(get)?;
+            Ok(Arc::new(crate::amazon::Amazon::new(config, http)))
+        }
         other => Err(format!(
-            "no connector for {other}: only trendyol has a live connector; list {other} in {SANDBOX_SETTING} to use the sandbox"
+            "no connector for {other}: only trendyol and amazon have live connectors; list {other} in {SANDBOX_SETTING} to use the sandbox"
         )),
     }
 }
@@ -57,6 +61,8 @@ mod tests {
         assert!(err.contains("MARKETPLACE_SANDBOX"), "{err}");
         let err = from_settings("trendyol", http.clone(), &none).err().unwrap();
         assert!(err.contains("TRENDYOL_SELLER_ID"), "{err}");
+        let err = from_settings("amazon", http.clone(), &none).err().unwrap();
+        assert!(err.contains("AMAZON_REFRESH_TOKEN") && err.contains("AMAZON_SELLER_ID"), "{err}");
         let sandbox = |k: &str| (k == SANDBOX_SETTING).then(|| "n11".to_string());
         assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
     }
