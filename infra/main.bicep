@@ -78,6 +78,15 @@ param analyticsTtlSeconds int = 2592000
 @description('Trendyol seller id. Empty: no Trendyol credentials are wired (the secrets would not exist yet).')
 param trendyolSellerId string = ''
 
+@description('Amazon SP-API merchant token (selling partner id). Empty: no Amazon credentials are wired (the secrets would not exist yet).')
+param amazonSellerId string = ''
+
+@description('Amazon marketplace id the listings and orders belong to (Turkey by default).')
+param amazonMarketplaceId string = 'A33AVAJ2PDY3EV'
+
+@description('Login with Amazon client id of the SP-API application (not a secret; its client secret is in Key Vault).')
+param amazonClientId string = ''
+
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 30
@@ -102,12 +111,14 @@ var names = {
 }
 
 // Key Vault secret names. Written by: this template (signalRAccessKey), scripts/upstream-key.sh (upstreamKey),
-// the operator (trendyol*).
+// the operator (trendyol*, amazon*).
 var secretNames = {
   signalRAccessKey: 'signalr-access-key-connection-string'
   upstreamKey: 'signalr-upstream-key'
   trendyolApiKey: 'trendyol-api-key'
   trendyolApiSecret: 'trendyol-api-secret'
+  amazonClientSecret: 'amazon-client-secret'
+  amazonRefreshToken: 'amazon-refresh-token'
 }
 
 var vaultUri = 'https://${names.keyVault}${environment().suffixes.keyvaultDns}/'
@@ -251,6 +262,14 @@ var trendyolSettings = empty(trendyolSellerId) ? {} : {
   TRENDYOL_API_SECRET: '${keyVaultReference}${secretNames.trendyolApiSecret}/)'
 }
 
+var amazonSettings = empty(amazonSellerId) ? {} : {
+  AMAZON_SELLER_ID: amazonSellerId
+  AMAZON_MARKETPLACE_ID: amazonMarketplaceId
+  AMAZON_CLIENT_ID: amazonClientId
+  AMAZON_CLIENT_SECRET: '${keyVaultReference}${secretNames.amazonClientSecret}/)'
+  AMAZON_REFRESH_TOKEN: '${keyVaultReference}${secretNames.amazonRefreshToken}/)'
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -263,7 +282,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    appSettings: union(connectionSettings, handlerSettings, trendyolSettings)
+    appSettings: union(connectionSettings, handlerSettings, trendyolSettings, amazonSettings)
   }
 }
 

@@ -198,6 +198,11 @@ NOT_SET_IN_AZURE = {
     "TRENDYOL_INTEGRATOR": "the code's default (SelfIntegration) is what a seller integrating itself sends",
     "TRENDYOL_CONCURRENCY": "the code's default matches Trendyol's documented limits",
     "TRENDYOL_RATE_LIMIT": "the code's default is Trendyol's documented 50 requests per 10 s",
+    "AMAZON_BASE_URL": "the code's default is the SP-API EU host, which serves Turkey and Germany",
+    "AMAZON_TOKEN_URL": "the code's default is Login with Amazon's token endpoint",
+    "AMAZON_CURRENCY": "the code derives it from AMAZON_MARKETPLACE_ID for the marketplaces it knows",
+    "AMAZON_PRODUCT_TYPE": "the code's default (PRODUCT) is what Amazon's offer-only examples send",
+    "AMAZON_FEED_MESSAGES": "the code's default (10,000 per feed) keeps a 100,000-item sync within createFeed's burst",
     "SYNC_LEASE_SECONDS": "the sync engine's default lease is tuned with its time budget",
     "SECRETS_OVERLAP_SECONDS": "the default (the larger of 900 s and twice the refresh) covers every instance's refresh",
     "SECRETS_VAULT_ADDRESS": "a test override that points at the fake vault; production uses the vault in each reference",
@@ -541,3 +546,16 @@ def test_dashboard_config_output_is_what_the_page_reads(main, parameters_file):
     assert parsed["oidc"]["authority"] == params["authOidcIssuer"]
     assert parsed["oidc"]["clientId"] == params["dashboardClientId"]
     assert "devSignIn" not in parsed, "the deployed page must not offer the development sign-in"
+
+
+def test_amazon_credentials_are_wired_as_key_vault_references_only_with_a_seller(main, app_settings):
+    """AMAZON_* settings appear only when amazonSellerId is given; the LWA client secret and refresh token are
+    Key Vault references to the secrets README tells the operator to write, never values."""
+    text = main.path.read_text()
+    assert re.search(r"var amazonSettings = empty\(amazonSellerId\) \? \{\} : \{", text), "Amazon wired unconditionally"
+    for setting, secret in (("AMAZON_CLIENT_SECRET", "amazon-client-secret"), ("AMAZON_REFRESH_TOKEN", "amazon-refresh-token")):
+        m = KV_REFERENCE.match(app_settings[setting].replace(bicep.UNKNOWN, "x"))
+        assert m and m.group(1) == secret, (setting, app_settings[setting])
+    for setting in ("AMAZON_SELLER_ID", "AMAZON_MARKETPLACE_ID", "AMAZON_CLIENT_ID"):
+        assert setting in app_settings
+    assert main.parameters["amazonSellerId"]["default"] == ""
