@@ -93,6 +93,15 @@ param ebayMarketplaceId string = 'EBAY_US'
 @description('Currency of prices sent to eBay.')
 param ebayCurrency string = 'USD'
 
+@description('Amazon SP-API merchant token (selling partner id). Empty: no Amazon credentials are wired (the secrets would not exist yet).')
+param amazonSellerId string = ''
+
+@description('Amazon marketplace id the listings and orders belong to (Turkey by default).')
+param amazonMarketplaceId string = 'A33AVAJ2PDY3EV'
+
+@description('Login with Amazon client id of the SP-API application (not a secret; its client secret is in Key Vault).')
+param amazonClientId string = ''
+
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 30
@@ -117,7 +126,7 @@ var names = {
 }
 
 // Key Vault secret names. Written by: this template (signalRAccessKey), scripts/upstream-key.sh (upstreamKey),
-// the operator (trendyol*, ozon*, ebay*).
+// the operator (trendyol*, ozon*, ebay*, amazon*).
 var secretNames = {
   signalRAccessKey: 'signalr-access-key-connection-string'
   upstreamKey: 'signalr-upstream-key'
@@ -126,6 +135,8 @@ var secretNames = {
   ozonApiKey: 'ozon-api-key'
   ebayClientSecret: 'ebay-client-secret'
   ebayRefreshToken: 'ebay-refresh-token'
+  amazonClientSecret: 'amazon-client-secret'
+  amazonRefreshToken: 'amazon-refresh-token'
 }
 
 var vaultUri = 'https://${names.keyVault}${environment().suffixes.keyvaultDns}/'
@@ -284,6 +295,14 @@ var ebaySettings = empty(ebayClientId) ? {} : {
   EBAY_REFRESH_TOKEN: '${keyVaultReference}${secretNames.ebayRefreshToken}/)'
 }
 
+var amazonSettings = empty(amazonSellerId) ? {} : {
+  AMAZON_SELLER_ID: amazonSellerId
+  AMAZON_MARKETPLACE_ID: amazonMarketplaceId
+  AMAZON_CLIENT_ID: amazonClientId
+  AMAZON_CLIENT_SECRET: '${keyVaultReference}${secretNames.amazonClientSecret}/)'
+  AMAZON_REFRESH_TOKEN: '${keyVaultReference}${secretNames.amazonRefreshToken}/)'
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -296,7 +315,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    appSettings: union(connectionSettings, handlerSettings, trendyolSettings, ozonSettings, ebaySettings)
+    appSettings: union(connectionSettings, handlerSettings, trendyolSettings, ozonSettings, ebaySettings, amazonSettings)
   }
 }
 

@@ -201,6 +201,11 @@ NOT_SET_IN_AZURE = {
     "OZON_BASE_URL": "the code's default is Ozon's production Seller API host",
     "EBAY_BASE_URL": "the code's default is eBay's production API host",
     "EBAY_SKUS_PER_CALL": "the code's default is eBay's documented 25 inventory items per bulk call",
+    "AMAZON_BASE_URL": "the code's default is the SP-API EU host, which serves Turkey and Germany",
+    "AMAZON_TOKEN_URL": "the code's default is Login with Amazon's token endpoint",
+    "AMAZON_CURRENCY": "the code derives it from AMAZON_MARKETPLACE_ID for the marketplaces it knows",
+    "AMAZON_PRODUCT_TYPE": "the code's default (PRODUCT) is what Amazon's offer-only examples send",
+    "AMAZON_FEED_MESSAGES": "the code's default (10,000 per feed) keeps a 100,000-item sync within createFeed's burst",
     "SYNC_LEASE_SECONDS": "the sync engine's default lease is tuned with its time budget",
     "SECRETS_OVERLAP_SECONDS": "the default (the larger of 900 s and twice the refresh) covers every instance's refresh",
     "SECRETS_VAULT_ADDRESS": "a test override that points at the fake vault; production uses the vault in each reference",
@@ -565,3 +570,16 @@ def test_dashboard_config_output_is_what_the_page_reads(main, parameters_file):
     assert parsed["oidc"]["authority"] == params["authOidcIssuer"]
     assert parsed["oidc"]["clientId"] == params["dashboardClientId"]
     assert "devSignIn" not in parsed, "the deployed page must not offer the development sign-in"
+
+
+def test_amazon_credentials_are_wired_as_key_vault_references_only_with_a_seller(main, app_settings):
+    """AMAZON_* settings appear only when amazonSellerId is given; the LWA client secret and refresh token are
+    Key Vault references to the secrets README tells the operator to write, never values."""
+    text = main.path.read_text()
+    assert re.search(r"var amazonSettings = empty\(amazonSellerId\) \? \{\} : \{", text), "Amazon wired unconditionally"
+    for setting, secret in (("AMAZON_CLIENT_SECRET", "amazon-client-secret"), ("AMAZON_REFRESH_TOKEN", "amazon-refresh-token")):
+        m = KV_REFERENCE.match(app_settings[setting].replace(bicep.UNKNOWN, "x"))
+        assert m and m.group(1) == secret, (setting, app_settings[setting])
+    for setting in ("AMAZON_SELLER_ID", "AMAZON_MARKETPLACE_ID", "AMAZON_CLIENT_ID"):
+        assert setting in app_settings
+    assert main.parameters["amazonSellerId"]["default"] == ""

@@ -112,6 +112,13 @@ pub trait Connector: Send + Sync {
     fn is_sandbox(&self) -> bool {
         false
     }
+    /// How long after a push its results may still come: the engine keeps polling (at its
+    /// longest interval) until then before counting the items unconfirmed. `None`: the engine's
+    /// own poll budget, for marketplaces that answer within seconds. Amazon feeds wait behind
+    /// the seller's other feeds and take minutes.
+    fn results_within(&self) -> Option<Duration> {
+        None
+    }
     async fn push(&self, items: &[Item]) -> Result<PushOutcome, ConnectorError>;
     async fn batch_result(&self, receipt: &str) -> Result<BatchStatus, ConnectorError>;
     /// Orders last modified in `[from_ms, to_ms]`, page `page` (zero-based), oldest first.

@@ -2,8 +2,8 @@
 //!
 //! - [`request`]: the queued request, checked field by field (every problem reported at once)
 //!   into a [`request::SyncPlan`].
-//! - [`connector`]: the small trait a marketplace implements; [`trendyol`] (the documented
-//!   seller API) and [`sandbox`] (a simulated marketplace, selected only explicitly) implement
+//! - [`connector`]: the small trait a marketplace implements; [`trendyol`] and [`amazon`] (the
+//!   documented seller APIs) and [`sandbox`] (a simulated marketplace, selected only explicitly) implement
 //!   it, and [`selection`] chooses one from settings.
 //! - [`rate_limit`]: per-endpoint limits and `Retry-After` pauses.
 //! - [`items_source`]: inline items or an `itemsUrl` paged source, read one window at a time.
@@ -16,6 +16,7 @@
 //! Nothing here knows about SignalR, Service Bus or the Functions host: the handler's
 //! `marketplace-sync` function adapts those to [`engine::Reporter`] and [`engine::Outcome`].
 
+pub mod amazon;
 pub mod answered;
 pub mod connector;
 pub mod ebay;

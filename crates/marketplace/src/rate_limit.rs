@@ -180,6 +180,87 @@ impl KeyedWindow {
     }
 }
 
+/// A token bucket: `rate` requests per second refilled continuously, at most `burst` at once.
+/// Amazon's SP-API documents each operation's limit this way (a per-seller, per-application
+/// bucket), so a sliding window of N per period would either waste its burst or overrun its rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+/// The pure bookkeeping of one bucket.
+#[derive(Debug)]
+pub struct BucketState {
+    limit: Bucket,
+    tokens: f64,
+    at: Instant,
+}
+
+impl BucketState {
+    /// A full bucket, as the marketplace's is after a quiet period.
+    pub fn new(limit: Bucket, now: Instant) -> Self {
+        BucketState { limit, tokens: f64::from(limit.burst), at: now }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.limit.rate).min(f64::from(self.limit.burst));
+        self.at = now;
+    }
+
+    fn until_one(&self) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens).max(0.0) / self.limit.rate).min(86_400.0))
+    }
+
+    /// Takes a token at `now` if there is one; otherwise how long until there is.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(self.until_one())
+        }
+    }
+
+    /// The marketplace said our bucket is empty (a 429 after a restart, or another client of the
+    /// same seller): empty ours too, and say how long until the next token.
+    pub fn drain(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens = 0.0;
+        self.until_one()
+    }
+}
+
+/// A shared token bucket for one operation.
+#[derive(Debug)]
+pub struct BucketLimiter {
+    state: Mutex<BucketState>,
+}
+
+impl BucketLimiter {
+    pub fn new(limit: Bucket) -> Self {
+        BucketLimiter { state: Mutex::new(BucketState::new(limit, Instant::now())) }
+    }
+
+    /// Waits until a request may start.
+    pub async fn acquire(&self) {
+        loop {
+            let wait = match self.state.lock().await.admit(Instant::now()) {
+                Ok(()) => return,
+                Err(wait) => wait,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Empties the bucket after a throttling answer; returns the wait until the next token.
+    pub async fn drain(&self) -> Duration {
+        self.state.lock().await.drain(Instant::now())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +332,31 @@ mod tests {
         }
         w.record("late", t0 + Duration::from_secs(5));
         assert_eq!(w.tracked(), 1, "expired keys were swept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_bucket_burst_then_rate() {
+        let t0 = Instant::now();
+        let mut b = BucketState::new(Bucket { rate: 0.5, burst: 3 }, t0);
+        for _ in 0..3 {
+            assert!(b.admit(t0).is_ok());
+        }
+        assert_eq!(b.admit(t0), Err(Duration::from_secs(2)), "one token every 2 s once the burst is spent");
+        assert!(b.admit(t0 + Duration::from_secs(2)).is_ok());
+        assert!(b.admit(t0 + Duration::from_secs(3)).is_err());
+        assert!(b.admit(t0 + Duration::from_secs(60)).is_ok());
+        assert!(b.admit(t0 + Duration::from_secs(60)).is_ok());
+        assert!(b.admit(t0 + Duration::from_secs(60)).is_ok());
+        assert!(b.admit(t0 + Duration::from_secs(60)).is_err(), "refills to the burst, never beyond");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn test_bucket_drain_waits_one_token() {
+        let limiter = BucketLimiter::new(Bucket { rate: 2.0, burst: 15 });
+        assert_eq!(limiter.drain().await, Duration::from_millis(500));
+        let t0 = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(Instant::now() - t0, Duration::from_secs(1));
     }
 }

@@ -59,6 +59,14 @@ const LIVE: &[Live] = &[
         configured: crate::n11::configured,
         build: |http, get| Ok(Arc::new(crate::n11::N11::new(crate::n11::N11Config::from_settings(get)?, http))),
     },
+    Live {
+        marketplace: "amazon",
+        prefix: "AMAZON_",
+        configured: crate::amazon::configured,
+        build: |http, get| {
+            Ok(Arc::new(crate::amazon::Amazon::new(crate::amazon::AmazonConfig::from_settings(get)?, http)))
+        },
+    },
 ];
 
 fn live(marketplace: &str) -> Option<&'static Live> {
@@ -146,6 +154,8 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("remove n11 from MARKETPLACE_SANDBOX")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("HEPSIBURADA_*")), "{problems:?}");
+        let err = from_settings("amazon", http.clone(), &none).err().unwrap();
+        assert!(err.contains("AMAZON_REFRESH_TOKEN") && err.contains("AMAZON_SELLER_ID"), "{err}");
         let sandbox = settings(&[(SANDBOX_SETTING, "n11")]);
         assert!(from_settings("n11", http, &sandbox).unwrap().is_sandbox());
     }

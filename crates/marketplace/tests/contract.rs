@@ -3,6 +3,8 @@
 #[path = "contract/suite.rs"]
 mod suite;
 
+#[path = "contract/amazon.rs"]
+mod amazon;
 #[path = "contract/ebay.rs"]
 mod ebay;
 #[path = "contract/ozon.rs"]
@@ -16,3 +18,4 @@ contract_tests!(sandbox_contract, sandbox::Scripted);
 contract_tests!(trendyol_contract, trendyol::Trendyol);
 contract_tests!(ozon_contract, ozon::Ozon);
 contract_tests!(ebay_contract, ebay::Ebay);
+contract_tests!(amazon_contract, amazon::Amazon);

@@ -120,3 +120,26 @@ pub const SYNC_TIME_BUDGET_SECONDS: &str = "SYNC_TIME_BUDGET_SECONDS";
 /// Seconds a sync's lease lasts without a write (how long a redelivery waits for a dead
 /// owner); default 120.
 pub const SYNC_LEASE_SECONDS: &str = "SYNC_LEASE_SECONDS";
+
+// Amazon SP-API (`crates/marketplace/src/amazon.rs`). Secrets: the LWA client secret and the
+// refresh token (Key Vault references in Azure).
+/// The SP-API regional host (default the EU host, which serves Turkey and Germany).
+pub const AMAZON_BASE_URL: &str = "AMAZON_BASE_URL";
+/// The Login with Amazon token endpoint (default `https://api.amazon.com/auth/o2/token`).
+pub const AMAZON_TOKEN_URL: &str = "AMAZON_TOKEN_URL";
+/// The LWA client id of the developer application.
+pub const AMAZON_CLIENT_ID: &str = "AMAZON_CLIENT_ID";
+/// The LWA client secret (secret).
+pub const AMAZON_CLIENT_SECRET: &str = "AMAZON_CLIENT_SECRET";
+/// The seller's LWA refresh token, `Atzr|…` (secret).
+pub const AMAZON_REFRESH_TOKEN: &str = "AMAZON_REFRESH_TOKEN";
+/// The merchant token (selling partner id) the listings belong to.
+pub const AMAZON_SELLER_ID: &str = "AMAZON_SELLER_ID";
+/// The marketplace id (Turkey `A33AVAJ2PDY3EV`, Germany `A1PA6795UKMFR9`, ...).
+pub const AMAZON_MARKETPLACE_ID: &str = "AMAZON_MARKETPLACE_ID";
+/// Currency of `our_price` (default: the marketplace's own, when known).
+pub const AMAZON_CURRENCY: &str = "AMAZON_CURRENCY";
+/// The listings' product type in feed messages (default `PRODUCT`).
+pub const AMAZON_PRODUCT_TYPE: &str = "AMAZON_PRODUCT_TYPE";
+/// Messages per JSON_LISTINGS_FEED, 1-25,000 (default 10,000).
+pub const AMAZON_FEED_MESSAGES: &str = "AMAZON_FEED_MESSAGES";

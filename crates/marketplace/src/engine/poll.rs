@@ -1,11 +1,13 @@
 //! Reading the results of batches a marketplace applies asynchronously, on a doubling
 //! schedule, and telling watchers about finished batches.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 
 use super::checkpoint::{Checkpoint, Stop};
 use super::report::event;
-use super::{Delivery, EventKind, Outcome};
+use super::{Delivery, EventKind, Outcome, now_ms};
 use crate::connector::{BatchStatus, ConnectorError};
 use crate::progress::BatchReport;
 use crate::run::PendingBatch;
@@ -49,7 +51,9 @@ impl Delivery<'_, '_> {
                 Ok(BatchStatus::InProgress) | Err(ConnectorError::Transient { .. }) => {
                     let pending = &mut cp.run.pending[idx];
                     pending.polls += 1;
-                    if pending.polls < e.options.max_polls {
+                    let waited = Duration::from_millis(now_ms(&*e.clock).saturating_sub(pending.pushed_at).max(0) as u64);
+                    let patient = e.connector.results_within().is_some_and(|limit| waited < limit);
+                    if pending.polls < e.options.max_polls || patient {
                         continue;
                     }
                     report.unconfirmed = p.items;
