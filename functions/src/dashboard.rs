@@ -20,6 +20,8 @@ pub const MAX_SNAPSHOT_BYTES: usize = 2048;
 /// the `marketplace-status` documents).
 const MAX_TEXT: usize = 40;
 const MAX_ERROR: usize = 28;
+/// Longest reason the catalogue is unavailable: the page shows it on the disabled buttons.
+const MAX_REASON: usize = 120;
 
 pub use meschain_model::health::HealthStatus;
 
@@ -48,6 +50,8 @@ pub struct Inputs<'a> {
     pub secrets: Health,
     pub analytics: RecorderStats,
     pub currency: &'a str,
+    /// Whether stock and price syncs can read the store's catalogue, and why not.
+    pub catalog: &'a crate::sync_runtime::CatalogStatus,
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -96,6 +100,11 @@ pub fn admin_snapshot(i: &Inputs<'_>) -> Value {
         "analytics": {
             "pending": i.analytics.pending,
             "dropped": i.analytics.dropped.max(d.analytics_dropped_today()),
+        },
+        "catalog": {
+            "configured": i.catalog.configured,
+            "host": i.catalog.host.as_deref().map(|h| short(h, MAX_TEXT)),
+            "reason": i.catalog.reason.as_deref().map(|r| short(r, MAX_REASON)),
         },
     })
 }
@@ -182,6 +191,13 @@ mod tests {
         d
     }
 
+    static NO_CATALOG: std::sync::LazyLock<crate::sync_runtime::CatalogStatus> =
+        std::sync::LazyLock::new(|| crate::sync_runtime::CatalogStatus {
+            configured: false,
+            host: None,
+            reason: Some(meschain_marketplace::catalog::settings::NOT_CONFIGURED.into()),
+        });
+
     fn inputs(data: Option<&DashboardData>) -> Inputs<'_> {
         Inputs {
             now_ms: 1_764_655_200_000,
@@ -193,6 +209,7 @@ mod tests {
             secrets: meschain_secrets::Secrets::empty().health().into(),
             analytics: RecorderStats { pending: 99_999, dropped: 12_345_678, ..Default::default() },
             currency: "TRY",
+            catalog: &NO_CATALOG,
         }
     }
 

@@ -28,8 +28,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
+use crate::catalog::{self, Catalog};
 use crate::connector::{BatchStatus, Connector, ConnectorError, ItemResult, Order, PushOutcome};
 use crate::items_source::{ItemsSource, SourceBatch, SourceError};
+use crate::net_guard::ItemsHttp;
 use crate::progress::{BatchReport, Progress, SyncStatus, Throttle, percent};
 use crate::request::{ItemsSpec, SyncPlan};
 use crate::run::{COLLECTION, Lease, PendingBatch, RunStatus, SyncRun};
@@ -197,7 +199,10 @@ pub struct Engine<'r> {
     pub store: Arc<dyn Store>,
     pub connector: Arc<dyn Connector>,
     pub reporter: Arc<dyn Reporter + 'r>,
-    pub http: reqwest::Client,
+    /// Fetches `itemsUrl` sources, only where its policy allows.
+    pub http: ItemsHttp,
+    /// The store's catalogue, for requests without items; `None` when not configured.
+    pub catalog: Option<Arc<Catalog>>,
     pub options: Options,
 }
 
@@ -219,6 +224,7 @@ pub fn fingerprint(plan: &SyncPlan) -> String {
     match &plan.items {
         ItemsSpec::Inline(items) => h.update(serde_json::to_vec(items).unwrap_or_default()),
         ItemsSpec::Url(url) => h.update(url.as_str().as_bytes()),
+        ItemsSpec::Catalog(mode) => h.update(mode.name().as_bytes()),
         ItemsSpec::None => {}
     }
     if let Some(since) = plan.since {
@@ -484,6 +490,7 @@ fn new_run(plan: &SyncPlan, fingerprint: &str, batch_size: u64, owner: &str, ttl
         finished_at: None,
         last_error: None,
         failures: Vec::new(),
+        catalog: None,
     }
 }
 
@@ -625,6 +632,21 @@ impl Delivery<'_, '_> {
         let mut source = match &plan.items {
             ItemsSpec::Inline(items) => ItemsSource::Inline(items.clone().into()),
             ItemsSpec::Url(url) => ItemsSource::url(e.http.clone(), url.clone(), plan.operation),
+            ItemsSpec::Catalog(mode) => {
+                let Some(catalog) = e.catalog.clone() else {
+                    return self.finish(cp, Some(catalog::settings::NOT_CONFIGURED.into())).await;
+                };
+                // A new run starts from the last successful sync's mark; a resumed one keeps its snapshot.
+                let since = match &cp.run.catalog {
+                    Some(_) => None,
+                    None => catalog::mark::read(&*e.store, &cp.run.marketplace, plan.operation.name())
+                        .await
+                        .map_err(Stop::Store)?
+                        .map(|m| m.until),
+                };
+                let snapshot = cp.run.catalog.clone();
+                ItemsSource::catalog(catalog, plan.operation, *mode, since, cp.run.batch_size, snapshot)
+            }
             ItemsSpec::None => return self.finish(cp, Some("no items to push".into())).await,
         };
         // The source's size, once; a resumed run checks it did not change.
@@ -640,6 +662,7 @@ impl Delivery<'_, '_> {
                         None => {
                             cp.run.total = Some(total);
                             cp.run.batches = Some(total.div_ceil(cp.run.batch_size.max(1)));
+                            cp.run.catalog = source.snapshot().cloned();
                             cp.save().await?;
                         }
                     }
@@ -667,6 +690,13 @@ impl Delivery<'_, '_> {
             cp.keep_alive().await?;
             self.flush_due_progress(&cp.run).await;
             if cp.run.all_done() {
+                // Before the run is marked done: a crash in between completes it again.
+                if let Some(snapshot) = &cp.run.catalog {
+                    let (m, op) = (&cp.run.marketplace, cp.run.operation.name());
+                    catalog::mark::advance(&*e.store, m, op, &snapshot.until, &cp.run.sync_id)
+                        .await
+                        .map_err(Stop::Store)?;
+                }
                 return self.finish(cp, None).await;
             }
             if Instant::now() >= e.options.deadline {

@@ -15,9 +15,11 @@
 //! Nothing here knows about SignalR, Service Bus or the Functions host: the handler's
 //! `marketplace-sync` function adapts those to [`engine::Reporter`] and [`engine::Outcome`].
 
+pub mod catalog;
 pub mod connector;
 pub mod engine;
 pub mod items_source;
+pub mod net_guard;
 pub mod progress;
 pub mod rate_limit;
 pub mod request;

@@ -112,6 +112,7 @@ pub async fn build_snapshot(state: &AppState, now: u64) -> Built {
         Health::new(HealthStatus::Degraded, "health endpoint did not answer 200")
     };
     let cached = state.dashboard_cache.get();
+    let catalog = state.sync.catalog_status();
     let snapshot = dashboard::admin_snapshot(&Inputs {
         now_ms: now,
         started_ms: state.started_ms,
@@ -122,6 +123,7 @@ pub async fn build_snapshot(state: &AppState, now: u64) -> Built {
         secrets: state.secrets.health().into(),
         analytics: state.recorder.stats(),
         currency: &state.currency,
+        catalog: &catalog,
     });
     Built { snapshot, store_error }
 }

@@ -16,6 +16,7 @@ use meschain_functions_protocol::{
 use crate::app::AppState;
 
 pub mod admin_broadcast;
+pub mod catalog_sync;
 pub mod connection_events;
 pub mod marketplace_sync;
 pub mod negotiate;
@@ -27,11 +28,17 @@ pub enum Function {
     ConnectionEvents,
     AdminBroadcast,
     MarketplaceSync,
+    CatalogSync,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] =
-        [Function::Negotiate, Function::ConnectionEvents, Function::AdminBroadcast, Function::MarketplaceSync];
+    pub const ALL: [Function; 5] = [
+        Function::Negotiate,
+        Function::ConnectionEvents,
+        Function::AdminBroadcast,
+        Function::MarketplaceSync,
+        Function::CatalogSync,
+    ];
 }
 
 impl FunctionSet for Function {
@@ -43,6 +50,7 @@ impl FunctionSet for Function {
             Function::ConnectionEvents => "connection-events",
             Function::AdminBroadcast => "admin-broadcast",
             Function::MarketplaceSync => "marketplace-sync",
+            Function::CatalogSync => "catalog-sync",
         }
     }
 
@@ -50,7 +58,7 @@ impl FunctionSet for Function {
         match self {
             Function::Negotiate => Some(negotiate::BINDING),
             Function::ConnectionEvents => Some(connection_events::BINDING),
-            Function::AdminBroadcast | Function::MarketplaceSync => None,
+            Function::AdminBroadcast | Function::MarketplaceSync | Function::CatalogSync => None,
         }
     }
 }
@@ -63,7 +71,7 @@ impl Handler for AppState {
             Function::Negotiate => negotiate::run(self, ctx, &req).await,
             Function::ConnectionEvents => connection_events::run(self, ctx, &req).await,
             // The server routes only functions with an HTTP binding here.
-            Function::AdminBroadcast | Function::MarketplaceSync => {
+            Function::AdminBroadcast | Function::MarketplaceSync | Function::CatalogSync => {
                 HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function")
             }
         }
@@ -78,6 +86,13 @@ impl Handler for AppState {
         match function {
             Function::AdminBroadcast => admin_broadcast::run(self, ctx, payload).await,
             Function::MarketplaceSync => marketplace_sync::run(self, ctx, payload).await,
+            Function::CatalogSync => {
+                let deps = catalog_sync::Deps {
+                    sync: &self.sync,
+                    marketplaces: self.sync.catalog_sync_marketplaces.as_deref(),
+                };
+                catalog_sync::run(&deps, ctx, payload).await
+            }
             Function::Negotiate | Function::ConnectionEvents => {
                 Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
             }
@@ -127,6 +142,14 @@ mod tests {
                 assert_eq!(out["name"], marketplace_sync::CONTINUATION_OUTPUT);
                 assert_eq!(out["direction"], "out");
                 assert_eq!(out["queueName"], trigger["queueName"], "continuations go back to the same queue");
+            }
+            if f == Function::CatalogSync {
+                let timer = bindings.iter().find(|x| x["type"] == "timerTrigger").unwrap();
+                assert_eq!(timer["name"], catalog_sync::TIMER_BINDING);
+                assert_eq!(timer["schedule"], "%CATALOG_SYNC_SCHEDULE%");
+                let out = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();
+                assert_eq!(out["name"], catalog_sync::SYNC_OUTPUT);
+                assert_eq!(out["queueName"], "%SYNC_QUEUE_NAME%");
             }
             if f == Function::ConnectionEvents {
                 let sb = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::hubs::{self, Hub};
-use crate::marketplace::{Marketplace, SyncOperation, SyncRequest};
+use crate::marketplace::{Marketplace, SyncMode, SyncOperation, SyncRequest};
 use crate::signalr_rest::SignalRRest;
 use meschain_signalr::rest::Operation;
 use meschain_store::{Event, EventKind, Recorder, Store, presence};
@@ -188,7 +188,16 @@ pub async fn call(
                     marketplace.name()
                 )));
             }
-            queue_sync(env, caller, marketplace, operation, effects).await
+            let mode = match args.get(2) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(m)) => Some(known_mode(m)?),
+                Some(_) => {
+                    return Err(MethodError::BadArguments(
+                        "TriggerSync(operation: string, marketplace?: string, mode?: \"changed\" | \"full\")",
+                    ));
+                }
+            };
+            queue_sync(env, caller, marketplace, operation, mode, effects).await
         }
         HubMethod::SubscribeToDashboard => {
             const SIG: &str = "SubscribeToDashboard(metrics: string[])";
@@ -226,6 +235,10 @@ fn known_operation(name: &str) -> Result<SyncOperation, MethodError> {
         let known: Vec<_> = SyncOperation::ALL.iter().map(|o| o.name()).collect();
         MethodError::Refused(format!("Unknown sync operation; known: {}", known.join(", ")))
     })
+}
+
+fn known_mode(name: &str) -> Result<SyncMode, MethodError> {
+    SyncMode::from_name(name).ok_or_else(|| MethodError::Refused("Unknown sync mode; known: changed, full".into()))
 }
 
 async fn join_group(env: &MethodEnv<'_>, caller: &Caller, group: &str) -> Result<(), MethodError> {
@@ -297,13 +310,18 @@ async fn admin_command(
             Ok(json!({ "sent": true }))
         }
         "triggerSync" => {
-            const SIG: &str = "HandleAdminCommand(\"triggerSync\", { marketplace: string, operation: string })";
+            const SIG: &str = "HandleAdminCommand(\"triggerSync\", { marketplace: string, operation: string, mode?: \"changed\" | \"full\" })";
             let (Some(m), Some(o)) =
                 (params.get("marketplace").and_then(Value::as_str), params.get("operation").and_then(Value::as_str))
             else {
                 return Err(MethodError::BadArguments(SIG));
             };
-            queue_sync(env, caller, known_marketplace(m)?, known_operation(o)?, effects).await
+            let mode = match params.get("mode") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(m)) => Some(known_mode(m)?),
+                Some(_) => return Err(MethodError::BadArguments(SIG)),
+            };
+            queue_sync(env, caller, known_marketplace(m)?, known_operation(o)?, mode, effects).await
         }
         "broadcastAlert" => {
             const SIG: &str = "HandleAdminCommand(\"broadcastAlert\", { message: string, level: string })";
@@ -329,6 +347,7 @@ async fn queue_sync(
     caller: &Caller,
     marketplace: Marketplace,
     operation: SyncOperation,
+    mode: Option<SyncMode>,
     effects: &mut Effects,
 ) -> Result<Value, MethodError> {
     if !env.can_queue {
@@ -338,10 +357,28 @@ async fn queue_sync(
         return Err(MethodError::Refused("A sync must be requested by a signed-in user".into()));
     };
     let mut request = SyncRequest::new(marketplace, operation, user);
-    if operation == SyncOperation::Orders {
-        // A hub call names no order window; "sync orders now" on the dashboard means the last
-        // day's orders (inventory and prices need items, which only the queue message carries).
-        request.since = Some(meschain_model::clock::rfc3339_millis(env.now_ms.saturating_sub(HUB_ORDERS_WINDOW_MS)));
+    match operation {
+        SyncOperation::Orders => {
+            if mode.is_some() {
+                return Err(MethodError::Refused(
+                    "An orders sync has no mode (changed or full are for stock and prices)".into(),
+                ));
+            }
+            // A hub call names no order window; "sync orders now" on the dashboard means the last
+            // day's orders.
+            request.since =
+                Some(meschain_model::clock::rfc3339_millis(env.now_ms.saturating_sub(HUB_ORDERS_WINDOW_MS)));
+        }
+        SyncOperation::Inventory | SyncOperation::Prices => {
+            // A hub call carries no items: stock and prices come from the store's catalogue.
+            let catalog = env.app.sync.catalog_status();
+            if !catalog.configured {
+                let reason = catalog.reason.unwrap_or_default();
+                return Err(MethodError::Refused(format!("Cannot start a {} sync: {reason}", operation.name())));
+            }
+            request.mode = Some(mode.unwrap_or_default());
+        }
+        SyncOperation::Products | SyncOperation::Full => {}
     }
     env.recorder.record(
         Event::new(EventKind::SyncRequested, env.now_ms)
@@ -354,7 +391,11 @@ async fn queue_sync(
     );
     let id = request.request_id.clone();
     effects.sync_requests.push(request);
-    Ok(json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() }))
+    let mut answer = json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() });
+    if let Some(mode) = effects.sync_requests.last().and_then(|r| r.mode) {
+        answer["mode"] = json!(mode.name());
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

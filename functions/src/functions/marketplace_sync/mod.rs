@@ -11,8 +11,9 @@
 use std::sync::Arc;
 
 use meschain_functions_protocol::{Context, InvocationRequest, TriggerFailure};
+use meschain_marketplace::catalog;
 use meschain_marketplace::engine::{Engine, EngineError, Options, Outcome, continuation_body};
-use meschain_marketplace::request::validate;
+use meschain_marketplace::request::{ItemsSpec, validate};
 use meschain_model::clock;
 use serde_json::json;
 use tokio::time::Instant;
@@ -49,11 +50,26 @@ pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationReque
         // for the settings to be fixed, and tell the admins once.
         Err(reason) => return Err(refuse(state, ctx, delivery, message_id.as_deref(), &reason).await),
     };
+    // A request without items reads the store's catalogue: refused like a connector without
+    // settings when there is none (the dashboard says so before anyone clicks).
+    let catalog = match &plan.items {
+        ItemsSpec::Catalog(_) => match rt.catalog() {
+            Ok(Some(catalog)) => Some(catalog),
+            Ok(None) => {
+                return Err(
+                    refuse(state, ctx, delivery, message_id.as_deref(), catalog::settings::NOT_CONFIGURED).await
+                );
+            }
+            Err(reason) => return Err(refuse(state, ctx, delivery, message_id.as_deref(), &reason).await),
+        },
+        _ => None,
+    };
     let (store, recorder) = rt.store().await.map_err(|e| TriggerFailure::unavailable(format!("store: {e}")))?;
     let reporter = reporter::Reporter::new(&state.rest, recorder, plan.marketplace);
     let options =
         Options { lease_ttl: rt.lease_ttl, ..Options::new(ctx.invocation_id().to_string(), started + rt.budget) };
-    let engine = Engine { store, connector, reporter: Arc::new(reporter), http: rt.http.clone(), options };
+    let engine =
+        Engine { store, connector, reporter: Arc::new(reporter), http: rt.items_http.clone(), catalog, options };
     ctx.log(format!(
         "sync {} ({} {}), delivery {delivery}, continuation {}",
         plan.sync_id,
@@ -70,6 +86,18 @@ pub async fn run(state: &AppState, ctx: &mut Context, envelope: &InvocationReque
         }
         Ok(outcome) => {
             ctx.log(describe(&plan.sync_id, &outcome));
+            if let Outcome::Failed(summary) = &outcome {
+                // The dashboard shows the failed status; the admins also hear why, once.
+                let alert = json!({
+                    "severity": "error",
+                    "source": "marketplace-sync",
+                    "title": format!("{} {} sync failed", plan.marketplace.name(), plan.operation.name()),
+                    "message": summary.last_error.as_deref().unwrap_or("unknown error"),
+                    "syncId": plan.sync_id,
+                    "at": clock::now_rfc3339(),
+                });
+                reporter::alert_admins(&state.rest, alert).await;
+            }
             Ok(())
         }
         Err(EngineError::Store(e)) => Err(TriggerFailure::unavailable(format!("sync store: {e}"))),
