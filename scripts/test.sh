@@ -22,6 +22,14 @@ cargo build --workspace --bins --locked
 step "npm packages (the Cosmos DB server the store suite runs against, the SignalR client)"
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 
+step "MariaDB for the catalogue tests (Debian package)"
+if ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null || ! command -v openssl >/dev/null; then
+  # The catalogue tests start their own server (TLS certificates made with openssl) and fail,
+  # never skip, without it.
+  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mariadb-server openssl) \
+    || { echo "cannot install Debian's mariadb-server: the catalogue tests need mariadbd" >&2; exit 1; }
+fi
+
 step "cargo test"
 cargo test --workspace --locked
 

@@ -25,7 +25,7 @@ use crate::auth::Authenticator;
 use crate::client_tokens::ClientTokenSigner;
 use crate::dashboard::Snapshots;
 use crate::functions::connection_events::upstream::{KeySource, UpstreamKeys};
-use crate::functions::{Function, admin_broadcast, connection_events, marketplace_sync, negotiate};
+use crate::functions::{Function, admin_broadcast, catalog_sync, connection_events, marketplace_sync, negotiate};
 use crate::settings::Settings;
 use crate::signalr_rest::entra::EntraError;
 use crate::signalr_rest::{Endpoint, RequestAuth, SignalRRest, retry::RetryPolicy};
@@ -36,6 +36,7 @@ pub struct AppState {
     connection_events: connection_events::Deps,
     admin_broadcast: admin_broadcast::Deps,
     marketplace_sync: marketplace_sync::Deps,
+    catalog_sync: catalog_sync::Deps,
     /// Signs client access tokens: the primary access key, or the key the service issues to
     /// our Entra identity (fetched by [`AppState::start_background`]).
     client_tokens: ClientTokenSigner,
@@ -114,7 +115,7 @@ impl AppState {
         let lookup_secrets = secrets.clone();
         let lookup =
             move |name: &str| meschain_secrets::settings::lookup(&lookup_secrets, name, |n| std::env::var(n).ok());
-        let sync = crate::sync_runtime::SyncRuntime::new(std::sync::Arc::new(lookup), sync);
+        let sync = Arc::new(crate::sync_runtime::SyncRuntime::new(Arc::new(lookup), sync));
         let authenticator = Authenticator::new(auth).follow_rotation(&secrets);
         let policy = RetryPolicy::default();
         let http = SignalRRest::http_client(&policy);
@@ -152,6 +153,7 @@ impl AppState {
             secrets.clone(),
             clock.now_ms(),
             currency,
+            sync.clone(),
         ));
         let tokens = negotiate::TokenMinter {
             connection: signalr.connection,
@@ -159,16 +161,18 @@ impl AppState {
             lifetime_secs: token_lifetime_secs,
         };
         Ok(AppState {
-            negotiate: negotiate::Deps::new(cors, authenticator.clone(), tokens, recorder.clone(), clock.clone()),
+            negotiate: negotiate::Deps::new(cors, authenticator.clone(), tokens, recorder.clone(), sync.clone(), clock.clone()),
             connection_events: connection_events::Deps::new(
                 upstream_keys,
                 rest.clone(),
                 store.clone(),
                 snapshots.clone(),
+                sync.clone(),
                 recorder.clone(),
                 clock.clone(),
             ),
             admin_broadcast: admin_broadcast::Deps::new(snapshots, rest.clone(), recorder.clone(), clock.clone()),
+            catalog_sync: catalog_sync::Deps::new(sync.clone(), clock.clone()),
             marketplace_sync: marketplace_sync::Deps::new(sync, store, recorder.clone(), rest.clone(), clock),
             client_tokens,
             authenticator,
@@ -221,7 +225,7 @@ impl Handler for AppState {
             Function::Negotiate => negotiate::run(&self.negotiate, ctx, &req).await,
             Function::ConnectionEvents => connection_events::run(&self.connection_events, ctx, &req).await,
             // The server routes only functions with an HTTP binding here.
-            Function::AdminBroadcast | Function::MarketplaceSync => {
+            Function::AdminBroadcast | Function::MarketplaceSync | Function::CatalogSync => {
                 HttpResponse::error(StatusCode::NOT_FOUND, "not_found", "not an HTTP function")
             }
         }
@@ -236,6 +240,7 @@ impl Handler for AppState {
         match function {
             Function::AdminBroadcast => admin_broadcast::run(&self.admin_broadcast, ctx, payload).await,
             Function::MarketplaceSync => marketplace_sync::run(&self.marketplace_sync, ctx, payload).await,
+            Function::CatalogSync => catalog_sync::run(&self.catalog_sync, ctx, payload).await,
             Function::Negotiate | Function::ConnectionEvents => {
                 Err(TriggerFailure::bad_input("this function is HTTP-triggered".into()))
             }

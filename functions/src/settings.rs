@@ -164,6 +164,12 @@ impl Settings {
             conflicts.into_iter().for_each(|problem| report(names::MARKETPLACE_SANDBOX, problem));
         }
 
+        // Optional: only the `catalog-sync` timer uses it, and the host checks it too.
+        if let Some(v) = get(names::CATALOG_SYNC_SCHEDULE)
+            && !looks_like_ncrontab(&v)
+        {
+            report(names::CATALOG_SYNC_SCHEDULE, "must be a six-field NCRONTAB expression, e.g. 0 */15 * * * *".into());
+        }
         let sync = crate::sync_runtime::SyncSettings::from_lookup(&get)
             .map_err(|problems| problems.into_iter().for_each(|(name, problem)| report(name, problem)))
             .ok();

@@ -11,7 +11,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meschain_marketplace::catalog::{Catalog, CatalogSettings};
 use meschain_marketplace::connector::Connector;
+use meschain_marketplace::net_guard::{ItemsHttp, UrlPolicy};
 use meschain_marketplace::selection;
 use meschain_model::settings::{SYNC_LEASE_SECONDS, SYNC_TIME_BUDGET_SECONDS};
 
@@ -23,12 +25,29 @@ type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 pub struct SyncRuntime {
     pub http: reqwest::Client,
+    /// Fetches `itemsUrl` sources where `ITEMS_URL_ALLOWED_HOSTS` allows.
+    pub items_http: ItemsHttp,
     /// How long one delivery works before continuing in a new message.
     pub budget: Duration,
     pub lease_ttl: Duration,
+    /// The marketplaces the `catalog-sync` timer syncs (`None`: every configured one).
+    pub catalog_sync_marketplaces: Option<Vec<meschain_model::marketplace::Marketplace>>,
     settings: Lookup,
     connectors: Mutex<HashMap<String, Built>>,
+    /// The catalogue's pool and a fingerprint of the settings it was built from (its
+    /// connection string may be a rotating Key Vault reference).
+    catalog: Mutex<Option<(u64, Arc<Catalog>)>>,
 }
+
+/// The settings a catalogue is built from.
+const CATALOG_SETTINGS: [&str; 6] = [
+    meschain_model::settings::CATALOG_MYSQL_URL,
+    meschain_model::settings::CATALOG_TABLE_PREFIX,
+    meschain_model::settings::CATALOG_BARCODE_COLUMN,
+    meschain_model::settings::CATALOG_CUSTOMER_GROUP_ID,
+    meschain_model::settings::CATALOG_TIME_ZONE,
+    meschain_model::settings::CATALOG_MYSQL_CA_FILE,
+];
 
 /// A connector and what it was built from.
 struct Built {
@@ -48,10 +67,14 @@ fn fingerprint(names: &[String], get: &dyn Fn(&str) -> Option<String>) -> u64 {
 }
 
 /// The sync's own settings, checked with the others at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSettings {
     pub budget: Duration,
     pub lease_ttl: Duration,
+    /// Where `itemsUrl` sources may be fetched from.
+    pub items_policy: UrlPolicy,
+    /// The marketplaces the `catalog-sync` timer syncs (`None`: every configured one).
+    pub catalog_sync_marketplaces: Option<Vec<meschain_model::marketplace::Marketplace>>,
 }
 
 impl SyncSettings {
@@ -71,7 +94,23 @@ impl SyncSettings {
         };
         let budget = seconds(SYNC_TIME_BUDGET_SECONDS, DEFAULT_BUDGET, 5..=3600);
         let lease_ttl = seconds(SYNC_LEASE_SECONDS, DEFAULT_LEASE, 2..=3600);
-        if problems.is_empty() { Ok(SyncSettings { budget, lease_ttl }) } else { Err(problems) }
+        let items_policy = UrlPolicy::from_lookup(get).unwrap_or_else(|p| {
+            problems.extend(p);
+            UrlPolicy::default()
+        });
+        // Checked at start so a typo stops the handler; built (and rebuilt) on use.
+        if let Err(p) = CatalogSettings::from_lookup(get) {
+            problems.extend(p);
+        }
+        let catalog_sync_marketplaces = marketplaces_setting(get).unwrap_or_else(|p| {
+            problems.push(p);
+            None
+        });
+        if problems.is_empty() {
+            Ok(SyncSettings { budget, lease_ttl, items_policy, catalog_sync_marketplaces })
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -85,8 +124,11 @@ impl SyncRuntime {
             .unwrap_or_default();
         SyncRuntime {
             http,
+            items_http: ItemsHttp::new(sync.items_policy),
+            catalog: Mutex::new(None),
             budget: sync.budget,
             lease_ttl: sync.lease_ttl,
+            catalog_sync_marketplaces: sync.catalog_sync_marketplaces,
             settings,
             connectors: Mutex::new(HashMap::new()),
         }
@@ -119,6 +161,85 @@ impl SyncRuntime {
         connectors.insert(marketplace.to_string(), Built { connector: connector.clone(), read, fingerprint });
         Ok(connector)
     }
+
+    /// The store's catalogue, `Ok(None)` when none is configured; built on first use and again
+    /// when one of its settings changes (a rotated connection string).
+    pub fn catalog(&self) -> Result<Option<Arc<Catalog>>, String> {
+        let names: Vec<String> = CATALOG_SETTINGS.iter().map(|s| s.to_string()).collect();
+        let print = fingerprint(&names, &*self.settings);
+        let mut cached = self.catalog.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((p, catalog)) = &*cached
+            && *p == print
+        {
+            return Ok(Some(catalog.clone()));
+        }
+        let settings = CatalogSettings::from_lookup(&*self.settings)
+            .map_err(|problems| problems.iter().map(|(n, m)| format!("{n}: {m}")).collect::<Vec<_>>().join("; "))?;
+        let Some(settings) = settings else {
+            *cached = None;
+            return Ok(None);
+        };
+        let catalog = Arc::new(Catalog::new(settings).map_err(|e| e.to_string())?);
+        *cached = Some((print, catalog.clone()));
+        Ok(Some(catalog))
+    }
+
+    /// Whether a catalogue is configured, and if not why (for the dashboard), without
+    /// connecting to it.
+    pub fn catalog_status(&self) -> CatalogStatus {
+        match CatalogSettings::from_lookup(&*self.settings) {
+            Ok(Some(s)) => CatalogStatus { configured: true, host: Some(s.host()), reason: None },
+            Ok(None) => CatalogStatus {
+                configured: false,
+                host: None,
+                reason: Some(meschain_marketplace::catalog::settings::NOT_CONFIGURED.to_string()),
+            },
+            Err(p) => CatalogStatus {
+                configured: false,
+                host: None,
+                reason: Some(format!(
+                    "the catalogue settings are invalid: {}",
+                    p.iter().map(|(n, m)| format!("{n} {m}")).collect::<Vec<_>>().join("; ")
+                )),
+            },
+        }
+    }
+}
+
+/// Parses `CATALOG_SYNC_MARKETPLACES` (the `catalog-sync` timer's); a problem names the setting.
+pub fn marketplaces_setting(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<meschain_model::marketplace::Marketplace>>, (&'static str, String)> {
+    let Some(raw) = get(meschain_model::settings::CATALOG_SYNC_MARKETPLACES).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match meschain_model::marketplace::Marketplace::from_name(name) {
+            Some(m) if !out.contains(&m) => out.push(m),
+            Some(_) => {}
+            None => {
+                return Err((
+                    meschain_model::settings::CATALOG_SYNC_MARKETPLACES,
+                    format!("unknown marketplace {name:?}"),
+                ));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Whether stock and price syncs can read the catalogue: on the dashboard snapshot, so the page
+/// can say why its buttons are disabled instead of failing after a click.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogStatus {
+    pub configured: bool,
+    /// The database host (never the user or password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -153,7 +274,15 @@ mod tests {
         ])));
         let shared = values.clone();
         let get: Lookup = Arc::new(move |k: &str| shared.lock().unwrap().get(k).map(|v| v.to_string()));
-        let rt = SyncRuntime::new(get, SyncSettings { budget: DEFAULT_BUDGET, lease_ttl: DEFAULT_LEASE });
+        let rt = SyncRuntime::new(
+            get,
+            SyncSettings {
+                budget: DEFAULT_BUDGET,
+                lease_ttl: DEFAULT_LEASE,
+                items_policy: UrlPolicy::default(),
+                catalog_sync_marketplaces: None,
+            },
+        );
         let first = rt.connector("trendyol").unwrap();
         assert!(Arc::ptr_eq(&first, &rt.connector("trendyol").unwrap()));
         values.lock().unwrap().insert("TRENDYOL_API_SECRET", "rotated-secret");
@@ -163,5 +292,49 @@ mod tests {
         // An unrelated setting changing does not rebuild it.
         values.lock().unwrap().insert("SOMETHING_ELSE", "x");
         assert!(Arc::ptr_eq(&second, &rt.connector("trendyol").unwrap()));
+    }
+
+    #[test]
+    fn test_marketplaces_setting() {
+        let get = |v: &'static str| {
+            move |k: &str| (k == meschain_model::settings::CATALOG_SYNC_MARKETPLACES).then(|| v.to_string())
+        };
+        assert_eq!(marketplaces_setting(&get(" ")).unwrap(), None);
+        assert_eq!(
+            marketplaces_setting(&get("trendyol, N11,trendyol")).unwrap(),
+            Some(vec![
+                meschain_model::marketplace::Marketplace::Trendyol,
+                meschain_model::marketplace::Marketplace::N11
+            ])
+        );
+        assert_eq!(
+            marketplaces_setting(&get("etsy")).unwrap_err().0,
+            meschain_model::settings::CATALOG_SYNC_MARKETPLACES
+        );
+    }
+
+    #[tokio::test]
+    async fn test_catalog_status_and_rebuilt_on_a_rotated_connection_string() {
+        let values = Arc::new(Mutex::new(HashMap::<&'static str, &'static str>::new()));
+        let shared = values.clone();
+        let get: Lookup = Arc::new(move |k: &str| shared.lock().unwrap().get(k).map(|v| v.to_string()));
+        let rt = SyncRuntime::new(get, SyncSettings::from_lookup(&|_: &str| None).unwrap());
+        let status = rt.catalog_status();
+        assert!(!status.configured && status.reason.as_deref().unwrap().contains("CATALOG_MYSQL_URL"));
+        assert!(rt.catalog().unwrap().is_none());
+
+        values.lock().unwrap().insert("CATALOG_MYSQL_URL", "mysql://reader:old-pw@db.example:3306/opencart");
+        let status = rt.catalog_status();
+        assert_eq!((status.configured, status.host.as_deref()), (true, Some("db.example")));
+        assert!(!serde_json::to_string(&status).unwrap().contains("old-pw"));
+        let first = rt.catalog().unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &rt.catalog().unwrap().unwrap()), "one pool while nothing changes");
+        values.lock().unwrap().insert("CATALOG_MYSQL_URL", "mysql://reader:new-pw@db.example:3306/opencart");
+        assert!(!Arc::ptr_eq(&first, &rt.catalog().unwrap().unwrap()), "a rotated password builds a new pool");
+
+        values.lock().unwrap().insert("CATALOG_TABLE_PREFIX", "oc; drop");
+        let status = rt.catalog_status();
+        assert!(!status.configured && status.reason.as_deref().unwrap().contains("CATALOG_TABLE_PREFIX"));
+        assert!(rt.catalog().unwrap_err().contains("CATALOG_TABLE_PREFIX"));
     }
 }

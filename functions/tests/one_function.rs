@@ -116,7 +116,7 @@ async fn test_negotiate_with_its_deps_only() {
         signer: ClientTokenSigner::fixed(&AccessKey::new(KEY)),
         lifetime_secs: 600,
     };
-    let deps = negotiate::Deps::new(CorsPolicy::default(), identity, tokens, recorder.clone(), clock);
+    let deps = negotiate::Deps::new(CorsPolicy::default(), identity, tokens, recorder.clone(), no_sync(), clock);
 
     // The login token's own expiry is the authenticator's business (checked on the machine's clock).
     let now = clock::now_secs();
@@ -163,7 +163,7 @@ async fn test_admin_broadcast_with_its_deps_only() {
     let rest = rest(svc.local_addr().port());
     let secrets = meschain_secrets::Secrets::empty();
     let snapshots =
-        Arc::new(Snapshots::new(store.clone(), rest.clone(), recorder.clone(), secrets, started, "TRY".into()));
+        Arc::new(Snapshots::new(store.clone(), rest.clone(), recorder.clone(), secrets, started, "TRY".into(), no_sync()));
     let deps = admin_broadcast::Deps::new(snapshots.clone(), rest, recorder.clone(), clock.clone());
 
     let built = snapshots.build(manual.now_ms()).await;
@@ -195,9 +195,9 @@ async fn test_connection_events_with_its_deps_only() {
     let rest = rest(closed_port());
     let secrets = meschain_secrets::Secrets::empty();
     let snapshots =
-        Arc::new(Snapshots::new(store.clone(), rest.clone(), recorder.clone(), secrets, manual.now_ms(), "TRY".into()));
+        Arc::new(Snapshots::new(store.clone(), rest.clone(), recorder.clone(), secrets, manual.now_ms(), "TRY".into(), no_sync()));
     let keys = UpstreamKeys::fixed([AccessKey::new(KEY)]);
-    let deps = connection_events::Deps::new(keys, rest, store.clone(), snapshots, recorder.clone(), clock);
+    let deps = connection_events::Deps::new(keys, rest, store.clone(), snapshots, no_sync(), recorder.clone(), clock);
 
     let headers = |signature: String| {
         vec![
@@ -229,8 +229,8 @@ async fn test_marketplace_sync_with_its_deps_only() {
     let svc = signalr_service().await;
     let Parts { _dir, store, recorder, manual, clock } = parts().await;
     let settings = Arc::new(|k: &str| (k == "MARKETPLACE_SANDBOX").then(|| "n11".to_string()));
-    let sync = SyncSettings { budget: Duration::from_secs(60), lease_ttl: Duration::from_secs(30) };
-    let runtime = SyncRuntime::new(settings, sync);
+    let sync = SyncSettings { budget: Duration::from_secs(60), lease_ttl: Duration::from_secs(30), ..no_settings() };
+    let runtime = Arc::new(SyncRuntime::new(settings, sync));
     let deps =
         marketplace_sync::Deps::new(runtime, store.clone(), recorder.clone(), rest(svc.local_addr().port()), clock);
 
@@ -252,4 +252,14 @@ async fn test_marketplace_sync_with_its_deps_only() {
     marketplace_sync::run(&deps, &mut ctx, &message("m2")).await.unwrap();
     assert_eq!(events_at(&*store, &recorder, EventKind::SyncStarted, manual.now_ms()).await, 1);
     svc.shutdown().await;
+}
+
+/// The sync settings of an app with nothing configured.
+fn no_settings() -> SyncSettings {
+    SyncSettings::from_lookup(&|_: &str| None).expect("defaults are valid")
+}
+
+/// A sync runtime with no connector and no catalogue (the snapshot reports the catalogue off).
+fn no_sync() -> Arc<SyncRuntime> {
+    Arc::new(SyncRuntime::new(Arc::new(|_: &str| None), no_settings()))
 }

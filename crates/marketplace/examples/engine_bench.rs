@@ -59,7 +59,10 @@ async fn main() {
         ),
         connector: conn,
         reporter: reporter.clone(),
-        http: reqwest::Client::new(),
+        http: meschain_marketplace::net_guard::ItemsHttp::new(
+            meschain_marketplace::net_guard::UrlPolicy::loopback_only(),
+        ),
+        catalog: None,
         options: Options {
             first_poll: Duration::from_millis(20),
             max_poll_interval: Duration::from_millis(200),

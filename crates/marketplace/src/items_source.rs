@@ -1,5 +1,6 @@
-//! Where a sync's items come from: inline in the message, or an `itemsUrl` for catalogues too
-//! large for one message.
+//! Where a sync's items come from: inline in the message, an `itemsUrl` for lists too large
+//! for one message (fetched only as [`crate::net_guard`] allows), or the store's catalogue
+//! ([`crate::catalog`]) when the message carries neither.
 //!
 //! ## The `itemsUrl` format
 //! The sync reads `GET {itemsUrl}?offset=O&limit=L` (appending to any query the URL already
@@ -18,7 +19,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::catalog::{Catalog, CatalogError, Mode, Snapshot};
 use crate::connector::ItemResult;
+use crate::net_guard::{self, ItemsHttp};
 use crate::request::{Item, Operation, check_item};
 
 /// Most items one source may hold.
@@ -57,18 +60,59 @@ pub enum SourceError {
 pub enum ItemsSource {
     Inline(Arc<[Item]>),
     Url(UrlSource),
+    Catalog(CatalogSource),
 }
 
 pub struct UrlSource {
-    http: reqwest::Client,
+    http: ItemsHttp,
     url: url::Url,
     operation: Operation,
     total: Option<u64>,
 }
 
+/// The store's catalogue: a [`Snapshot`] taken once per sync, then one id range per batch.
+pub struct CatalogSource {
+    catalog: Arc<Catalog>,
+    operation: Operation,
+    mode: Mode,
+    /// The mark the snapshot starts from (read when the sync starts).
+    since: Option<String>,
+    batch_size: u64,
+    snapshot: Option<Snapshot>,
+}
+
+impl From<CatalogError> for SourceError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Unavailable(m) => SourceError::Transient(format!("catalogue: {m}")),
+            CatalogError::Broken(m) => SourceError::Broken(format!("catalogue: {m}")),
+        }
+    }
+}
+
 impl ItemsSource {
-    pub fn url(http: reqwest::Client, url: url::Url, operation: Operation) -> Self {
+    pub fn url(http: ItemsHttp, url: url::Url, operation: Operation) -> Self {
         ItemsSource::Url(UrlSource { http, url, operation, total: None })
+    }
+
+    /// A catalogue source: resumes `snapshot` when the run has one, else takes one from `since`.
+    pub fn catalog(
+        catalog: Arc<Catalog>,
+        operation: Operation,
+        mode: Mode,
+        since: Option<String>,
+        batch_size: u64,
+        snapshot: Option<Snapshot>,
+    ) -> Self {
+        ItemsSource::Catalog(CatalogSource { catalog, operation, mode, since, batch_size, snapshot })
+    }
+
+    /// The catalogue snapshot, once taken (kept in the run document).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        match self {
+            ItemsSource::Catalog(c) => c.snapshot.as_ref(),
+            _ => None,
+        }
     }
 
     /// How many items the source holds.
@@ -86,6 +130,14 @@ impl ItemsSource {
                 src.total = Some(total);
                 Ok(total)
             }
+            ItemsSource::Catalog(src) => {
+                if src.snapshot.is_none() {
+                    let snapshot =
+                        src.catalog.snapshot(src.operation, src.mode, src.since.clone(), src.batch_size).await?;
+                    src.snapshot = Some(snapshot);
+                }
+                Ok(src.snapshot.as_ref().map_or(0, |s| s.total))
+            }
         }
     }
 
@@ -98,6 +150,15 @@ impl ItemsSource {
                 Ok(SourceBatch { items: items[from..to].to_vec(), invalid: Vec::new() })
             }
             ItemsSource::Url(src) => src.batch(start, len).await,
+            ItemsSource::Catalog(src) => {
+                let snapshot = src.snapshot.as_ref().ok_or_else(|| SourceError::Broken("no snapshot yet".into()))?;
+                let size = src.batch_size.max(1);
+                if start % size != 0 || len as u64 != size {
+                    return Err(SourceError::Broken(format!("catalogue batches are {size} products")));
+                }
+                let (items, invalid) = src.catalog.batch(snapshot, (start / size) as usize, src.operation).await?;
+                Ok(SourceBatch { items, invalid })
+            }
         }
     }
 }
@@ -142,13 +203,14 @@ impl UrlSource {
     async fn page(&self, offset: u64, limit: u64) -> Result<(Vec<Value>, u64), SourceError> {
         let mut url = self.url.clone();
         url.query_pairs_mut().append_pair("offset", &offset.to_string()).append_pair("limit", &limit.to_string());
-        let mut response = self
-            .http
-            .get(url)
-            .timeout(PAGE_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| SourceError::Transient(format!("request failed: {}", e.without_url())))?;
+        self.http.policy.check_url(&url).map_err(|r| SourceError::Broken(r.0))?;
+        let mut response = self.http.client.get(url).timeout(PAGE_TIMEOUT).send().await.map_err(|e| {
+            // A refused address or redirect will be refused again: the sync fails, saying why.
+            match net_guard::refusal(&e) {
+                Some(reason) => SourceError::Broken(reason),
+                None => SourceError::Transient(format!("request failed: {}", e.without_url())),
+            }
+        })?;
         let status = response.status();
         if status.as_u16() == 429 || status.is_server_error() {
             return Err(SourceError::Transient(format!("HTTP {}", status.as_u16())));

@@ -18,6 +18,7 @@
 
 pub mod amazon;
 pub mod answered;
+pub mod catalog;
 pub mod connector;
 pub mod ebay;
 pub mod engine;
@@ -25,6 +26,7 @@ pub mod hepsiburada;
 pub mod items_source;
 pub mod n11;
 pub mod ozon;
+pub mod net_guard;
 pub mod progress;
 pub mod rate_limit;
 pub mod request;

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use meschain_model::marketplace::{Marketplace, SyncItem};
+use meschain_model::marketplace::{Marketplace, SyncItem, SyncMode};
 use meschain_model::money::{self, Money};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -27,11 +27,12 @@ pub const MAX_PRICE: Money = Money::from_parts(1_000_000_000, 0, 0, false, 0);
 /// Problems listed in one error; the rest are counted.
 const MAX_PROBLEMS: usize = 50;
 
-const KNOWN_FIELDS: [&str; 10] = [
+const KNOWN_FIELDS: [&str; 11] = [
     "marketplace",
     "operation",
     "items",
     "itemsUrl",
+    "mode",
     "since",
     "syncId",
     "requestedBy",
@@ -53,6 +54,8 @@ pub enum ItemsSpec {
     Inline(Vec<Item>),
     /// A paged JSON source (see [`crate::items_source`]).
     Url(url::Url),
+    /// The store's catalogue (see `crate::catalog`): changed products, or all of them.
+    Catalog(SyncMode),
     /// Orders read from the marketplace; nothing is pushed.
     None,
 }
@@ -255,6 +258,9 @@ fn check_items(obj: &Map<String, Value>, operation: Option<Operation>, p: &mut P
     let url = obj.get("itemsUrl").filter(|v| !v.is_null());
     let operation = operation?;
     if !operation.pushes_items() {
+        if obj.get("mode").is_some_and(|v| !v.is_null()) {
+            p.add("mode", "not allowed for an orders sync");
+        }
         if inline.is_some() {
             p.add("items", "not allowed for an orders sync");
         }
@@ -263,11 +269,23 @@ fn check_items(obj: &Map<String, Value>, operation: Option<Operation>, p: &mut P
         }
         return Some(ItemsSpec::None);
     }
+    let mode = match obj.get("mode").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => match v.as_str().and_then(SyncMode::from_name) {
+            Some(m) if inline.is_none() && url.is_none() => Some(m),
+            Some(_) => {
+                p.add("mode", "only for a sync read from the catalogue (without items or itemsUrl)");
+                None
+            }
+            None => {
+                p.add("mode", "must be \"changed\" or \"full\"");
+                None
+            }
+        },
+    };
     match (inline, url) {
-        (None, None) => {
-            p.add("items", "items or itemsUrl is required");
-            None
-        }
+        // No items: the store's catalogue, changed products unless `mode` says full.
+        (None, None) => Some(ItemsSpec::Catalog(mode.unwrap_or_default())),
         (Some(_), Some(_)) => {
             p.add("itemsUrl", "give items or itemsUrl, not both");
             None
@@ -526,6 +544,24 @@ mod tests {
             json!({"marketplace": "trendyol", "operation": "inventory", "items": [{"barcode": "a", "salePrice": 3}]});
         let err = validate(&inventory, Some("m"), now()).unwrap_err().to_string();
         assert!(err.contains("items[0].quantity: required"), "{err}");
+        let catalog = json!({"marketplace": "trendyol", "operation": "inventory"});
+        assert_eq!(validate(&catalog, Some("m"), now()).unwrap().items, ItemsSpec::Catalog(SyncMode::Changed));
+        let full = json!({"marketplace": "trendyol", "operation": "prices", "mode": "full"});
+        assert_eq!(validate(&full, Some("m"), now()).unwrap().items, ItemsSpec::Catalog(SyncMode::Full));
+        for (body, needle) in [
+            (json!({"marketplace": "trendyol", "operation": "prices", "mode": "all"}), "mode: must be"),
+            (
+                json!({"marketplace": "trendyol", "operation": "prices", "mode": "full", "itemsUrl": "https://x/"}),
+                "mode: only for",
+            ),
+            (
+                json!({"marketplace": "trendyol", "operation": "orders", "mode": "full", "since": "2026-12-01T00:00:00Z"}),
+                "mode: not allowed",
+            ),
+        ] {
+            let err = validate(&body, Some("m"), now()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
         let unsupported = json!({"marketplace": "trendyol", "operation": "full"});
         assert!(validate(&unsupported, Some("m"), now()).unwrap_err().to_string().contains("unknown operation"));
     }

@@ -89,6 +89,10 @@ pub struct SyncRun {
     pub finished_at: Option<String>,
     pub last_error: Option<String>,
     pub failures: Vec<ItemResult>,
+    /// For a sync read from the store's catalogue: what it reads, fixed at its start, and the
+    /// mark it advances when it completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<crate::catalog::Snapshot>,
 }
 
 impl SyncRun {

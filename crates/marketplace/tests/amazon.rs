@@ -273,7 +273,8 @@ async fn run_engine(conn: Amazon, n: usize, sync_id: &str) -> meschain_marketpla
         store: Arc::new(store),
         connector: Arc::new(conn),
         reporter: Arc::new(Quiet),
-        http: reqwest::Client::new(),
+        http: meschain_marketplace::net_guard::ItemsHttp::new(Default::default()),
+        catalog: None,
         options: Options {
             first_poll: Duration::from_millis(20),
             max_poll_interval: Duration::from_millis(100),

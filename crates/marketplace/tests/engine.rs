@@ -102,7 +102,10 @@ fn engine(
         store: store.clone(),
         connector: connector.clone(),
         reporter: reporter.clone(),
-        http: reqwest::Client::new(),
+        http: meschain_marketplace::net_guard::ItemsHttp::new(
+            meschain_marketplace::net_guard::UrlPolicy::loopback_only(),
+        ),
+        catalog: None,
         options: o,
         clock: Arc::new(meschain_model::clock::SystemClock),
     }

@@ -6,5 +6,7 @@ pub const NEGOTIATE: &str = "negotiate";
 pub const CONNECTION_EVENTS: &str = "connection-events";
 pub const ADMIN_BROADCAST: &str = "admin-broadcast";
 pub const MARKETPLACE_SYNC: &str = "marketplace-sync";
+/// The timer that enqueues changed-items syncs from the store's catalogue (off by default).
+pub const CATALOG_SYNC: &str = "catalog-sync";
 
-pub const ALL: [&str; 4] = [NEGOTIATE, CONNECTION_EVENTS, ADMIN_BROADCAST, MARKETPLACE_SYNC];
+pub const ALL: [&str; 5] = [NEGOTIATE, CONNECTION_EVENTS, ADMIN_BROADCAST, MARKETPLACE_SYNC, CATALOG_SYNC];

@@ -83,10 +83,34 @@ impl SyncOperation {
     }
 
     /// Whether a hub method (the dashboard's "Start sync") can start it: such a request carries
-    /// no items, so only operations that push none. The page offers exactly these (negotiate
-    /// tells it, see `functions/src/functions/negotiate.rs`).
-    pub fn startable_from_hub(self) -> bool {
-        !self.pushes_items()
+    /// no items, so an operation that pushes some needs the store's catalogue to read them from.
+    /// The page offers exactly these (negotiate tells it, see
+    /// `functions/src/functions/negotiate.rs`).
+    pub fn startable_from_hub(self, catalogue_configured: bool) -> bool {
+        !self.pushes_items() || catalogue_configured
+    }
+}
+
+/// Which products a stock or price sync read from the store's catalogue pushes: those changed
+/// since the last successful sync of that marketplace and operation, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Changed,
+    Full,
+}
+
+impl SyncMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Changed => "changed",
+            SyncMode::Full => "full",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SyncMode> {
+        [SyncMode::Changed, SyncMode::Full].into_iter().find(|m| m.name().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -123,6 +147,9 @@ pub struct SyncRequest {
     /// For orders: import orders changed since then (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// Without items: read the store's catalogue, changed products (default) or all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SyncMode>,
     /// The idempotency key of the whole sync; absent: the queue message's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_id: Option<String>,
@@ -141,6 +168,7 @@ impl SyncRequest {
             items: Vec::new(),
             items_url: None,
             since: None,
+            mode: None,
             sync_id: None,
             requested_by: requested_by.to_string(),
             requested_at: crate::clock::now_rfc3339(),

@@ -143,3 +143,32 @@ pub const AMAZON_CURRENCY: &str = "AMAZON_CURRENCY";
 pub const AMAZON_PRODUCT_TYPE: &str = "AMAZON_PRODUCT_TYPE";
 /// Messages per JSON_LISTINGS_FEED, 1-25,000 (default 10,000).
 pub const AMAZON_FEED_MESSAGES: &str = "AMAZON_FEED_MESSAGES";
+// The store's catalogue (OpenCart's MySQL database), the source of stock and price syncs whose
+// request carries no items; documented in `crates/marketplace/README.md`.
+/// `mysql://user:password@host:3306/database` (a read-only user); a Key Vault reference in
+/// Azure. Empty: no catalogue (stock and price syncs then need items in the request).
+pub const CATALOG_MYSQL_URL: &str = "CATALOG_MYSQL_URL";
+/// OpenCart's table prefix (default `oc_`).
+pub const CATALOG_TABLE_PREFIX: &str = "CATALOG_TABLE_PREFIX";
+/// The `oc_product` column used as the barcode: `ean` (default), `upc`, `jan`, `isbn`, `mpn`,
+/// `sku` or `model`.
+pub const CATALOG_BARCODE_COLUMN: &str = "CATALOG_BARCODE_COLUMN";
+/// The customer group whose specials give the sale price (default: the store's default group).
+pub const CATALOG_CUSTOMER_GROUP_ID: &str = "CATALOG_CUSTOMER_GROUP_ID";
+/// OpenCart's time zone as an offset (default `+00:00`).
+pub const CATALOG_TIME_ZONE: &str = "CATALOG_TIME_ZONE";
+/// Local testing, or a private CA: one more trusted root (PEM) for the database's TLS.
+pub const CATALOG_MYSQL_CA_FILE: &str = "CATALOG_MYSQL_CA_FILE";
+/// Six-field NCRONTAB of the `catalog-sync` timer, which enqueues a changed-items sync per
+/// configured marketplace; the timer is off unless `AzureWebJobs.catalog-sync.Disabled` is
+/// `false`.
+pub const CATALOG_SYNC_SCHEDULE: &str = "CATALOG_SYNC_SCHEDULE";
+/// Marketplaces the `catalog-sync` timer syncs (comma-separated; default: every marketplace
+/// whose connector is configured).
+pub const CATALOG_SYNC_MARKETPLACES: &str = "CATALOG_SYNC_MARKETPLACES";
+
+// Where `itemsUrl` sources may be fetched from.
+/// Comma-separated host names an `itemsUrl` may name (exact, or `*.example.com`); empty: none.
+pub const ITEMS_URL_ALLOWED_HOSTS: &str = "ITEMS_URL_ALLOWED_HOSTS";
+/// Set by `meschain dev` only: loopback `itemsUrl` sources are allowed.
+pub const ITEMS_URL_ALLOW_LOOPBACK: &str = "ITEMS_URL_ALLOW_LOOPBACK";

@@ -15,6 +15,7 @@ use meschain_functions_protocol::{FunctionSet, HttpBinding};
 use meschain_model::functions as names;
 
 pub mod admin_broadcast;
+pub mod catalog_sync;
 pub mod connection_events;
 pub mod marketplace_sync;
 pub mod negotiate;
@@ -26,11 +27,17 @@ pub enum Function {
     ConnectionEvents,
     AdminBroadcast,
     MarketplaceSync,
+    CatalogSync,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] =
-        [Function::Negotiate, Function::ConnectionEvents, Function::AdminBroadcast, Function::MarketplaceSync];
+    pub const ALL: [Function; 5] = [
+        Function::Negotiate,
+        Function::ConnectionEvents,
+        Function::AdminBroadcast,
+        Function::MarketplaceSync,
+        Function::CatalogSync,
+    ];
 }
 
 impl FunctionSet for Function {
@@ -43,6 +50,7 @@ impl FunctionSet for Function {
             Function::ConnectionEvents => names::CONNECTION_EVENTS,
             Function::AdminBroadcast => names::ADMIN_BROADCAST,
             Function::MarketplaceSync => names::MARKETPLACE_SYNC,
+            Function::CatalogSync => names::CATALOG_SYNC,
         }
     }
 
@@ -50,7 +58,7 @@ impl FunctionSet for Function {
         match self {
             Function::Negotiate => Some(negotiate::BINDING),
             Function::ConnectionEvents => Some(connection_events::BINDING),
-            Function::AdminBroadcast | Function::MarketplaceSync => None,
+            Function::AdminBroadcast | Function::MarketplaceSync | Function::CatalogSync => None,
         }
     }
 }
@@ -103,6 +111,14 @@ mod tests {
                 assert_eq!(out["name"], marketplace_sync::CONTINUATION_OUTPUT);
                 assert_eq!(out["direction"], "out");
                 assert_eq!(out["queueName"], trigger["queueName"], "continuations go back to the same queue");
+            }
+            if f == Function::CatalogSync {
+                let timer = bindings.iter().find(|x| x["type"] == "timerTrigger").unwrap();
+                assert_eq!(timer["name"], catalog_sync::TIMER_BINDING);
+                assert_eq!(timer["schedule"], "%CATALOG_SYNC_SCHEDULE%");
+                let out = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();
+                assert_eq!(out["name"], catalog_sync::SYNC_OUTPUT);
+                assert_eq!(out["queueName"], "%SYNC_QUEUE_NAME%");
             }
             if f == Function::ConnectionEvents {
                 let sb = bindings.iter().find(|x| x["type"] == "serviceBus").unwrap();

@@ -24,6 +24,7 @@ use crate::auth::{AuthError, Authenticator, Identity};
 use crate::client_tokens::ClientTokenSigner;
 use crate::cors::CorsPolicy;
 use crate::hubs::{self, Hub, HubChoiceError};
+use crate::sync_runtime::SyncRuntime;
 use meschain_model::marketplace::SyncOperation;
 
 pub const BINDING: HttpBinding =
@@ -39,6 +40,8 @@ pub struct Deps {
     identity: Authenticator,
     tokens: TokenMinter,
     recorder: Recorder,
+    /// Whether stock and price syncs can read the catalogue, for `syncOperations`.
+    sync: Arc<SyncRuntime>,
     clock: Arc<dyn Clock>,
 }
 
@@ -55,9 +58,10 @@ impl Deps {
         identity: Authenticator,
         tokens: TokenMinter,
         recorder: Recorder,
+        sync: Arc<SyncRuntime>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Deps { cors, identity, tokens, recorder, clock }
+        Deps { cors, identity, tokens, recorder, sync, clock }
     }
 }
 
@@ -206,7 +210,8 @@ async fn negotiate(
     // hub can start, so the page offers exactly those and keeps no list of its own.
     let sync_operations: Vec<&str> = match hub {
         Hub::Admin | Hub::Marketplace => {
-            SyncOperation::ALL.iter().filter(|o| o.startable_from_hub()).map(|o| o.name()).collect()
+            let catalogue = deps.sync.catalog_status().configured;
+            SyncOperation::ALL.iter().filter(|o| o.startable_from_hub(catalogue)).map(|o| o.name()).collect()
         }
         Hub::Dashboard => Vec::new(),
     };

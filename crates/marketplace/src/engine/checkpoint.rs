@@ -206,5 +206,6 @@ fn new_run(
         finished_at: None,
         last_error: None,
         failures: Vec::new(),
+        catalog: None,
     }
 }

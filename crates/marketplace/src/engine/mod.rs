@@ -37,7 +37,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::catalog::Catalog;
 use crate::connector::Connector;
+use crate::net_guard::ItemsHttp;
 use crate::progress::{Progress, SyncStatus, Throttle};
 use crate::request::{ItemsSpec, SyncPlan};
 use crate::run::{RunStatus, SyncRun};
@@ -161,7 +163,10 @@ pub struct Engine<'r> {
     pub store: Arc<dyn Store>,
     pub connector: Arc<dyn Connector>,
     pub reporter: Arc<dyn Reporter + 'r>,
-    pub http: reqwest::Client,
+    /// Fetches `itemsUrl` sources, only where its policy allows.
+    pub http: ItemsHttp,
+    /// The store's catalogue, for requests without items; `None` when not configured.
+    pub catalog: Option<Arc<Catalog>>,
     pub options: Options,
     /// Wall time for leases and timestamps; waits and deadlines use tokio's time, so tests
     /// can move both (a `ManualClock` and paused tokio time) instead of sleeping.
@@ -188,6 +193,7 @@ pub fn fingerprint(plan: &SyncPlan) -> String {
     match &plan.items {
         ItemsSpec::Inline(items) => h.update(serde_json::to_vec(items).unwrap_or_default()),
         ItemsSpec::Url(url) => h.update(url.as_str().as_bytes()),
+        ItemsSpec::Catalog(mode) => h.update(mode.name().as_bytes()),
         ItemsSpec::None => {}
     }
     if let Some(since) = plan.since {

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::checkpoint::{Checkpoint, Stop};
 use super::retry::{Attempted, retrying};
 use super::{Delivery, Outcome, now_ms};
+use crate::catalog;
 use crate::connector::{ItemResult, PushOutcome};
 use crate::items_source::{ItemsSource, SourceBatch, SourceError};
 use crate::progress::BatchReport;
@@ -32,6 +33,21 @@ impl Delivery<'_, '_> {
         let mut source = match &plan.items {
             ItemsSpec::Inline(items) => ItemsSource::Inline(items.clone().into()),
             ItemsSpec::Url(url) => ItemsSource::url(e.http.clone(), url.clone(), plan.operation),
+            ItemsSpec::Catalog(mode) => {
+                let Some(catalog) = e.catalog.clone() else {
+                    return self.finish(cp, Some(catalog::settings::NOT_CONFIGURED.into())).await;
+                };
+                // A new run starts from the last successful sync's mark; a resumed one keeps its snapshot.
+                let since = match &cp.run.catalog {
+                    Some(_) => None,
+                    None => catalog::mark::read(&*e.store, &cp.run.marketplace, plan.operation.name())
+                        .await
+                        .map_err(Stop::Store)?
+                        .map(|m| m.until),
+                };
+                let snapshot = cp.run.catalog.clone();
+                ItemsSource::catalog(catalog, plan.operation, *mode, since, cp.run.batch_size, snapshot)
+            }
             ItemsSpec::None => return self.finish(cp, Some("no items to push".into())).await,
         };
         // The source's size, once; a resumed run checks it did not change.
@@ -47,6 +63,7 @@ impl Delivery<'_, '_> {
                         None => {
                             cp.run.total = Some(total);
                             cp.run.batches = Some(total.div_ceil(cp.run.batch_size.max(1)));
+                            cp.run.catalog = source.snapshot().cloned();
                             cp.save().await?;
                         }
                     }
@@ -74,6 +91,13 @@ impl Delivery<'_, '_> {
             cp.keep_alive().await?;
             self.flush_due_progress(&cp.run).await;
             if cp.run.all_done() {
+                // Before the run is marked done: a crash in between completes it again.
+                if let Some(snapshot) = &cp.run.catalog {
+                    let (m, op) = (&cp.run.marketplace, cp.run.operation.name());
+                    catalog::mark::advance(&*e.store, m, op, &snapshot.until, &cp.run.sync_id)
+                        .await
+                        .map_err(Stop::Store)?;
+                }
                 return self.finish(cp, None).await;
             }
             if Instant::now() >= e.options.deadline {

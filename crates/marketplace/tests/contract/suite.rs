@@ -121,7 +121,8 @@ impl<F: Fixture> Harness<F> {
             store: self.store.clone(),
             connector: connector.clone(),
             reporter: seen.clone(),
-            http: reqwest::Client::new(),
+            http: meschain_marketplace::net_guard::ItemsHttp::new(Default::default()),
+            catalog: None,
             options,
             clock: Arc::new(meschain_model::clock::SystemClock),
         }

@@ -85,6 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if !store_named {
             extra_env.insert(MESCHAIN_DATA_DIR.to_string(), data_dir.join("store").display().to_string());
         }
+        // Local item sources (a file server, the fake Trendyol's `itemsUrl`) run on loopback, which
+        // a deployed handler never fetches from.
+        extra_env.insert(meschain_model::settings::ITEMS_URL_ALLOW_LOOPBACK.to_string(), "true".to_string());
         let signalr = signalr.map(|local| local.service);
         let signalr_banner = match &signalr {
             Some(svc) => Some((svc.local_addr().port(), svc.connection_string().await.unwrap_or_default())),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use meschain_functions_host::servicebus::{self, Auth, ConnectionString};
-use meschain_model::marketplace::{Marketplace, SyncItem, SyncOperation, SyncRequest};
+use meschain_model::marketplace::{Marketplace, SyncItem, SyncMode, SyncOperation, SyncRequest};
 use serde_json::{Value, json};
 
 /// Options of `meschain enqueue`.
@@ -25,6 +25,10 @@ pub struct Args {
     /// For `--operation orders`: import orders changed since this RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
+    /// Without `--items`/`--items-url`, inventory and prices read the store's catalogue: the
+    /// products changed since the last successful sync (`changed`, the default) or all (`full`).
+    #[arg(long, conflicts_with_all = ["items", "items_url"])]
+    pub mode: Option<String>,
     /// The sync's idempotency key (default: the message id, a fresh UUID). The same key
     /// enqueued again is pushed once.
     #[arg(long)]
@@ -78,6 +82,8 @@ pub struct Content {
     pub items_url: Option<String>,
     pub since: Option<String>,
     pub sync_id: Option<String>,
+    /// `changed` or `full`, for a sync read from the catalogue.
+    pub mode: Option<String>,
 }
 
 /// The sync request message, the same type `marketplace-sync` reads (pure, for tests). The
@@ -114,6 +120,10 @@ pub fn build_request(
     }
     request.since = content.since;
     request.sync_id = content.sync_id;
+    if let Some(mode) = content.mode {
+        request.mode =
+            Some(SyncMode::from_name(&mode).ok_or_else(|| anyhow::anyhow!("--mode must be changed or full"))?);
+    }
     Ok(request)
 }
 
@@ -125,8 +135,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let content =
-        Content { items, items_url: args.items_url.clone(), since: args.since.clone(), sync_id: args.sync_id.clone() };
+    let content = Content {
+        items,
+        items_url: args.items_url.clone(),
+        since: args.since.clone(),
+        sync_id: args.sync_id.clone(),
+        mode: args.mode.clone(),
+    };
     let request = build_request(&args.marketplace, &args.operation, content, &args.requested_by)?;
     let request_id = request.request_id.clone();
     let body = serde_json::to_vec(&request)?;

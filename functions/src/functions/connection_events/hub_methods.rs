@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use crate::dashboard::Snapshots;
 use crate::hubs::{self, Hub};
-use crate::marketplace::{Marketplace, SyncOperation, SyncRequest};
+use crate::marketplace::{Marketplace, SyncMode, SyncOperation, SyncRequest};
 use crate::signalr_rest::SignalRRest;
+use crate::sync_runtime::SyncRuntime;
 use meschain_signalr::rest::Operation;
 use meschain_store::{Event, EventKind, Recorder, Store, presence};
 
@@ -100,6 +101,8 @@ pub struct MethodEnv<'a> {
     pub recorder: &'a Recorder,
     /// For `requestDashboardUpdate`: the snapshot `admin-broadcast` also sends.
     pub snapshots: &'a Snapshots,
+    /// For `triggerSync`: whether stock and price syncs can read the store's catalogue.
+    pub sync: &'a SyncRuntime,
     /// False when the invocation cannot write output bindings (forwarded requests): then a
     /// method that would queue work refuses instead of silently dropping it.
     pub can_queue: bool,
@@ -162,7 +165,7 @@ pub async fn call(
         HubMethod::TriggerSync => {
             const SIG: &str = "TriggerSync(operation: string, marketplace?: string)";
             let operation = string_arg(args, 0).ok_or(MethodError::BadArguments(SIG))?;
-            let operation = known_operation(operation)?;
+            let operation = known_operation(operation, env.sync)?;
             let joined: Vec<Marketplace> = presence::groups_of(env.store, caller.hub.name(), &caller.connection_id)
                 .await
                 .map_err(|e| unavailable("reading joined marketplaces failed", e))?
@@ -188,7 +191,16 @@ pub async fn call(
                     marketplace.name()
                 )));
             }
-            queue_sync(env, caller, marketplace, operation, effects).await
+            let mode = match args.get(2) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(m)) => Some(known_mode(m)?),
+                Some(_) => {
+                    return Err(MethodError::BadArguments(
+                        "TriggerSync(operation: string, marketplace?: string, mode?: \"changed\" | \"full\")",
+                    ));
+                }
+            };
+            queue_sync(env, caller, marketplace, operation, mode, effects).await
         }
         HubMethod::SubscribeToDashboard => {
             const SIG: &str = "SubscribeToDashboard(metrics: string[])";
@@ -222,19 +234,28 @@ fn known_marketplace(name: &str) -> Result<Marketplace, MethodError> {
 }
 
 /// The operation a hub call may start: known to the model and startable without items (a hub
-/// call carries none), so the request is refused here, with the reason, instead of failing later.
-fn known_operation(name: &str) -> Result<SyncOperation, MethodError> {
-    let startable =
-        || SyncOperation::ALL.iter().filter(|o| o.startable_from_hub()).map(|o| o.name()).collect::<Vec<_>>();
+/// call carries none, so stock and prices need the store's catalogue), so the request is
+/// refused here, with the reason, instead of failing later.
+fn known_operation(name: &str, sync: &SyncRuntime) -> Result<SyncOperation, MethodError> {
+    let catalogue = sync.catalog_status();
+    let startable = || {
+        let ops = SyncOperation::ALL.iter().filter(|o| o.startable_from_hub(catalogue.configured));
+        ops.map(|o| o.name()).collect::<Vec<_>>()
+    };
     match SyncOperation::from_name(name) {
-        Some(op) if op.startable_from_hub() => Ok(op),
+        Some(op) if op.startable_from_hub(catalogue.configured) => Ok(op),
         Some(op) => Err(MethodError::Refused(format!(
-            "A {} sync needs items, which only a queue message carries; from here: {}",
+            "A {} sync needs items, from a queue message or the store's catalogue ({}); from here: {}",
             op.name(),
+            catalogue.reason.as_deref().unwrap_or("not configured"),
             startable().join(", ")
         ))),
         None => Err(MethodError::Refused(format!("Unknown sync operation; startable: {}", startable().join(", ")))),
     }
+}
+
+fn known_mode(name: &str) -> Result<SyncMode, MethodError> {
+    SyncMode::from_name(name).ok_or_else(|| MethodError::Refused("Unknown sync mode; known: changed, full".into()))
 }
 
 async fn join_group(env: &MethodEnv<'_>, caller: &Caller, group: &str) -> Result<(), MethodError> {
@@ -306,13 +327,18 @@ async fn admin_command(
             Ok(json!({ "sent": true }))
         }
         "triggerSync" => {
-            const SIG: &str = "HandleAdminCommand(\"triggerSync\", { marketplace: string, operation: string })";
+            const SIG: &str = "HandleAdminCommand(\"triggerSync\", { marketplace: string, operation: string, mode?: \"changed\" | \"full\" })";
             let (Some(m), Some(o)) =
                 (params.get("marketplace").and_then(Value::as_str), params.get("operation").and_then(Value::as_str))
             else {
                 return Err(MethodError::BadArguments(SIG));
             };
-            queue_sync(env, caller, known_marketplace(m)?, known_operation(o)?, effects).await
+            let mode = match params.get("mode") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(m)) => Some(known_mode(m)?),
+                Some(_) => return Err(MethodError::BadArguments(SIG)),
+            };
+            queue_sync(env, caller, known_marketplace(m)?, known_operation(o, env.sync)?, mode, effects).await
         }
         "broadcastAlert" => {
             const SIG: &str = "HandleAdminCommand(\"broadcastAlert\", { message: string, level: string })";
@@ -338,6 +364,7 @@ async fn queue_sync(
     caller: &Caller,
     marketplace: Marketplace,
     operation: SyncOperation,
+    mode: Option<SyncMode>,
     effects: &mut Effects,
 ) -> Result<Value, MethodError> {
     if !env.can_queue {
@@ -347,10 +374,23 @@ async fn queue_sync(
         return Err(MethodError::Refused("A sync must be requested by a signed-in user".into()));
     };
     let mut request = SyncRequest::new(marketplace, operation, user);
-    if operation == SyncOperation::Orders {
-        // A hub call names no order window; "sync orders now" on the dashboard means the last
-        // day's orders (inventory and prices need items, which only the queue message carries).
-        request.since = Some(meschain_model::clock::rfc3339_millis(env.now_ms.saturating_sub(HUB_ORDERS_WINDOW_MS)));
+    match operation {
+        SyncOperation::Orders => {
+            if mode.is_some() {
+                return Err(MethodError::Refused(
+                    "An orders sync has no mode (changed or full are for stock and prices)".into(),
+                ));
+            }
+            // A hub call names no order window; "sync orders now" on the dashboard means the last
+            // day's orders.
+            request.since =
+                Some(meschain_model::clock::rfc3339_millis(env.now_ms.saturating_sub(HUB_ORDERS_WINDOW_MS)));
+        }
+        SyncOperation::Inventory | SyncOperation::Prices => {
+            // A hub call carries no items: stock and prices come from the store's catalogue
+            // (`known_operation` refused them when there is none).
+            request.mode = Some(mode.unwrap_or_default());
+        }
     }
     env.recorder.record(
         Event::new(EventKind::SyncRequested, env.now_ms)
@@ -363,7 +403,11 @@ async fn queue_sync(
     );
     let id = request.request_id.clone();
     effects.sync_requests.push(request);
-    Ok(json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() }))
+    let mut answer = json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() });
+    if let Some(mode) = effects.sync_requests.last().and_then(|r| r.mode) {
+        answer["mode"] = json!(mode.name());
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use meschain_model::clock::Clock;
 
 use crate::dashboard::Snapshots;
 use crate::signalr_rest::SignalRRest;
+use crate::sync_runtime::SyncRuntime;
 use hub_methods::{Caller, Effects, HubMethod, MethodEnv, MethodError};
 use meschain_store::{Counter, Event, EventKind, Recorder, Store};
 use upstream::{Category, Rejection, UpstreamKeys, UpstreamRequest};
@@ -48,6 +49,7 @@ pub struct Deps {
     rest: Arc<SignalRRest>,
     store: Arc<dyn Store>,
     snapshots: Arc<Snapshots>,
+    sync: Arc<SyncRuntime>,
     recorder: Recorder,
     clock: Arc<dyn Clock>,
 }
@@ -58,10 +60,11 @@ impl Deps {
         rest: Arc<SignalRRest>,
         store: Arc<dyn Store>,
         snapshots: Arc<Snapshots>,
+        sync: Arc<SyncRuntime>,
         recorder: Recorder,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Deps { keys, rest, store, snapshots, recorder, clock }
+        Deps { keys, rest, store, snapshots, sync, recorder, clock }
     }
 
     /// The access keys accepted on upstream signatures now.
@@ -175,6 +178,7 @@ async fn invocation(deps: &Deps, ctx: &mut Context, up: &UpstreamRequest) -> Res
         store: &*deps.store,
         recorder: &deps.recorder,
         snapshots: &deps.snapshots,
+        sync: &deps.sync,
         can_queue: ctx.can_write_outputs(),
         now_ms: deps.clock.now_ms(),
     };

@@ -11,8 +11,9 @@
 use std::sync::Arc;
 
 use meschain_functions_protocol::{Context, InvocationRequest, TriggerFailure};
+use meschain_marketplace::catalog;
 use meschain_marketplace::engine::{Engine, EngineError, Options, Outcome, continuation_body};
-use meschain_marketplace::request::validate;
+use meschain_marketplace::request::{ItemsSpec, validate};
 use meschain_model::clock::{self, Clock};
 use meschain_store::{Recorder, Store};
 use serde_json::json;
@@ -32,7 +33,7 @@ pub const CONTINUATION_OUTPUT: &str = "continuation";
 /// What `marketplace-sync` needs: its connectors and sync settings, the store syncs are kept
 /// in, where progress goes (SignalR's REST API) and analytics (the recorder), and its clock.
 pub struct Deps {
-    runtime: SyncRuntime,
+    runtime: Arc<SyncRuntime>,
     store: Arc<dyn Store>,
     recorder: Recorder,
     rest: Arc<SignalRRest>,
@@ -41,7 +42,7 @@ pub struct Deps {
 
 impl Deps {
     pub fn new(
-        runtime: SyncRuntime,
+        runtime: Arc<SyncRuntime>,
         store: Arc<dyn Store>,
         recorder: Recorder,
         rest: Arc<SignalRRest>,
@@ -73,6 +74,18 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
         // for the settings to be fixed, and tell the admins once.
         Err(reason) => return Err(refuse(deps, ctx, delivery, message_id.as_deref(), &reason).await),
     };
+    // A request without items reads the store's catalogue: refused like a connector without
+    // settings when there is none (the dashboard says so before anyone clicks).
+    let catalog = match &plan.items {
+        ItemsSpec::Catalog(_) => match rt.catalog() {
+            Ok(Some(catalog)) => Some(catalog),
+            Ok(None) => {
+                return Err(refuse(deps, ctx, delivery, message_id.as_deref(), catalog::settings::NOT_CONFIGURED).await);
+            }
+            Err(reason) => return Err(refuse(deps, ctx, delivery, message_id.as_deref(), &reason).await),
+        },
+        _ => None,
+    };
     let reporter = reporter::Reporter::new(&deps.rest, deps.recorder.clone(), plan.marketplace, deps.clock.clone());
     let options =
         Options { lease_ttl: rt.lease_ttl, ..Options::new(ctx.invocation_id().to_string(), started + rt.budget) };
@@ -80,7 +93,8 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
         store: deps.store.clone(),
         connector,
         reporter: Arc::new(reporter),
-        http: rt.http.clone(),
+        http: rt.items_http.clone(),
+        catalog,
         options,
         clock: deps.clock.clone(),
     };
@@ -100,6 +114,18 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
         }
         Ok(outcome) => {
             ctx.log(describe(&plan.sync_id, &outcome));
+            if let Outcome::Failed(summary) = &outcome {
+                // The dashboard shows the failed status; the admins also hear why, once.
+                let alert = json!({
+                    "severity": "error",
+                    "source": "marketplace-sync",
+                    "title": format!("{} {} sync failed", plan.marketplace.name(), plan.operation.name()),
+                    "message": summary.last_error.as_deref().unwrap_or("unknown error"),
+                    "syncId": plan.sync_id,
+                    "at": clock::rfc3339_millis(deps.clock.now_ms()),
+                });
+                reporter::alert_admins(&deps.rest, alert).await;
+            }
             Ok(())
         }
         Err(EngineError::Store(e)) => Err(TriggerFailure::unavailable(format!("sync store: {e}"))),
