@@ -14,7 +14,6 @@ use http::{Method, StatusCode};
 use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpResponse};
 use meschain_model::clock;
 use meschain_signalr::token::{self, ClientClaims, MintError};
-use meschain_store::{Counter, Event, EventKind};
 use serde_json::json;
 
 use crate::app::AppState;
@@ -116,24 +115,13 @@ pub async fn run(state: &AppState, ctx: &mut Context, req: &HttpRequest) -> Http
     resp
 }
 
-/// Counters, latency and an event for the dashboard: memory only, written in the background.
+/// Counters, latency and the negotiate event for the dashboard: a few atomic adds, written in
+/// the background ([`meschain_store::Recorder::negotiated`]).
 fn record(state: &AppState, result: &Result<(HttpResponse, Hub, String), NegotiateError>, took: std::time::Duration) {
-    let recorder = &state.recorder;
-    recorder.add(Counter::Negotiate, 1);
-    recorder.observe_negotiate_latency(took);
-    let now = clock::now_ms();
     match result {
-        Ok((_, hub, user)) => recorder.record(
-            Event::new(EventKind::Negotiated, now)
-                .with_hub(hub.name())
-                .with_user(Some(user))
-                .with_duration_ms(took.as_millis() as u64),
-        ),
-        Err(e) => {
-            recorder.add(Counter::NegotiateErrors, 1);
-            // The error's own words (never a token: they name the problem, not the input).
-            recorder.record(Event::new(EventKind::NegotiateFailed, now).with_detail(&e.to_string()));
-        }
+        Ok((_, hub, user)) => state.recorder.negotiated(hub.name(), user, took),
+        // The error's own words (never a token: they name the problem, not the input).
+        Err(e) => state.recorder.negotiate_failed(&e.to_string(), took),
     }
 }
 
