@@ -87,7 +87,7 @@ import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     f = line.split()
-    runs.setdefault(int(f[1]), {})[f[2]] = (float(f[3]), float(f[8]))
+    runs.setdefault(int(f[1]), {})[f[2]] = (float(f[3]), float(f[9]))
 on_node = [r["on"][0] / r["node"][0] for r in runs.values()]
 off_on = [1 - r["on"][0] / r["off"][0] for r in runs.values()]
 med = lambda xs: statistics.median(xs)
