@@ -161,7 +161,14 @@ impl AppState {
             lifetime_secs: token_lifetime_secs,
         };
         Ok(AppState {
-            negotiate: negotiate::Deps::new(cors, authenticator.clone(), tokens, recorder.clone(), sync.clone(), clock.clone()),
+            negotiate: negotiate::Deps::new(
+                cors,
+                authenticator.clone(),
+                tokens,
+                recorder.clone(),
+                sync.clone(),
+                clock.clone(),
+            ),
             connection_events: connection_events::Deps::new(
                 upstream_keys,
                 rest.clone(),

@@ -153,7 +153,7 @@ impl ItemsSource {
             ItemsSource::Catalog(src) => {
                 let snapshot = src.snapshot.as_ref().ok_or_else(|| SourceError::Broken("no snapshot yet".into()))?;
                 let size = src.batch_size.max(1);
-                if start % size != 0 || len as u64 != size {
+                if !start.is_multiple_of(size) || len as u64 != size {
                     return Err(SourceError::Broken(format!("catalogue batches are {size} products")));
                 }
                 let (items, invalid) = src.catalog.batch(snapshot, (start / size) as usize, src.operation).await?;

@@ -1,8 +1,9 @@
-//! `azure_core`'s HTTP transport over the process's reqwest 0.12 client.
+//! `azure_core`'s HTTP transport over the process's reqwest client.
 //!
-//! `azure_core`'s built-in transport is reqwest 0.13 on aws-lc-rs; the handler already ships
-//! reqwest 0.12 on rustls/ring. Handing the Azure clients (Key Vault, identity) this adapter
-//! keeps one HTTP and TLS stack, and one set of trusted roots, in the binary.
+//! The whole workspace is on azure_core's reqwest (0.13, rustls on aws-lc-rs), so this adapter
+//! is no longer what keeps one TLS stack; it stays because it shares the process's client (its
+//! pool and trusted roots, the fake vault's CA in tests), drops URLs from errors, and bounds
+//! bodies, which azure_core's built-in transport does not.
 //!
 //! Response bodies are read whole, up to [`MAX_BODY`]: a secret is at most 25 KB, and a
 //! misbehaving server must not make the process buffer without end.
@@ -20,7 +21,7 @@ use azure_core::http::{
 /// The largest response body accepted (Key Vault's secret size limit is 25 KB).
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// `azure_core`'s [`HttpClient`] over a reqwest 0.12 client.
+/// `azure_core`'s [`HttpClient`] over the process's reqwest client.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport(pub reqwest::Client);
 

@@ -256,6 +256,20 @@ impl Deltas {
         minute.latency[latency_bucket(d)] += 1;
     }
 
+    /// Adds a histogram of latency samples (as counted by the recorder's shards).
+    pub fn add_latency_histogram(&mut self, hist: &[u64], at_ms: u64) {
+        if hist.iter().all(|n| *n == 0) {
+            return;
+        }
+        let minute = self.rates.minutes.entry(at_ms / 60_000).or_default();
+        if minute.latency.len() < LATENCY_BOUNDS_MS.len() + 1 {
+            minute.latency.resize(LATENCY_BOUNDS_MS.len() + 1, 0);
+        }
+        for (a, b) in minute.latency.iter_mut().zip(hist) {
+            *a += b;
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rates.minutes.is_empty() && self.days.is_empty()
     }

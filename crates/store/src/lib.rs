@@ -32,6 +32,7 @@ pub mod presence;
 pub mod recorder;
 pub mod settings;
 pub mod status;
+pub mod tally;
 
 pub use counters::Counter;
 pub use doc::{Precondition, Retention, Versioned};

@@ -1,8 +1,10 @@
 //! The non-blocking write path: analytics events, counters and presence changes.
 //!
-//! Request handlers call [`Recorder`] methods, which only touch memory (a short lock, no I/O,
-//! no await): a bounded buffer of events and presence changes, and counter sums. A background
-//! task writes them in batches about once a second. When the store is slow, throttles (429),
+//! Request handlers call [`Recorder`] methods, which only touch memory (no I/O, no await):
+//! counters and negotiate figures go to per-thread shards ([`crate::tally`]: relaxed atomic
+//! adds, no lock shared between cores); other events and presence changes to a bounded buffer
+//! behind a short lock. A background task drains the shards and writes everything in batches
+//! about once a second. When the store is slow, throttles (429),
 //! or is down, the buffer fills; what does not fit is dropped and *counted* (`dropped` in
 //! [`RecorderStats`], and the `analyticsDropped` counter, which is never dropped itself, since
 //! counters are sums of fixed size). Throttling is honoured: the task waits the service's
@@ -25,8 +27,9 @@ use tokio::task::JoinHandle;
 
 use crate::counters::{self, Counter, DayDoc, Deltas, RatesDoc};
 use crate::doc::{self, Retention};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::presence::{self, PresenceOp, PresenceTotals};
+use crate::tally::Tally;
 use crate::{Store, StoreError};
 
 /// How the recorder buffers and writes.
@@ -84,6 +87,8 @@ struct Inner {
     /// False: every recording method returns at once and nothing is written (analytics off).
     enabled: bool,
     buffers: Mutex<Buffers>,
+    /// Counters and negotiations on the request path, drained into `buffers` by the task.
+    tally: Tally,
     /// Presence totals produced by applied changes, not yet merged into `presence/totals`.
     /// Only touched by a flush (under `flushing`).
     presence_delta: Mutex<PresenceTotals>,
@@ -133,6 +138,7 @@ impl Recorder {
             config,
             enabled: true,
             buffers: Mutex::new(Buffers::default()),
+            tally: Tally::default(),
             presence_delta: Mutex::new(PresenceTotals::default()),
             flushing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
@@ -170,31 +176,22 @@ impl Recorder {
     }
 
     /// Buffers an event; counts it as dropped if the buffer is full.
-    pub fn record(&self, mut event: Event) {
+    pub fn record(&self, event: Event) {
         if !self.inner.enabled {
             return;
         }
-        if event.id.is_none() {
-            let n = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
-            event.id = Some(format!("{}-{n}", self.inner.id_prefix));
-        }
         let mut b = lock(&self.inner.buffers);
-        if b.events.len() + b.presence.len() >= self.inner.config.capacity {
-            let at = event.at_ms;
-            self.inner.drop_one(&mut b, at);
-            return;
-        }
-        b.events.push_back(event);
-        let full_batch = b.events.len() >= self.inner.config.batch_size;
+        let full_batch = self.inner.push_event(&mut b, event);
         drop(b);
         if full_batch {
             self.inner.wake.notify_one();
         }
     }
 
-    /// Adds `n` to a counter (at the current time).
+    /// Adds `n` to a counter. Fixed counters cost one atomic add; they are credited to the
+    /// minute in which the background task collects them (within a second).
     pub fn add(&self, counter: Counter, n: u64) {
-        if !self.inner.enabled {
+        if !self.inner.enabled || n == 0 || self.inner.tally.add(&counter, n) {
             return;
         }
         lock(&self.inner.buffers).deltas.add(&counter, n, self.inner.now_ms());
@@ -205,7 +202,34 @@ impl Recorder {
         if !self.inner.enabled {
             return;
         }
-        lock(&self.inner.buffers).deltas.observe_latency(latency, self.inner.now_ms());
+        self.inner.tally.observe_latency(latency);
+    }
+
+    /// A negotiate answered for `user_id` on `hub` in `took`: counts it (`negotiate`, latency)
+    /// and notes it for the `negotiate.ok` event, which is written once per hub and user per
+    /// interval with `count` (how many) and `durationMs` (the slowest).
+    pub fn negotiated(&self, hub: &'static str, user_id: &str, took: Duration) {
+        if !self.inner.enabled {
+            return;
+        }
+        let tally = &self.inner.tally;
+        tally.add(&Counter::Negotiate, 1);
+        tally.observe_latency(took);
+        tally.negotiated(hub, user_id, took, || self.inner.now_ms());
+    }
+
+    /// A negotiate refused for `reason` (the error's own words, never a token) in `took`:
+    /// counts it (`negotiate`, `negotiateErrors`, latency) and notes it for the
+    /// `negotiate.failed` event, written once per reason per interval with `count`.
+    pub fn negotiate_failed(&self, reason: &str, took: Duration) {
+        if !self.inner.enabled {
+            return;
+        }
+        let tally = &self.inner.tally;
+        tally.add(&Counter::Negotiate, 1);
+        tally.add(&Counter::NegotiateErrors, 1);
+        tally.observe_latency(took);
+        tally.negotiate_failed(reason, || self.inner.now_ms());
     }
 
     /// A connection opened.
@@ -291,6 +315,49 @@ impl Recorder {
 }
 
 impl Inner {
+    /// Buffers `event` (assigning its id), or counts it dropped when the buffer is full.
+    /// True when a full batch is waiting.
+    fn push_event(&self, b: &mut Buffers, mut event: Event) -> bool {
+        if event.id.is_none() {
+            let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+            event.id = Some(format!("{}-{n}", self.id_prefix));
+        }
+        if b.events.len() + b.presence.len() >= self.config.capacity {
+            let at = event.at_ms;
+            self.drop_one(b, at);
+            return false;
+        }
+        b.events.push_back(event);
+        b.events.len() >= self.config.batch_size
+    }
+
+    /// Moves what the request path counted into the buffers, as counter deltas (credited to
+    /// now) and events.
+    fn collect_tally(&self) {
+        let drained = self.tally.drain();
+        if drained.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let mut b = lock(&self.buffers);
+        for (counter, n) in &drained.counts {
+            b.deltas.add(counter, *n, now);
+        }
+        b.deltas.add_latency_histogram(&drained.latency, now);
+        for (hub, user, n) in drained.negotiated {
+            let event = Event::new(EventKind::Negotiated, n.first_at_ms)
+                .with_hub(hub)
+                .with_user(Some(&user))
+                .with_count(n.count)
+                .with_duration_ms(n.max_duration_ms);
+            self.push_event(&mut b, event);
+        }
+        for (reason, f) in drained.failed {
+            let event = Event::new(EventKind::NegotiateFailed, f.first_at_ms).with_detail(&reason).with_count(f.count);
+            self.push_event(&mut b, event);
+        }
+    }
+
     fn drop_one(&self, b: &mut Buffers, at_ms: u64) {
         let before = self.dropped.fetch_add(1, Ordering::Relaxed);
         b.deltas.add(&Counter::AnalyticsDropped, 1, at_ms);
@@ -306,10 +373,21 @@ impl Inner {
             match retry_in.take() {
                 // After a failure, wait it out (the service's retry-after): a full buffer must
                 // not bring the next attempt forward.
-                Some(wait) => tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = self.closed.notified() => {}
-                },
+                // Counts are still collected every interval meanwhile, so they are credited
+                // to the minute they happened in.
+                Some(wait) => {
+                    let until = tokio::time::Instant::now() + wait;
+                    loop {
+                        let step = until.saturating_duration_since(tokio::time::Instant::now());
+                        if step.is_zero() {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(step.min(self.config.flush_interval)) => self.collect_tally(),
+                            _ = self.closed.notified() => break,
+                        }
+                    }
+                }
                 None => tokio::select! {
                     _ = tokio::time::sleep(self.config.flush_interval) => {}
                     _ = self.wake.notified() => {}
@@ -356,6 +434,7 @@ impl Inner {
 
     async fn flush(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.flushing.lock().await;
+        self.collect_tally();
         let counters = self.flush_counters().await;
         let presence = self.flush_presence().await;
         let events = self.flush_events().await;

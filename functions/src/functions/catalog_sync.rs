@@ -62,7 +62,7 @@ pub async fn run(deps: &Deps, ctx: &mut Context, _payload: &InvocationRequest) -
         None => Marketplace::ALL.into_iter().filter(|m| deps.sync.connector(m.name()).is_ok()).collect(),
     };
     if marketplaces.is_empty() {
-        ctx.log("catalog-sync: no marketplace has a configured connector; nothing to enqueue".to_string());
+        ctx.log("catalog-sync: no marketplace has a configured connector; nothing to enqueue");
         return Ok(());
     }
     let requests = requests(&marketplaces, deps.clock.now_ms());

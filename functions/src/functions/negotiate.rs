@@ -17,7 +17,7 @@ use meschain_functions_protocol::{Context, HttpBinding, HttpRequest, HttpRespons
 use meschain_model::clock::Clock;
 use meschain_signalr::connection_string::ConnectionString;
 use meschain_signalr::token::{self, ClientClaims, MintError};
-use meschain_store::{Counter, Event, EventKind, Recorder};
+use meschain_store::Recorder;
 use serde_json::json;
 
 use crate::auth::{AuthError, Authenticator, Identity};
@@ -155,24 +155,13 @@ pub async fn run(deps: &Deps, ctx: &mut Context, req: &HttpRequest) -> HttpRespo
     resp
 }
 
-/// Counters, latency and an event for the dashboard: memory only, written in the background.
+/// Counters, latency and the negotiate event for the dashboard: a few atomic adds, written in
+/// the background ([`meschain_store::Recorder::negotiated`]).
 fn record(deps: &Deps, result: &Result<(HttpResponse, Hub, String), NegotiateError>, took: std::time::Duration) {
-    let recorder = &deps.recorder;
-    recorder.add(Counter::Negotiate, 1);
-    recorder.observe_negotiate_latency(took);
-    let now = deps.clock.now_ms();
     match result {
-        Ok((_, hub, user)) => recorder.record(
-            Event::new(EventKind::Negotiated, now)
-                .with_hub(hub.name())
-                .with_user(Some(user))
-                .with_duration_ms(took.as_millis() as u64),
-        ),
-        Err(e) => {
-            recorder.add(Counter::NegotiateErrors, 1);
-            // The error's own words (never a token: they name the problem, not the input).
-            recorder.record(Event::new(EventKind::NegotiateFailed, now).with_detail(&e.to_string()));
-        }
+        Ok((_, hub, user)) => deps.recorder.negotiated(hub.name(), user, took),
+        // The error's own words (never a token: they name the problem, not the input).
+        Err(e) => deps.recorder.negotiate_failed(&e.to_string(), took),
     }
 }
 

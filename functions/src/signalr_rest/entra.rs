@@ -1,10 +1,9 @@
 //! Microsoft Entra ID tokens for calls to the SignalR service (https://learn.microsoft.com/azure/azure-signalr/signalr-reference-data-plane-rest-api).
 //!
 //! The credentials are the official `azure_identity` ones; this module only picks one from the
-//! connection string's `AuthType` and feeds it an HTTP transport. Why a transport of our own:
-//! `azure_core`'s built-in one is reqwest 0.13 on aws-lc-rs, while the handler already ships
-//! reqwest 0.12 on rustls/ring. Handing `azure_core` an adapter over the client we have keeps
-//! one HTTP and TLS stack in the binary.
+//! connection string's `AuthType` and feeds it an HTTP transport: the adapter over the process's
+//! own reqwest client (`meschain_secrets::transport`), so token fetches share its pool, its
+//! trusted roots and its bounds on response bodies.
 //!
 //! Caching: every `azure_identity` credential used here keeps its token until five minutes
 //! before expiry and refreshes it under a lock, so concurrent REST calls share one fetch.

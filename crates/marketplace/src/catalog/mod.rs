@@ -146,10 +146,11 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// A pool for `settings`; nothing connects until the first read.
     pub fn new(settings: CatalogSettings) -> Result<Catalog, CatalogError> {
-        // The driver asks rustls for the process's default provider; with both ring and aws-lc-rs
-        // compiled in (the Cosmos DB SDK brings the latter) none is chosen unless installed. An
-        // earlier install (ours or anyone's) is kept.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // The driver asks rustls for the process's default provider, which is only chosen
+        // automatically when exactly one is compiled in; installing aws-lc-rs's (the one
+        // reqwest uses here) keeps that true whatever another crate enables. An earlier
+        // install (ours or anyone's) is kept.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let opts = settings.mysql_opts()?;
         Ok(Catalog { pool: Pool::new(opts), settings })
     }
@@ -326,7 +327,7 @@ impl Catalog {
                     let id: Option<u64> = row.get(0);
                     last = id.unwrap_or(0);
                     total += 1;
-                    if total % size == 0 {
+                    if total.is_multiple_of(size) {
                         boundaries.push(last);
                     }
                 })
@@ -337,7 +338,7 @@ impl Catalog {
             Ok(r) => r.map_err(classify)?,
             Err(_) => return Err(CatalogError::Unavailable("reading product ids took too long".into())),
         }
-        if total % size != 0 {
+        if !total.is_multiple_of(size) {
             boundaries.push(last);
         }
         if total > MAX_PRODUCTS {
@@ -588,7 +589,10 @@ mod tests {
     #[test]
     fn test_prices_mapping() {
         let item = product(Some("b"), None, Some("113.8500"), Some("112.8500")).item(Operation::Prices).unwrap();
-        assert_eq!((item.list_price, item.sale_price, item.quantity), (Some(Money::new(11385, 2)), Some(Money::new(11285, 2)), None));
+        assert_eq!(
+            (item.list_price, item.sale_price, item.quantity),
+            (Some(Money::new(11385, 2)), Some(Money::new(11285, 2)), None)
+        );
         let item = product(Some("b"), None, Some("10.0000"), None).item(Operation::Prices).unwrap();
         assert_eq!((item.list_price, item.sale_price), (Some(Money::TEN), Some(Money::TEN)));
         let err = product(Some("b"), None, Some("abc"), None).item(Operation::Prices).unwrap_err();

@@ -51,7 +51,8 @@ impl Delivery<'_, '_> {
                 Ok(BatchStatus::InProgress) | Err(ConnectorError::Transient { .. }) => {
                     let pending = &mut cp.run.pending[idx];
                     pending.polls += 1;
-                    let waited = Duration::from_millis(now_ms(&*e.clock).saturating_sub(pending.pushed_at).max(0) as u64);
+                    let waited =
+                        Duration::from_millis(now_ms(&*e.clock).saturating_sub(pending.pushed_at).max(0) as u64);
                     let patient = e.connector.results_within().is_some_and(|limit| waited < limit);
                     if pending.polls < e.options.max_polls || patient {
                         continue;
