@@ -22,11 +22,14 @@ cargo build --workspace --bins --locked
 step "npm packages (the Cosmos DB server the store suite runs against, the SignalR client)"
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 
+# As root (a container) directly, else through sudo (a CI runner's user).
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
 step "MariaDB for the catalogue tests (Debian package)"
 if ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null || ! command -v openssl >/dev/null; then
   # The catalogue tests start their own server (TLS certificates made with openssl) and fail,
   # never skip, without it.
-  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mariadb-server openssl) \
+  (as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y mariadb-server openssl) \
     || { echo "cannot install Debian's mariadb-server: the catalogue tests need mariadbd" >&2; exit 1; }
 fi
 
@@ -39,8 +42,6 @@ step "dashboard (web/): npm ci, unit tests, build"
 step "Chromium for the browser tests (Debian package)"
 if [ ! -x /usr/bin/chromium ]; then
   # The browser tests fail, never skip, without it: install it or stop here.
-  # As root (a container) directly, else through sudo (a CI runner's user).
-  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   (as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
     || { echo "cannot install Debian's chromium: the browser tests need /usr/bin/chromium" >&2; exit 1; }
 fi
