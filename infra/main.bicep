@@ -48,6 +48,18 @@ param signalRTokenLifetimeSeconds int = 3600
 @description('Six-field NCRONTAB schedule of admin-broadcast.')
 param adminBroadcastSchedule string = '*/5 * * * * *'
 
+@description('Wire the store\'s catalogue (OpenCart\'s MySQL database): the Key Vault secret catalog-mysql-url, written by the operator first, holds mysql://reader:password@host:3306/database.')
+param catalogEnabled bool = false
+
+@description('Run the catalog-sync timer (changed-items stock and price syncs of every configured marketplace). Needs catalogEnabled.')
+param catalogSyncEnabled bool = false
+
+@description('NCRONTAB of the catalog-sync timer (six fields); the host needs a valid one even while the timer is off.')
+param catalogSyncSchedule string = '0 */15 * * * *'
+
+@description('Hosts an itemsUrl sync request may name (comma-separated; exact, or *.example.com). Empty: itemsUrl requests are refused.')
+param itemsUrlAllowedHosts string = ''
+
 @allowed([ 512, 2048, 4096 ])
 param instanceMemoryMB int = 512
 
@@ -77,6 +89,14 @@ param analyticsTtlSeconds int = 2592000
 
 @description('Trendyol seller id. Empty: no Trendyol credentials are wired (the secrets would not exist yet).')
 param trendyolSellerId string = ''
+
+@description('Hepsiburada merchant id (a GUID). Empty: no Hepsiburada credentials are wired (the service key secret would not exist yet).')
+param hepsiburadaMerchantId string = ''
+@description('The integrator user name Hepsiburada gave the integration, sent as User-Agent.')
+param hepsiburadaIntegrator string = ''
+
+@description('Wire the N11 app key and secret (Key Vault secrets n11-app-key and n11-app-secret, written by the operator first).')
+param n11Enabled bool = false
 
 @description('Ozon Client-Id. Empty: no Ozon credentials are wired (the API key secret would not exist yet).')
 param ozonClientId string = ''
@@ -126,12 +146,16 @@ var names = {
 }
 
 // Key Vault secret names. Written by: this template (signalRAccessKey), scripts/upstream-key.sh (upstreamKey),
-// the operator (trendyol*, ozon*, ebay*, amazon*).
+// the operator (catalogMysqlUrl, trendyol*, hepsiburada*, n11*, ozon*, ebay*, amazon*).
 var secretNames = {
   signalRAccessKey: 'signalr-access-key-connection-string'
   upstreamKey: 'signalr-upstream-key'
   trendyolApiKey: 'trendyol-api-key'
   trendyolApiSecret: 'trendyol-api-secret'
+  catalogMysqlUrl: 'catalog-mysql-url'
+  hepsiburadaServiceKey: 'hepsiburada-service-key'
+  n11AppKey: 'n11-app-key'
+  n11AppSecret: 'n11-app-secret'
   ozonApiKey: 'ozon-api-key'
   ebayClientSecret: 'ebay-client-secret'
   ebayRefreshToken: 'ebay-refresh-token'
@@ -271,14 +295,33 @@ var handlerSettings = {
   SECRETS_REFRESH_SECONDS: '300'
   // A sync checkpoints and continues on the queue before host.json's functionTimeout (5 min) cuts it off.
   SYNC_TIME_BUDGET_SECONDS: '240'
+  // The Functions host switch for one function: the timer stays off until the operator turns it on.
+  'AzureWebJobs.catalog-sync.Disabled': catalogEnabled && catalogSyncEnabled ? 'false' : 'true'
+  ITEMS_URL_ALLOWED_HOSTS: itemsUrlAllowedHosts
+  CATALOG_SYNC_SCHEDULE: catalogSyncSchedule
   RUST_LOG: 'info'
 }
+
+var catalogSettings = catalogEnabled ? {
+  CATALOG_MYSQL_URL: '${keyVaultReference}${secretNames.catalogMysqlUrl}/)'
+} : {}
 
 var trendyolSettings = empty(trendyolSellerId) ? {} : {
   TRENDYOL_SELLER_ID: trendyolSellerId
   TRENDYOL_API_KEY: '${keyVaultReference}${secretNames.trendyolApiKey}/)'
   TRENDYOL_API_SECRET: '${keyVaultReference}${secretNames.trendyolApiSecret}/)'
 }
+
+var hepsiburadaSettings = empty(hepsiburadaMerchantId) ? {} : {
+  HEPSIBURADA_MERCHANT_ID: hepsiburadaMerchantId
+  HEPSIBURADA_INTEGRATOR: hepsiburadaIntegrator
+  HEPSIBURADA_SERVICE_KEY: '${keyVaultReference}${secretNames.hepsiburadaServiceKey}/)'
+}
+
+var n11Settings = n11Enabled ? {
+  N11_APP_KEY: '${keyVaultReference}${secretNames.n11AppKey}/)'
+  N11_APP_SECRET: '${keyVaultReference}${secretNames.n11AppSecret}/)'
+} : {}
 
 var ozonSettings = empty(ozonClientId) ? {} : {
   OZON_CLIENT_ID: ozonClientId
@@ -315,7 +358,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    appSettings: union(connectionSettings, handlerSettings, trendyolSettings, ozonSettings, ebaySettings, amazonSettings)
+    appSettings: union(connectionSettings, handlerSettings, catalogSettings, trendyolSettings, hepsiburadaSettings, n11Settings, ozonSettings, ebaySettings, amazonSettings)
   }
 }
 

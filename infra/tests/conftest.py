@@ -111,4 +111,5 @@ def app_settings(main, function_app_module) -> dict[str, str]:
     possible before deployment (unknown parts are bicep.UNKNOWN)."""
     node = main.modules[function_app_module]["config"]["params"]["appSettings"]
     ev = bicep.Evaluator(main)
-    return {k: ev.value(v) for k, v in bicep.object_keys(main, node).items()}
+    # A key that is not an identifier (`'AzureWebJobs.catalog-sync.Disabled'`) is quoted in Bicep.
+    return {k.strip("'"): ev.value(v) for k, v in bicep.object_keys(main, node).items()}

@@ -198,7 +198,22 @@ NOT_SET_IN_AZURE = {
     "TRENDYOL_INTEGRATOR": "the code's default (SelfIntegration) is what a seller integrating itself sends",
     "TRENDYOL_CONCURRENCY": "the code's default matches Trendyol's documented limits",
     "TRENDYOL_RATE_LIMIT": "the code's default is Trendyol's documented 50 requests per 10 s",
+    "HEPSIBURADA_BASE_URL": "the code's default is Hepsiburada's production listing host",
+    "HEPSIBURADA_ORDERS_BASE_URL": "the code's default is Hepsiburada's production order (OMS) host",
+    "HEPSIBURADA_RATE_LIMIT": "the code's default is Hepsiburada's documented 100 listing requests per second",
+    "HEPSIBURADA_CONCURRENCY": "the code's default is tuned with the rate limit",
+    "N11_BASE_URL": "the code's default is N11's production REST host",
+    "N11_INTEGRATOR": "the code's default names this integration",
+    "N11_RATE_LIMIT": "N11 documents no limit; the code's default backs off from 429s",
+    "N11_CONCURRENCY": "the code's default is tuned with the rate limit",
     "OZON_BASE_URL": "the code's default is Ozon's production Seller API host",
+    "CATALOG_TABLE_PREFIX": "the code's default is OpenCart's (oc_); an operator with another prefix adds it",
+    "CATALOG_BARCODE_COLUMN": "the code's default (ean) is where OpenCart stores barcodes",
+    "CATALOG_CUSTOMER_GROUP_ID": "the code's default is the store's default customer group, read from the catalogue",
+    "CATALOG_TIME_ZONE": "the code's default (+00:00) is OpenCart's when the server runs in UTC",
+    "CATALOG_MYSQL_CA_FILE": "for a private CA only; Azure Database for MySQL chains to public roots",
+    "CATALOG_SYNC_MARKETPLACES": "the code's default is every marketplace with a configured connector",
+    "ITEMS_URL_ALLOW_LOOPBACK": "set by meschain dev only; never in Azure",
     "EBAY_BASE_URL": "the code's default is eBay's production API host",
     "EBAY_SKUS_PER_CALL": "the code's default is eBay's documented 25 inventory items per bulk call",
     "AMAZON_BASE_URL": "the code's default is the SP-API EU host, which serves Turkey and Germany",
@@ -287,6 +302,9 @@ def test_secret_settings_are_key_vault_references(app_settings):
 MARKETPLACE_SECRETS = {
     "TRENDYOL_API_KEY": "trendyol-api-key",
     "TRENDYOL_API_SECRET": "trendyol-api-secret",
+    "HEPSIBURADA_SERVICE_KEY": "hepsiburada-service-key",
+    "N11_APP_KEY": "n11-app-key",
+    "N11_APP_SECRET": "n11-app-secret",
     "OZON_API_KEY": "ozon-api-key",
     "EBAY_CLIENT_SECRET": "ebay-client-secret",
     "EBAY_REFRESH_TOKEN": "ebay-refresh-token",
@@ -300,12 +318,14 @@ def test_marketplace_credentials_are_key_vault_references_wired_only_when_given(
     for name, secret in MARKETPLACE_SECRETS.items():
         m = KV_REFERENCE.match(str(app_settings.get(name, "")).replace(bicep.UNKNOWN, "x"))
         assert m and m.group(1) == secret, (name, app_settings.get(name))
-    for name in ("OZON_CLIENT_ID", "OZON_WAREHOUSE_ID", "OZON_CURRENCY", "EBAY_CLIENT_ID", "EBAY_MARKETPLACE_ID", "EBAY_CURRENCY"):
+    for name in ("HEPSIBURADA_MERCHANT_ID", "HEPSIBURADA_INTEGRATOR", "OZON_CLIENT_ID", "OZON_WAREHOUSE_ID", "OZON_CURRENCY", "EBAY_CLIENT_ID", "EBAY_MARKETPLACE_ID", "EBAY_CURRENCY"):
         assert name in app_settings, name
     text = main.path.read_text()
     for group, param in (("trendyolSettings", "trendyolSellerId"), ("ozonSettings", "ozonClientId"), ("ebaySettings", "ebayClientId")):
         assert re.search(rf"var {group} = empty\({param}\) \? \{{\}} :", text), group
         assert main.parameters[param]["default"] == "", param
+    assert re.search(r"var hepsiburadaSettings = empty\(hepsiburadaMerchantId\) \? \{\} :", text)
+    assert re.search(r"var n11Settings = n11Enabled \? \{", text) and main.parameters["n11Enabled"]["default"] is False
 
 
 def test_every_key_vault_secret_is_written_by_someone(templates, main, app_settings):

@@ -7,6 +7,10 @@ mod suite;
 mod amazon;
 #[path = "contract/ebay.rs"]
 mod ebay;
+#[path = "contract/hepsiburada.rs"]
+mod hepsiburada;
+#[path = "contract/n11.rs"]
+mod n11;
 #[path = "contract/ozon.rs"]
 mod ozon;
 #[path = "contract/sandbox.rs"]
@@ -19,3 +23,5 @@ contract_tests!(trendyol_contract, trendyol::Trendyol);
 contract_tests!(ozon_contract, ozon::Ozon);
 contract_tests!(ebay_contract, ebay::Ebay);
 contract_tests!(amazon_contract, amazon::Amazon);
+contract_tests!(hepsiburada_contract, hepsiburada::Hepsiburada);
+contract_tests!(n11_contract, n11::N11);
