@@ -62,6 +62,8 @@ pub struct Inputs<'a> {
     pub currency: &'a str,
     /// Whether stock and price syncs can read the store's catalogue, and why not.
     pub catalog: &'a crate::sync_runtime::CatalogStatus,
+    /// Each marketplace's connector: `live`, `sandbox` or `off`.
+    pub connector_mode: &'a dyn Fn(&str) -> &'static str,
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -84,6 +86,7 @@ pub fn admin_snapshot(i: &Inputs<'_>) -> Value {
         .map(|m| {
             json!({
                 "marketplace": m.marketplace,
+                "mode": (i.connector_mode)(&m.marketplace),
                 "status": m.status,
                 "progress": m.progress,
                 "lastSuccessAt": m.last_success_at,
@@ -248,6 +251,7 @@ impl Snapshots {
             analytics: self.recorder.stats(),
             currency: &self.currency,
             catalog: &catalog,
+            connector_mode: &|m| self.sync.connector_mode(m),
         });
         Built { snapshot, store_error }
     }
@@ -306,6 +310,7 @@ mod tests {
             analytics: RecorderStats { pending: 99_999, dropped: 12_345_678, ..Default::default() },
             currency: "TRY",
             catalog: &NO_CATALOG,
+            connector_mode: &|_| "sandbox",
         }
     }
 

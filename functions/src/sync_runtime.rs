@@ -162,6 +162,16 @@ impl SyncRuntime {
         Ok(connector)
     }
 
+    /// How `marketplace` syncs now, for its dashboard card: `live` (its connector with
+    /// credentials), `sandbox`, or `off` (neither is configured: a sync would be refused).
+    pub fn connector_mode(&self, marketplace: &str) -> &'static str {
+        match self.connector(marketplace) {
+            Ok(c) if c.is_sandbox() => "sandbox",
+            Ok(_) => "live",
+            Err(_) => "off",
+        }
+    }
+
     /// The store's catalogue, `Ok(None)` when none is configured; built on first use and again
     /// when one of its settings changes (a rotated connection string).
     pub fn catalog(&self) -> Result<Option<Arc<Catalog>>, String> {

@@ -111,6 +111,7 @@ class Page {
     client.onState((state, problem, attempt) => this.onConnection(client, state, problem, attempt));
     client.on("updateAdminDashboard", (s) => {
       applySnapshot(this.model, s);
+      this.showCatalogNote(s.catalog);
       this.render();
     });
     client.on("marketplaceSyncUpdate", (u) => {
@@ -174,6 +175,21 @@ class Page {
     select.dataset.offered = operations.join(",");
     select.replaceChildren(...operations.map((o) => h("option", { value: o }, o)));
     $("sync-form").hidden = operations.length === 0;
+    this.showSyncMode();
+  }
+
+  /** The "every product" choice applies to syncs read from the catalogue (stock, prices). */
+  showSyncMode() {
+    const op = /** @type {HTMLSelectElement} */ ($("sync-operation")).value;
+    $("sync-full-label").hidden = !(op === "inventory" || op === "prices");
+  }
+
+  /** Why stock and price syncs are not offered, from the snapshot's `catalog` (none when they are). */
+  showCatalogNote(catalog) {
+    const note = $("sync-catalog-note");
+    const reason = catalog && !catalog.configured ? catalog.reason || "the store's catalogue is not configured" : null;
+    note.hidden = !reason;
+    note.textContent = reason ? `Stock and price syncs are unavailable: ${reason}` : "";
   }
 
   onConnection(client, state, problem, attempt) {
@@ -229,16 +245,19 @@ class Page {
   }
 
   wireActions() {
+    $("sync-operation").addEventListener("change", () => this.showSyncMode());
     const mSelect = $("sync-marketplace");
     for (const m of MARKETPLACES) mSelect.append(h("option", { value: m }, m));
     this.form("sync-form", "sync-result", async (data) => {
       const marketplace = String(data.get("marketplace"));
       const operation = String(data.get("operation"));
+      const fromCatalog = operation === "inventory" || operation === "prices";
+      const mode = fromCatalog ? (data.get("full") ? "full" : "changed") : null;
       const result =
         this.client.hub === HUBS.admin
-          ? await this.client.invoke("HandleAdminCommand", "triggerSync", { marketplace, operation })
-          : await this.client.invoke("TriggerSync", operation, marketplace);
-      return `Queued ${marketplace} ${operation} sync${result?.requestId ? ` (${result.requestId})` : ""}`;
+          ? await this.client.invoke("HandleAdminCommand", "triggerSync", { marketplace, operation, ...(mode ? { mode } : {}) })
+          : await this.client.invoke("TriggerSync", operation, marketplace, mode);
+      return `Queued ${marketplace} ${operation}${mode ? ` (${mode === "full" ? "every product" : "changed products"})` : ""} sync${result?.requestId ? ` (${result.requestId})` : ""}`;
     });
     this.form("alert-form", "alert-result", async (data) => {
       await this.client.invoke("BroadcastSystemAlert", String(data.get("message")), String(data.get("level")));
@@ -384,7 +403,13 @@ class Page {
       return h(
         "article",
         { class: "card market", "data-marketplace": name, "data-status": v.status },
-        h("h3", {}, h("span", {}, name), h("span", { class: "badge", "data-status": v.status }, v.status)),
+        h(
+          "h3",
+          {},
+          h("span", {}, name),
+          v.mode && h("span", { class: "mode", "data-mode": v.mode, title: MODE_TITLES[v.mode] ?? "" }, v.mode),
+          h("span", { class: "badge", "data-status": v.status }, v.status),
+        ),
         h(
           "div",
           { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(pct)), "aria-label": `${name} sync progress` },
@@ -394,12 +419,19 @@ class Page {
         counts && h("p", {}, counts),
         h("p", {}, `last success ${fmt.formatAgo(v.lastSuccessAt)}`),
         v.itemsPushedToday !== null && h("p", {}, `${fmt.formatCount(v.itemsPushedToday)} items pushed today`),
+        v.waiting && h("p", { class: "waiting" }, `throttled by ${name}: waiting ${plural(v.waiting.seconds, "second")}${v.waiting.reason ? ` (${v.waiting.reason})` : ""}`),
         v.lastError && h("p", { class: "lasterror" }, v.lastError),
       );
     });
     $("marketplaces").replaceChildren(...cards);
   }
 }
+
+const MODE_TITLES = {
+  live: "Syncs go to the marketplace with its credentials",
+  sandbox: "Syncs run on the local sandbox, not the marketplace",
+  off: "No credentials and not in MARKETPLACE_SANDBOX: a sync would be refused",
+};
 
 const plural = (n, word) => `${fmt.formatCount(n)} ${word}${n === 1 ? "" : "s"}`;
 

@@ -40,6 +40,22 @@ pub struct Progress {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub requested_by: Option<String>,
+    /// Set on the update sent when the marketplace throttled us and the sync waits (a 429 with
+    /// `Retry-After`, or the connector's own documented limit): the dashboard shows "waiting N s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// A wait the marketplace imposed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiting {
+    /// Whole seconds, rounded up.
+    pub seconds: u64,
+    /// When the sync goes on (RFC 3339).
+    pub until: String,
+    /// The marketplace's answer, as the connector words it.
+    pub reason: String,
 }
 
 /// Percent done, rounded down so 100 means finished.
@@ -139,6 +155,7 @@ mod tests {
             started_at: "t".into(),
             finished_at: None,
             requested_by: None,
+            waiting: None,
         }
     }
 

@@ -74,7 +74,7 @@ const rank = (status) => ({ queued: 0, running: 1, completed: 2, failed: 2 })[st
  * finished sync stays visible (at 100 % or failed) until a newer sync starts.
  * @returns {{ marketplace: string, status: string, progress: number | null, detail: object }}
  */
-export function marketplaceView(name, slot) {
+export function marketplaceView(name, slot, now = Date.now()) {
   const base = slot?.base ?? null;
   const live = slot?.live ?? null;
   const fromBase = () => ({
@@ -106,7 +106,19 @@ export function marketplaceView(name, slot) {
     itemsPushedToday: base?.itemsPushedToday ?? null,
     lastSuccessAt: base?.lastSuccessAt ?? (live?.status === "completed" ? live.finishedAt : null),
     lastError: base?.lastError ?? null,
+    // live (its connector with credentials), sandbox, or off (a sync would be refused).
+    mode: base?.mode ?? null,
+    // The marketplace throttled the running sync: shown until the wait is over.
+    waiting: waitingNow(live, now),
   };
+}
+
+function waitingNow(live, now) {
+  const w = live?.waiting;
+  if (!w || live.status !== "running") return null;
+  const until = Date.parse(w.until);
+  if (!(until > now)) return null;
+  return { seconds: Math.ceil((until - now) / 1000), reason: String(w.reason ?? "") };
 }
 
 const clamp = (p) => Math.max(0, Math.min(100, Number(p) || 0));

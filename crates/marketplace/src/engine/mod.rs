@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use crate::catalog::Catalog;
 use crate::connector::Connector;
 use crate::net_guard::ItemsHttp;
-use crate::progress::{Progress, SyncStatus, Throttle};
+use crate::progress::{Progress, SyncStatus, Throttle, Waiting};
 use crate::request::{ItemsSpec, SyncPlan};
 use crate::run::{RunStatus, SyncRun};
 use checkpoint::{Acquired, Checkpoint, Stop};
@@ -257,6 +257,30 @@ struct Delivery<'a, 'r> {
     repeats: Vec<u64>,
     /// Progress messages sent by this delivery.
     progress_sent: u64,
+}
+
+/// The future of one throttling announcement.
+type Announced<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+impl<'a, 'r> Delivery<'a, 'r> {
+    /// What tells the watchers that the marketplace throttled a call of `run` and the sync waits:
+    /// a progress update carrying the wait, sent at once (not throttled: it is rare and says why
+    /// nothing moves).
+    fn throttled_announcer(&self, run: &SyncRun) -> impl Fn(Duration, String) -> Announced<'a> + 'a {
+        let engine = self.engine;
+        let base = progress(run, SyncStatus::Running);
+        move |wait: Duration, reason: String| {
+            let mut update = base.clone();
+            let until_ms = engine.clock.now_ms().saturating_add(wait.as_millis() as u64);
+            update.waiting = Some(Waiting {
+                seconds: wait.as_millis().div_ceil(1000) as u64,
+                until: meschain_model::clock::rfc3339_millis(until_ms),
+                reason,
+            });
+            Box::pin(async move { engine.reporter.progress(&update).await })
+        }
+    }
+
 }
 
 impl Delivery<'_, '_> {

@@ -34,7 +34,9 @@ impl Delivery<'_, '_> {
             let page = cp.run.next_batch;
             cp.run.in_flight = vec![page];
             cp.save().await?;
-            let (fate, retries) = retrying(self.window_end(), || e.connector.orders(from, until, page as u32)).await;
+            let announce = self.throttled_announcer(&cp.run);
+            let (fate, retries) =
+                retrying(self.window_end(), || e.connector.orders(from, until, page as u32), &announce).await;
             cp.run.retries += retries;
             let page_data = match fate {
                 Attempted::Done(p) => p,

@@ -200,11 +200,13 @@ impl Delivery<'_, '_> {
 
         // Push.
         let connector = &e.connector;
+        let announce = self.throttled_announcer(&cp.run);
+        let announce = &announce;
         let pushes = join_all(items.iter().map(|batch| async move {
             if batch.items.is_empty() {
                 return (Pushed::NothingToPush, 0);
             }
-            let (fate, retries) = retrying(until, || connector.push(&batch.items)).await;
+            let (fate, retries) = retrying(until, || connector.push(&batch.items), announce).await;
             let pushed = match fate {
                 Attempted::Done(PushOutcome::Accepted { receipt }) => Pushed::Accepted(receipt),
                 Attempted::Done(PushOutcome::Completed(results)) => Pushed::Completed(results),

@@ -65,6 +65,7 @@ pub(super) fn progress(run: &SyncRun, status: SyncStatus) -> Progress {
         started_at: run.started_at.clone(),
         finished_at: run.finished_at.clone(),
         requested_by: run.requested_by.clone(),
+        waiting: None,
     }
 }
 

@@ -20,10 +20,14 @@ pub(super) enum Attempted<T> {
 }
 
 /// Retries transient failures of `call` until `until`; returns the fate and the retries made.
-pub(super) async fn retrying<T, F, Fut>(until: Instant, mut call: F) -> (Attempted<T>, u64)
+/// Before waiting out a throttling answer (one that says how long: `retry_after`), `on_throttled`
+/// is told the wait and the reason, so watchers see why nothing moves.
+pub(super) async fn retrying<T, F, Fut, W, WFut>(until: Instant, mut call: F, on_throttled: W) -> (Attempted<T>, u64)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ConnectorError>>,
+    W: Fn(Duration, String) -> WFut,
+    WFut: std::future::Future<Output = ()>,
 {
     let mut attempt: u32 = 0;
     loop {
@@ -31,6 +35,7 @@ where
             Ok(v) => return (Attempted::Done(v), u64::from(attempt)),
             Err(ConnectorError::Fatal(reason)) => return (Attempted::Fatal(reason), u64::from(attempt)),
             Err(ConnectorError::Transient { reason, retry_after }) => {
+                let throttled = retry_after.is_some();
                 let wait = match retry_after {
                     Some(d) => d,
                     None => {
@@ -42,6 +47,9 @@ where
                     return (Attempted::GaveUp(reason), u64::from(attempt));
                 }
                 tracing::debug!(%reason, wait_ms = wait.as_millis() as u64, "transient marketplace error; retrying");
+                if throttled {
+                    on_throttled(wait, reason).await;
+                }
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
