@@ -153,7 +153,6 @@ impl AppState {
             secrets.clone(),
             clock.now_ms(),
             currency,
-            sync.clone(),
         ));
         let tokens = negotiate::TokenMinter {
             connection: signalr.connection,

@@ -21,7 +21,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::signalr_rest::SignalRRest;
-use crate::sync_runtime::SyncRuntime;
 
 /// Azure SignalR's billing unit; the snapshot must fit in one.
 pub const MAX_SNAPSHOT_BYTES: usize = 2048;
@@ -30,8 +29,6 @@ pub const MAX_SNAPSHOT_BYTES: usize = 2048;
 /// the `marketplace-status` documents).
 const MAX_TEXT: usize = 40;
 const MAX_ERROR: usize = 28;
-/// Longest reason the catalogue is unavailable: the page shows it on the disabled buttons.
-const MAX_REASON: usize = 120;
 
 pub use meschain_model::health::HealthStatus;
 
@@ -60,10 +57,6 @@ pub struct Inputs<'a> {
     pub secrets: Health,
     pub analytics: RecorderStats,
     pub currency: &'a str,
-    /// Whether stock and price syncs can read the store's catalogue, and why not.
-    pub catalog: &'a crate::sync_runtime::CatalogStatus,
-    /// Each marketplace's connector: `live`, `sandbox` or `off`.
-    pub connector_mode: &'a dyn Fn(&str) -> &'static str,
 }
 
 fn short(s: &str, max: usize) -> String {
@@ -86,7 +79,6 @@ pub fn admin_snapshot(i: &Inputs<'_>) -> Value {
         .map(|m| {
             json!({
                 "marketplace": m.marketplace,
-                "mode": (i.connector_mode)(&m.marketplace),
                 "status": m.status,
                 "progress": m.progress,
                 "lastSuccessAt": m.last_success_at,
@@ -113,11 +105,6 @@ pub fn admin_snapshot(i: &Inputs<'_>) -> Value {
         "analytics": {
             "pending": i.analytics.pending,
             "dropped": i.analytics.dropped.max(d.analytics_dropped_today()),
-        },
-        "catalog": {
-            "configured": i.catalog.configured,
-            "host": i.catalog.host.as_deref().map(|h| short(h, MAX_TEXT)),
-            "reason": i.catalog.reason.as_deref().map(|r| short(r, MAX_REASON)),
         },
     })
 }
@@ -190,8 +177,6 @@ pub struct Snapshots {
     /// When this process started (Unix ms), for `uptimeSeconds`.
     started_ms: u64,
     currency: String,
-    /// For the snapshot's `catalog`: whether stock and price syncs can read the catalogue.
-    sync: Arc<SyncRuntime>,
 }
 
 impl Snapshots {
@@ -202,9 +187,8 @@ impl Snapshots {
         secrets: Secrets,
         started_ms: u64,
         currency: String,
-        sync: Arc<SyncRuntime>,
     ) -> Self {
-        Snapshots { store, rest, recorder, secrets, cache: DashboardCache::default(), started_ms, currency, sync }
+        Snapshots { store, rest, recorder, secrets, cache: DashboardCache::default(), started_ms, currency }
     }
 
     /// Reads the store and checks SignalR (concurrently, the store within [`STORE_BUDGET`]) and
@@ -239,7 +223,6 @@ impl Snapshots {
             Health::new(HealthStatus::Degraded, "health endpoint did not answer 200")
         };
         let cached = self.cache.get();
-        let catalog = self.sync.catalog_status();
         let snapshot = admin_snapshot(&Inputs {
             now_ms: now,
             started_ms: self.started_ms,
@@ -250,8 +233,6 @@ impl Snapshots {
             secrets: self.secrets.health().into(),
             analytics: self.recorder.stats(),
             currency: &self.currency,
-            catalog: &catalog,
-            connector_mode: &|m| self.sync.connector_mode(m),
         });
         Built { snapshot, store_error }
     }
@@ -291,13 +272,6 @@ mod tests {
         d
     }
 
-    static NO_CATALOG: std::sync::LazyLock<crate::sync_runtime::CatalogStatus> =
-        std::sync::LazyLock::new(|| crate::sync_runtime::CatalogStatus {
-            configured: false,
-            host: None,
-            reason: Some(meschain_marketplace::catalog::settings::NOT_CONFIGURED.into()),
-        });
-
     fn inputs(data: Option<&DashboardData>) -> Inputs<'_> {
         Inputs {
             now_ms: 1_764_655_200_000,
@@ -309,8 +283,6 @@ mod tests {
             secrets: meschain_secrets::Secrets::empty().health().into(),
             analytics: RecorderStats { pending: 99_999, dropped: 12_345_678, ..Default::default() },
             currency: "TRY",
-            catalog: &NO_CATALOG,
-            connector_mode: &|_| "sandbox",
         }
     }
 

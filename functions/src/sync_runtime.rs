@@ -6,7 +6,7 @@
 //! may be Key Vault references, and a rotated API secret must reach the next delivery without
 //! a restart. Syncs already running finish with the connector they started with.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use meschain_marketplace::catalog::{Catalog, CatalogSettings};
 use meschain_marketplace::connector::Connector;
 use meschain_marketplace::net_guard::{ItemsHttp, UrlPolicy};
 use meschain_marketplace::selection;
+use meschain_model::marketplace::Marketplace;
 use meschain_model::settings::{SYNC_LEASE_SECONDS, SYNC_TIME_BUDGET_SECONDS};
 
 /// Default time budget: below the 5-minute `functionTimeout` with a minute to spare.
@@ -37,6 +38,7 @@ pub struct SyncRuntime {
     /// The catalogue's pool and a fingerprint of the settings it was built from (its
     /// connection string may be a rotating Key Vault reference).
     catalog: Mutex<Option<(u64, Arc<Catalog>)>>,
+    modes: std::sync::OnceLock<BTreeMap<&'static str, &'static str>>,
 }
 
 /// The settings a catalogue is built from.
@@ -126,6 +128,7 @@ impl SyncRuntime {
             http,
             items_http: ItemsHttp::new(sync.items_policy),
             catalog: Mutex::new(None),
+            modes: std::sync::OnceLock::new(),
             budget: sync.budget,
             lease_ttl: sync.lease_ttl,
             catalog_sync_marketplaces: sync.catalog_sync_marketplaces,
@@ -162,14 +165,24 @@ impl SyncRuntime {
         Ok(connector)
     }
 
-    /// How `marketplace` syncs now, for its dashboard card: `live` (its connector with
+    /// How each marketplace syncs, for its dashboard card: `live` (its connector with
     /// credentials), `sandbox`, or `off` (neither is configured: a sync would be refused).
-    pub fn connector_mode(&self, marketplace: &str) -> &'static str {
-        match self.connector(marketplace) {
-            Ok(c) if c.is_sandbox() => "sandbox",
-            Ok(_) => "live",
-            Err(_) => "off",
-        }
+    /// Worked out once: it follows from which settings exist, and settings do not change while
+    /// the process runs (a changed secret value keeps its mode).
+    pub fn connector_modes(&self) -> &BTreeMap<&'static str, &'static str> {
+        self.modes.get_or_init(|| {
+            Marketplace::ALL
+                .iter()
+                .map(|m| {
+                    let mode = match self.connector(m.name()) {
+                        Ok(c) if c.is_sandbox() => "sandbox",
+                        Ok(_) => "live",
+                        Err(_) => "off",
+                    };
+                    (m.name(), mode)
+                })
+                .collect()
+        })
     }
 
     /// The store's catalogue, `Ok(None)` when none is configured; built on first use and again

@@ -55,9 +55,11 @@ async fn test_admin_gets_admin_hub_token() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
-        vec!["accessToken", "syncOperations", "url"],
-        "url and accessToken for the SignalR client, syncOperations for the page"
+        vec!["accessToken", "catalog", "connectors", "syncOperations", "url"],
+        "url and accessToken for the SignalR client; syncOperations, catalog and connectors for the page"
     );
+    assert_eq!(body["catalog"]["configured"], false);
+    assert_eq!(body["connectors"].as_object().unwrap().len(), 6, "{body}");
     // Only what a hub call can start (it carries no items); the page offers exactly these.
     assert_eq!(body["syncOperations"], json!(["orders"]));
     assert_eq!(body["url"], "http://localhost:8888/client/?hub=meschainadminhub");

@@ -162,15 +162,8 @@ async fn test_admin_broadcast_with_its_deps_only() {
     let started = manual.now_ms() - 42_000;
     let rest = rest(svc.local_addr().port());
     let secrets = meschain_secrets::Secrets::empty();
-    let snapshots = Arc::new(Snapshots::new(
-        store.clone(),
-        rest.clone(),
-        recorder.clone(),
-        secrets,
-        started,
-        "TRY".into(),
-        no_sync(),
-    ));
+    let snapshots =
+        Arc::new(Snapshots::new(store.clone(), rest.clone(), recorder.clone(), secrets, started, "TRY".into()));
     let deps = admin_broadcast::Deps::new(snapshots.clone(), rest, recorder.clone(), clock.clone());
 
     let built = snapshots.build(manual.now_ms()).await;
@@ -201,15 +194,8 @@ async fn test_connection_events_with_its_deps_only() {
     // A connect touches no SignalR REST call: a closed port proves none is made.
     let rest = rest(closed_port());
     let secrets = meschain_secrets::Secrets::empty();
-    let snapshots = Arc::new(Snapshots::new(
-        store.clone(),
-        rest.clone(),
-        recorder.clone(),
-        secrets,
-        manual.now_ms(),
-        "TRY".into(),
-        no_sync(),
-    ));
+    let snapshots =
+        Arc::new(Snapshots::new(store.clone(), rest.clone(), recorder.clone(), secrets, manual.now_ms(), "TRY".into()));
     let keys = UpstreamKeys::fixed([AccessKey::new(KEY)]);
     let deps = connection_events::Deps::new(keys, rest, store.clone(), snapshots, no_sync(), recorder.clone(), clock);
 

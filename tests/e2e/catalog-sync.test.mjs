@@ -7,7 +7,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import { appRootWith, connect, startDev } from "./support/stack.mjs";
+import { appRootWith, connect, loginToken, startDev } from "./support/stack.mjs";
 import { startFake } from "./support/fakes.mjs";
 import { startMariaDb } from "./support/mariadb.mjs";
 
@@ -54,15 +54,22 @@ test("inventory from the dashboard pushes the changed products, then nothing", a
     user: "ada",
     roles: ["super_admin"],
     hub: "MesChainAdminHub",
-    targets: ["marketplaceSyncUpdate", "inventoryUpdate", "updateAdminDashboard"],
+    targets: ["marketplaceSyncUpdate", "inventoryUpdate"],
   });
   try {
     assert.deepEqual(await admin.invoke("JoinAdminGroup"), { group: "admins" });
-    // The snapshot tells the page the catalogue is there (it enables the buttons from this).
-    const [snapshot] = await admin.next("updateAdminDashboard", (s) => s.catalog, 30_000);
-    assert.equal(snapshot.catalog.configured, true, JSON.stringify(snapshot.catalog));
-    assert.equal(snapshot.catalog.host, "127.0.0.1");
-    assert.equal(snapshot.marketplaces.find((m) => m.marketplace === "trendyol").mode, "live");
+    // Negotiate tells the page the catalogue is there, so it offers stock and prices, and how each
+    // marketplace syncs.
+    const answer = await (
+      await fetch(`${stack.base}/api/negotiate?negotiateVersion=1`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${loginToken("ada", ["super_admin"])}` },
+      })
+    ).json();
+    assert.deepEqual(answer.syncOperations, ["inventory", "prices", "orders"]);
+    assert.deepEqual(answer.catalog, { configured: true, host: "127.0.0.1" });
+    assert.equal(answer.connectors.trendyol, "live");
+    assert.equal(answer.connectors.n11, "sandbox");
 
     const { started, last } = await startInventory(admin);
     assert.equal(last.status, "completed", JSON.stringify(last));

@@ -111,7 +111,6 @@ class Page {
     client.onState((state, problem, attempt) => this.onConnection(client, state, problem, attempt));
     client.on("updateAdminDashboard", (s) => {
       applySnapshot(this.model, s);
-      this.showCatalogNote(s.catalog);
       this.render();
     });
     client.on("marketplaceSyncUpdate", (u) => {
@@ -197,6 +196,8 @@ class Page {
     if (state === "connected") {
       this.showView(client.hub);
       this.showSyncOperations(client.syncOperations);
+      this.showCatalogNote(client.syncSetup?.catalog);
+      this.connectors = client.syncSetup?.connectors ?? {};
     }
     if (state === "connected" && performance.getEntriesByName("meschain:connected").length === 0) {
       performance.mark("meschain:connected");
@@ -398,6 +399,7 @@ class Page {
   renderMarketplaces() {
     const cards = MARKETPLACES.map((name) => {
       const v = marketplaceView(name, this.model.marketplaces[name]);
+      const mode = this.connectors?.[name] ?? null;
       const pct = v.progress ?? (v.status === "completed" ? 100 : 0);
       const counts = v.total ? `${fmt.formatCount(v.processed)} / ${fmt.formatCount(v.total)} items${v.failedItems ? `, ${fmt.formatCount(v.failedItems)} failed` : ""}` : null;
       return h(
@@ -407,7 +409,7 @@ class Page {
           "h3",
           {},
           h("span", {}, name),
-          v.mode && h("span", { class: "mode", "data-mode": v.mode, title: MODE_TITLES[v.mode] ?? "" }, v.mode),
+          mode && h("span", { class: "mode", "data-mode": mode, title: MODE_TITLES[mode] ?? "" }, mode),
           h("span", { class: "badge", "data-status": v.status }, v.status),
         ),
         h(

@@ -80,3 +80,11 @@ test("the client refuses unknown events", async () => {
   off();
   await assert.rejects(client.invoke("JoinAdminGroup"), /Not connected/);
 });
+
+test("negotiate's catalogue and connector modes are read, and absent ones are null", async () => {
+  const { syncSetupFromNegotiate } = await import("../src/lib/client.js");
+  const body = JSON.stringify({ url: "x", accessToken: "t", catalog: { configured: false, reason: "why" }, connectors: { trendyol: "live" } });
+  assert.deepEqual(syncSetupFromNegotiate(body), { catalog: { configured: false, reason: "why" }, connectors: { trendyol: "live" } });
+  assert.equal(syncSetupFromNegotiate(JSON.stringify({ url: "x" })), null);
+  assert.equal(syncSetupFromNegotiate("not json"), null);
+});

@@ -106,6 +106,10 @@ pub fn from_settings(
         _ if sandbox => {
             Ok(Arc::new(crate::sandbox::Sandbox::new(marketplace, crate::sandbox::SandboxConfig::default())))
         }
+        // No credentials at all: say both ways out, not only the settings the live connector lacks.
+        Some(l) if !(l.configured)(get) => (l.build)(http, get).map_err(|e| {
+            format!("{e}; or list {marketplace} in {SANDBOX_SETTING} to use the sandbox", marketplace = l.marketplace)
+        }),
         Some(l) => (l.build)(http, get),
         None => Err(format!(
             "no live connector for {marketplace}; list {marketplace} in {SANDBOX_SETTING} to use the sandbox"

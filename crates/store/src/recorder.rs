@@ -205,23 +205,23 @@ impl Recorder {
         self.inner.tally.observe_latency(latency);
     }
 
-    /// A negotiate answered for `user_id` on `hub` in `took`: counts it (`negotiate`, latency)
+    /// A negotiate answered at `at_ms` (the caller's clock) for `user_id` on `hub` in `took`: counts it (`negotiate`, latency)
     /// and notes it for the `negotiate.ok` event, which is written once per hub and user per
     /// interval with `count` (how many) and `durationMs` (the slowest).
-    pub fn negotiated(&self, hub: &'static str, user_id: &str, took: Duration) {
+    pub fn negotiated(&self, hub: &'static str, user_id: &str, took: Duration, at_ms: u64) {
         if !self.inner.enabled {
             return;
         }
         let tally = &self.inner.tally;
         tally.add(&Counter::Negotiate, 1);
         tally.observe_latency(took);
-        tally.negotiated(hub, user_id, took, || self.inner.now_ms());
+        tally.negotiated(hub, user_id, took, || at_ms);
     }
 
-    /// A negotiate refused for `reason` (the error's own words, never a token) in `took`:
+    /// A negotiate refused at `at_ms` for `reason` (the error's own words, never a token) in `took`:
     /// counts it (`negotiate`, `negotiateErrors`, latency) and notes it for the
     /// `negotiate.failed` event, written once per reason per interval with `count`.
-    pub fn negotiate_failed(&self, reason: &str, took: Duration) {
+    pub fn negotiate_failed(&self, reason: &str, took: Duration, at_ms: u64) {
         if !self.inner.enabled {
             return;
         }
@@ -229,7 +229,7 @@ impl Recorder {
         tally.add(&Counter::Negotiate, 1);
         tally.add(&Counter::NegotiateErrors, 1);
         tally.observe_latency(took);
-        tally.negotiate_failed(reason, || self.inner.now_ms());
+        tally.negotiate_failed(reason, || at_ms);
     }
 
     /// A connection opened.

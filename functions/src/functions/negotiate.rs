@@ -159,9 +159,9 @@ pub async fn run(deps: &Deps, ctx: &mut Context, req: &HttpRequest) -> HttpRespo
 /// the background ([`meschain_store::Recorder::negotiated`]).
 fn record(deps: &Deps, result: &Result<(HttpResponse, Hub, String), NegotiateError>, took: std::time::Duration) {
     match result {
-        Ok((_, hub, user)) => deps.recorder.negotiated(hub.name(), user, took),
+        Ok((_, hub, user)) => deps.recorder.negotiated(hub.name(), user, took, deps.clock.now_ms()),
         // The error's own words (never a token: they name the problem, not the input).
-        Err(e) => deps.recorder.negotiate_failed(&e.to_string(), took),
+        Err(e) => deps.recorder.negotiate_failed(&e.to_string(), took, deps.clock.now_ms()),
     }
 }
 
@@ -197,17 +197,18 @@ async fn negotiate(
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
     // Beside what the SignalR client reads (url, accessToken): the sync operations this caller's
     // hub can start, so the page offers exactly those and keeps no list of its own.
-    let sync_operations: Vec<&str> = match hub {
-        Hub::Admin | Hub::Marketplace => {
-            let catalogue = deps.sync.catalog_status().configured;
-            SyncOperation::ALL.iter().filter(|o| o.startable_from_hub(catalogue)).map(|o| o.name()).collect()
-        }
-        Hub::Dashboard => Vec::new(),
-    };
-    let resp = HttpResponse::json(
-        StatusCode::OK,
-        &json!({ "url": cs.client_url(hub.name()), "accessToken": token, "syncOperations": sync_operations }),
-    );
+    // For the hubs that start syncs, also what the page shows beside the buttons: whether the
+    // catalogue is there (and why not) and how each marketplace would sync. Both follow from the
+    // app's settings, which do not change while the process runs.
+    let mut answer = json!({ "url": cs.client_url(hub.name()), "accessToken": token, "syncOperations": [] });
+    if matches!(hub, Hub::Admin | Hub::Marketplace) {
+        let catalog = deps.sync.catalog_status();
+        let ops = SyncOperation::ALL.iter().filter(|o| o.startable_from_hub(catalog.configured)).map(|o| o.name());
+        answer["syncOperations"] = json!(ops.collect::<Vec<_>>());
+        answer["catalog"] = json!(catalog);
+        answer["connectors"] = json!(deps.sync.connector_modes());
+    }
+    let resp = HttpResponse::json(StatusCode::OK, &answer);
     Ok((resp, hub, identity.user_id))
 }
 

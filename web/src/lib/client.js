@@ -112,6 +112,24 @@ export function syncOperationsFromNegotiate(negotiateBody) {
 }
 
 /**
+ * What `negotiate` tells a hub that starts syncs about them: whether the store's catalogue is
+ * configured (`catalog`: `{configured, host?, reason?}`) and how each marketplace would sync
+ * (`connectors`: `{trendyol: "live" | "sandbox" | "off", ...}`).
+ * @param {string} negotiateBody The JSON body of a negotiate answer.
+ * @returns {{ catalog: object | null, connectors: Record<string, string> | null } | null} null when absent.
+ */
+export function syncSetupFromNegotiate(negotiateBody) {
+  try {
+    const { catalog, connectors } = JSON.parse(negotiateBody);
+    const object = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : null);
+    if (!object(catalog) && !object(connectors)) return null;
+    return { catalog: object(catalog), connectors: object(connectors) };
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The hub `negotiate` chose, read from its answer's client URL (`…/client/?hub=meschainadminhub`;
  * the service lowercases hub names). The page never maps roles to hubs itself: the server's rule
  * (functions/src/hubs.rs) is the only one, and the page shows the view of the hub it got.
@@ -231,6 +249,8 @@ export class MesChainClient {
     this.hub = null;
     /** @type {string[]} The sync operations the hub can start (from negotiate). */
     this.syncOperations = [];
+    /** What negotiate said about the catalogue and each marketplace's connector (see syncSetupFromNegotiate). */
+    this.syncSetup = null;
     this.apiBase = apiBase.replace(/\/+$/, "");
     this.retry = retry;
     /** @type {ConnectionState} */
@@ -268,6 +288,7 @@ export class MesChainClient {
             const body = String(response.content ?? "");
             client.hub = hubFromNegotiate(body) ?? client.hub;
             client.syncOperations = syncOperationsFromNegotiate(body) ?? client.syncOperations;
+            client.syncSetup = syncSetupFromNegotiate(body) ?? client.syncSetup;
           }
           return response;
         } catch (e) {

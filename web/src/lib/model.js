@@ -106,8 +106,6 @@ export function marketplaceView(name, slot, now = Date.now()) {
     itemsPushedToday: base?.itemsPushedToday ?? null,
     lastSuccessAt: base?.lastSuccessAt ?? (live?.status === "completed" ? live.finishedAt : null),
     lastError: base?.lastError ?? null,
-    // live (its connector with credentials), sandbox, or off (a sync would be refused).
-    mode: base?.mode ?? null,
     // The marketplace throttled the running sync: shown until the wait is over.
     waiting: waitingNow(live, now),
   };

@@ -75,8 +75,7 @@ impl std::fmt::Debug for CatalogSettings {
 }
 
 /// Why the catalogue is not available, for the dashboard and for refused syncs.
-pub const NOT_CONFIGURED: &str =
-    "stock and price syncs read the store's catalogue, and none is configured: set CATALOG_MYSQL_URL";
+pub const NOT_CONFIGURED: &str = "no store catalogue is configured (CATALOG_MYSQL_URL)";
 
 impl CatalogSettings {
     /// `Ok(None)` when `CATALOG_MYSQL_URL` is unset or empty (no catalogue); otherwise the

@@ -280,7 +280,6 @@ impl<'a, 'r> Delivery<'a, 'r> {
             Box::pin(async move { engine.reporter.progress(&update).await })
         }
     }
-
 }
 
 impl Delivery<'_, '_> {
