@@ -7,7 +7,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import { appRootWith, connect, loginToken, startDev } from "./support/stack.mjs";
+import { appRootWith, connect, loginToken, sleep, startDev } from "./support/stack.mjs";
 import { startFake } from "./support/fakes.mjs";
 import { startMariaDb } from "./support/mariadb.mjs";
 
@@ -45,7 +45,7 @@ after(async () => {
 async function startInventory(admin) {
   const started = await admin.invoke("HandleAdminCommand", "triggerSync", { marketplace: "trendyol", operation: "inventory" });
   assert.equal(started.mode, "changed");
-  const [last] = await admin.next("marketplaceSyncUpdate", (u) => u.syncId === started.requestId && ["completed", "failed"].includes(u.status), 90_000);
+  const [last] = await admin.next("marketplaceSyncUpdate", (u) => u.syncId === started.syncId && ["completed", "failed"].includes(u.status), 90_000);
   return { started, last };
 }
 
@@ -76,7 +76,7 @@ test("inventory from the dashboard pushes the changed products, then nothing", a
     assert.equal(last.processed, PRODUCTS);
     assert.equal(last.failedItems, 1, "the product without a barcode");
     const failures = admin.received
-      .filter(([t, r]) => t === "inventoryUpdate" && r.syncId === started.requestId)
+      .filter(([t, r]) => t === "inventoryUpdate" && r.syncId === started.syncId)
       .flatMap(([, r]) => r.failures ?? []);
     assert.equal(failures.length, 1);
     assert.match(failures[0].reasons.join(" "), /barcode/);
@@ -90,8 +90,11 @@ test("inventory from the dashboard pushes the changed products, then nothing", a
     assert.equal(second.last.processed, 0);
     assert.equal((await fake.stats()).itemsPushed, first.itemsPushed, "nothing pushed again");
 
-    // One product edited: only it goes.
-    db.sql("UPDATE oc_product SET quantity = 41, date_modified = NOW() + INTERVAL 1 SECOND WHERE product_id = 42");
+    // One product edited: only it goes. OpenCart stamps edits to the second, and a sync's mark
+    // trails the database clock by MARK_LAG_SECONDS (2 s, so an edit committed as the snapshot is
+    // taken is never skipped); the edit is dated that far back, one second after the last mark.
+    await sleep(1_100);
+    db.sql("UPDATE oc_product SET quantity = 41, date_modified = NOW() - INTERVAL 2 SECOND WHERE product_id = 42");
     const third = await startInventory(admin);
     assert.equal(third.last.processed, 1, JSON.stringify(third.last));
     assert.equal((await fake.stats()).itemsPushed, first.itemsPushed + 1);

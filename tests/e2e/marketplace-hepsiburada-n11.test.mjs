@@ -44,6 +44,7 @@ test("n11: 2,500 items through the live connector, per-item failures listed", as
       fake,
       barcodes,
       refused,
+      listPrices: true,
       settings: { N11_BASE_URL: fake.baseUrl, N11_APP_KEY: fake.appKey, N11_APP_SECRET: fake.appSecret },
     });
     assert.equal(stats.skusFailed, refused.length, JSON.stringify(stats));

@@ -17,9 +17,10 @@ function sandboxExcept(marketplace) {
 
 /**
  * Syncs `barcodes` (stock and a sale price each) to `marketplace` and returns the final update, the failures the
- * admins were told about and the fake's stats. `refused` are the barcodes the fake refuses.
+ * admins were told about and the fake's stats. `refused` are the barcodes the fake refuses; `listPrices` adds a
+ * list price to every item (N11 takes the two prices together).
  */
-export async function syncThroughDev({ marketplace, fake, settings, barcodes, refused }) {
+export async function syncThroughDev({ marketplace, fake, settings, barcodes, refused, listPrices = false }) {
   const dir = appRootWith({ MARKETPLACE_SANDBOX: sandboxExcept(marketplace), SYNC_LEASE_SECONDS: "3", ...settings });
   const stack = await startDev({ appRoot: dir });
   const admin = await connect(stack, {
@@ -31,7 +32,10 @@ export async function syncThroughDev({ marketplace, fake, settings, barcodes, re
   try {
     assert.deepEqual(await admin.invoke("JoinAdminGroup"), { group: "admins" });
     const file = path.join(dir, "items.json");
-    const items = barcodes.map((barcode, i) => ({ barcode, quantity: i % 50, salePrice: 10 + (i % 7) + 0.5 }));
+    const items = barcodes.map((barcode, i) => {
+      const salePrice = 10 + (i % 7) + 0.5;
+      return { barcode, quantity: i % 50, salePrice, ...(listPrices ? { listPrice: salePrice + 5 } : {}) };
+    });
     writeFileSync(file, JSON.stringify(items));
     const syncId = `e2e-${marketplace}`;
     execFileSync(bin("meschain"), ["enqueue", "--host-url", stack.base, "--requested-by", "e2e", "--marketplace", marketplace, "--operation", "inventory", "--items", file, "--sync-id", syncId], { encoding: "utf8" });

@@ -303,6 +303,19 @@ impl Delivery<'_, '_> {
                     cp.run.processed += invalid;
                     cp.run.failed_items += invalid;
                     cp.run.record_failures(&batch.invalid);
+                    // Watchers hear about the refused items now, with their reasons; the
+                    // marketplace's results for the rest come in the batch's own report later.
+                    reports.push(BatchReport {
+                        sync_id: cp.run.sync_id.clone(),
+                        marketplace: cp.run.marketplace.clone(),
+                        operation: cp.run.operation.name().to_string(),
+                        batch: *b,
+                        items: invalid,
+                        succeeded: 0,
+                        failed: invalid,
+                        unconfirmed: 0,
+                        failures: batch.invalid.iter().take(BatchReport::MAX_FAILURES).cloned().collect(),
+                    });
                 }
                 None => {}
             }

@@ -374,6 +374,8 @@ async fn queue_sync(
         return Err(MethodError::Refused("A sync must be requested by a signed-in user".into()));
     };
     let mut request = SyncRequest::new(marketplace, operation, user);
+    // The request's id is the sync's: the page that asked can follow its own sync's updates.
+    request.sync_id = Some(request.request_id.clone());
     match operation {
         SyncOperation::Orders => {
             if mode.is_some() {
@@ -403,7 +405,8 @@ async fn queue_sync(
     );
     let id = request.request_id.clone();
     effects.sync_requests.push(request);
-    let mut answer = json!({ "requestId": id, "marketplace": marketplace.name(), "operation": operation.name() });
+    let mut answer =
+        json!({ "requestId": id, "syncId": id, "marketplace": marketplace.name(), "operation": operation.name() });
     if let Some(mode) = effects.sync_requests.last().and_then(|r| r.mode) {
         answer["mode"] = json!(mode.name());
     }
