@@ -109,6 +109,8 @@ test("a marketplace manager sees the marketplaces and may start syncs, but not b
     await signInAs(tab, "mona", "marketplace_manager");
     await waitForConnection(page, "connected");
     assert.equal(await page.locator("#marketplaces-section").isVisible(), true);
+    // Cards render on the next animation frame after the connection is up.
+    await page.locator("#marketplaces .market").nth(5).waitFor();
     assert.equal(await page.locator("#marketplaces .market").count(), 6);
     assert.equal(await page.locator("#sync-form").isVisible(), true);
     assert.equal(await page.locator("#alert-form").isVisible(), false);

@@ -183,7 +183,7 @@ class Page {
     $("sync-full-label").hidden = !(op === "inventory" || op === "prices");
   }
 
-  /** Why stock and price syncs are not offered, from the snapshot's `catalog` (none when they are). */
+  /** Why stock and price syncs are not offered, from negotiate's `catalog` (none when they are). */
   showCatalogNote(catalog) {
     const note = $("sync-catalog-note");
     const reason = catalog && !catalog.configured ? catalog.reason || "the store's catalogue is not configured" : null;
@@ -198,6 +198,8 @@ class Page {
       this.showSyncOperations(client.syncOperations);
       this.showCatalogNote(client.syncSetup?.catalog);
       this.connectors = client.syncSetup?.connectors ?? {};
+      // The cards (and their mode badges) exist from the moment the hub is known, not from the first message.
+      this.render();
     }
     if (state === "connected" && performance.getEntriesByName("meschain:connected").length === 0) {
       performance.mark("meschain:connected");
