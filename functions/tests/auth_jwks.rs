@@ -1,151 +1,27 @@
-//! The JWKS cache against a real identity-provider stand-in: an axum server on 127.0.0.1:0
-//! serving an OpenID discovery document and a JWKS, counting every request, and able to
-//! misbehave (hang, answer garbage, fail) on demand.
+//! The JWKS cache against a real identity-provider stand-in (`common::auth::JwksServer`): an
+//! axum server on 127.0.0.1:0 serving an OpenID discovery document and a JWKS, counting every
+//! request, and able to misbehave (hang, answer garbage, fail) on demand.
 //!
 //! The refresh interval and the keys' age are stepped over with a `ManualClock`; the only real
 //! waits left are the fetch timeout (a real timer bounding real I/O) and the provider's `Slow`
 //! answers, which are what those tests are about.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use http::{HeaderMap, HeaderValue};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use common::auth::{JwksServer, Mode, bearer, ec, ec_jwk, rsa, rsa_jwk, sign};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use meschain_functions::auth::{AuthConfig, AuthError, Authenticator, JwksOptions, JwksSource};
 use meschain_model::clock::{ManualClock, SharedClock};
 use serde_json::{Value, json};
 
-const RSA_A_KEY: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-a.key.pem");
-const RSA_B_KEY: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-b.key.pem");
-const EC_KEY: &[u8] = include_bytes!("fixtures/auth/test-only-ec-p256.key.pem");
 const AUD: &str = "meschain-realtime";
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
-    Normal,
-    /// Accepts the request and never answers.
-    Hang,
-    /// 200 with a body that is not JSON.
-    Garbage,
-    /// 500.
-    Error,
-    /// A JSON body far above the size limit.
-    Huge,
-    /// Answers correctly after a delay.
-    Slow(u64),
-}
-
-#[derive(Clone)]
-struct Idp {
-    base: String,
-    discovery_hits: Arc<AtomicUsize>,
-    jwks_hits: Arc<AtomicUsize>,
-    keys: Arc<Mutex<Value>>,
-    discovery: Arc<Mutex<Option<Value>>>,
-    jwks_mode: Arc<Mutex<Mode>>,
-    discovery_mode: Arc<Mutex<Mode>>,
-}
-
-impl Idp {
-    async fn start(keys: Value) -> Idp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let idp = Idp {
-            base,
-            discovery_hits: Arc::default(),
-            jwks_hits: Arc::default(),
-            keys: Arc::new(Mutex::new(keys)),
-            discovery: Arc::default(),
-            jwks_mode: Arc::new(Mutex::new(Mode::Normal)),
-            discovery_mode: Arc::new(Mutex::new(Mode::Normal)),
-        };
-        let app = Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
-            .route("/keys", get(jwks))
-            .with_state(idp.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        idp
-    }
-
-    fn jwks_hits(&self) -> usize {
-        self.jwks_hits.load(Ordering::SeqCst)
-    }
-
-    fn discovery_hits(&self) -> usize {
-        self.discovery_hits.load(Ordering::SeqCst)
-    }
-
-    fn set_jwks_mode(&self, mode: Mode) {
-        *self.jwks_mode.lock().unwrap() = mode;
-    }
-}
-
-async fn misbehave(mode: Mode, good: Value) -> Response {
-    match mode {
-        Mode::Normal => axum::Json(good).into_response(),
-        Mode::Hang => {
-            std::future::pending::<()>().await;
-            unreachable!()
-        }
-        Mode::Garbage => "<html>not json</html>".into_response(),
-        Mode::Error => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        Mode::Huge => {
-            let padding = "x".repeat(2 * 1024 * 1024);
-            axum::Json(json!({"keys": [], "padding": padding})).into_response()
-        }
-        Mode::Slow(ms) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            axum::Json(good).into_response()
-        }
-    }
-}
-
-async fn discovery(State(idp): State<Idp>) -> Response {
-    idp.discovery_hits.fetch_add(1, Ordering::SeqCst);
-    let doc = idp
-        .discovery
-        .lock()
-        .unwrap()
-        .clone()
-        .unwrap_or_else(|| json!({"issuer": idp.base, "jwks_uri": format!("{}/keys", idp.base)}));
-    let mode = *idp.discovery_mode.lock().unwrap();
-    misbehave(mode, doc).await
-}
-
-async fn jwks(State(idp): State<Idp>) -> Response {
-    idp.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    let keys = idp.keys.lock().unwrap().clone();
-    let mode = *idp.jwks_mode.lock().unwrap();
-    misbehave(mode, keys).await
-}
-
-fn rsa(which: &str) -> EncodingKey {
-    EncodingKey::from_rsa_pem(if which == "b" { RSA_B_KEY } else { RSA_A_KEY }).unwrap()
-}
-
-fn ec() -> EncodingKey {
-    EncodingKey::from_ec_pem(EC_KEY).unwrap()
-}
-
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
-    let mut jwk = Jwk::from_encoding_key(key, alg).unwrap();
-    jwk.common.key_id = Some(kid.into());
-    serde_json::to_value(jwk).unwrap()
-}
 
 fn token(alg: Algorithm, kid: &str, key: &EncodingKey, iss: &str, sub: &str) -> String {
     let now = meschain_model::clock::now_secs();
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.into());
     let claims = json!({"sub": sub, "iss": iss, "aud": AUD, "iat": now, "exp": now + 600, "roles": ["admin"]});
-    jsonwebtoken::encode(&header, &claims, key).unwrap()
+    sign(alg, Some(kid), key, &claims)
 }
 
 /// An RS256-shaped token with a bogus signature: the key lookup happens before any
@@ -154,12 +30,6 @@ fn unsigned_with_kid(kid: &str) -> String {
     use base64::Engine;
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     format!("{}.{}.c2ln", b64(json!({"alg": "RS256", "kid": kid})), b64(json!({"sub": "u", "exp": 9_999_999_999u64})))
-}
-
-fn bearer(token: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(http::header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
-    h
 }
 
 fn options(min_refresh_ms: u64, timeout_ms: u64) -> JwksOptions {
@@ -176,7 +46,7 @@ fn manual_options(min_refresh_ms: u64, timeout_ms: u64, clock: &ManualClock) -> 
     }
 }
 
-fn oidc(idp: &Idp, opts: JwksOptions) -> Authenticator {
+fn oidc(idp: &JwksServer, opts: JwksOptions) -> Authenticator {
     let config = AuthConfig {
         hs256_secret: None,
         jwks: Some(JwksSource::oidc_issuer(&idp.base).unwrap()),
@@ -202,8 +72,7 @@ fn direct(url: &str, opts: JwksOptions) -> Authenticator {
 
 #[tokio::test]
 async fn test_discovery_then_cached_keys_for_rs256_and_es256() {
-    let idp =
-        Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1"), jwk(&ec(), Algorithm::ES256, "e1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1"), ec_jwk("e1")]})).await;
     let auth = oidc(&idp, options(10_000, 2_000));
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), &idp.base, "rsa-user");
     let es = token(Algorithm::ES256, "e1", &ec(), &idp.base, "ec-user");
@@ -217,9 +86,9 @@ async fn test_discovery_then_cached_keys_for_rs256_and_es256() {
 
 #[tokio::test]
 async fn test_cold_cache_concurrent_callers_share_one_fetch() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     idp.set_jwks_mode(Mode::Slow(300));
-    let auth = direct(&format!("{}/keys", idp.base), options(10_000, 2_000));
+    let auth = direct(&idp.jwks_url(), options(10_000, 2_000));
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -235,7 +104,7 @@ async fn test_cold_cache_concurrent_callers_share_one_fetch() {
 
 #[tokio::test]
 async fn test_unknown_kid_refreshes_once_then_storm_is_rate_limited() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     let clock = ManualClock::at_ms(1_000_000);
     let auth = oidc(&idp, manual_options(500, 2_000, &clock));
     let r1 = token(Algorithm::RS256, "r1", &rsa("a"), &idp.base, "u");
@@ -244,8 +113,7 @@ async fn test_unknown_kid_refreshes_once_then_storm_is_rate_limited() {
 
     // Rotation: a new key appears; the first token that uses it refreshes the cache once.
     clock.advance(Duration::from_millis(600));
-    *idp.keys.lock().unwrap() =
-        json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1"), jwk(&rsa("b"), Algorithm::RS256, "r2")]});
+    *idp.keys.lock().unwrap() = json!({"keys": [rsa_jwk("a", "r1"), rsa_jwk("b", "r2")]});
     let r2 = token(Algorithm::RS256, "r2", &rsa("b"), &idp.base, "rotated");
     assert_eq!(auth.authenticate(&bearer(&r2)).await.unwrap().user_id, "rotated");
     assert_eq!(idp.jwks_hits(), 2);
@@ -280,9 +148,9 @@ async fn test_unknown_kid_refreshes_once_then_storm_is_rate_limited() {
 
 #[tokio::test]
 async fn test_hanging_key_source_fails_in_bounded_time() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     idp.set_jwks_mode(Mode::Hang);
-    let auth = direct(&format!("{}/keys", idp.base), options(10_000, 400));
+    let auth = direct(&idp.jwks_url(), options(10_000, 400));
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
 
     let started = Instant::now();
@@ -301,7 +169,7 @@ async fn test_hanging_key_source_fails_in_bounded_time() {
 
 #[tokio::test]
 async fn test_hanging_discovery_fails_in_bounded_time() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     *idp.discovery_mode.lock().unwrap() = Mode::Hang;
     let auth = oidc(&idp, options(10_000, 400));
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), &idp.base, "u");
@@ -314,17 +182,17 @@ async fn test_hanging_discovery_fails_in_bounded_time() {
 #[tokio::test]
 async fn test_garbage_answers_are_key_source_unavailable() {
     for mode in [Mode::Garbage, Mode::Error, Mode::Huge] {
-        let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+        let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
         idp.set_jwks_mode(mode);
-        let auth = direct(&format!("{}/keys", idp.base), options(10_000, 2_000));
+        let auth = direct(&idp.jwks_url(), options(10_000, 2_000));
         let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
         let started = Instant::now();
         assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::KeySourceUnavailable), "{mode:?}");
         assert!(started.elapsed() < Duration::from_secs(2), "{mode:?}");
     }
     // A JWKS with no key we can use is garbage too.
-    let idp = Idp::start(json!({"keys": [{"kty": "oct", "kid": "r1", "k": "c2VjcmV0"}]})).await;
-    let auth = direct(&format!("{}/keys", idp.base), options(10_000, 2_000));
+    let idp = JwksServer::start(json!({"keys": [{"kty": "oct", "kid": "r1", "k": "c2VjcmV0"}]})).await;
+    let auth = direct(&idp.jwks_url(), options(10_000, 2_000));
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
     assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::KeySourceUnavailable));
 }
@@ -337,7 +205,7 @@ async fn test_bad_discovery_documents_are_refused() {
         json!({"issuer": "__BASE__"}),
     ];
     for case in cases {
-        let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+        let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
         let doc: Value = serde_json::from_str(&case.to_string().replace("__BASE__", &idp.base)).unwrap();
         *idp.discovery.lock().unwrap() = Some(doc);
         let auth = oidc(&idp, options(10_000, 2_000));
@@ -360,10 +228,10 @@ async fn test_refused_connection_fails_fast_and_source_recovery_is_picked_up() {
     assert!(started.elapsed() < Duration::from_secs(2));
 
     // A source that was failing is retried after the interval and then serves.
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     idp.set_jwks_mode(Mode::Error);
     let clock = ManualClock::at_ms(1_000_000);
-    let auth = direct(&format!("{}/keys", idp.base), manual_options(300, 2_000, &clock));
+    let auth = direct(&idp.jwks_url(), manual_options(300, 2_000, &clock));
     assert_eq!(auth.authenticate(&bearer(&rs)).await, Err(AuthError::KeySourceUnavailable));
     idp.set_jwks_mode(Mode::Normal);
     clock.advance(Duration::from_millis(299));
@@ -375,10 +243,10 @@ async fn test_refused_connection_fails_fast_and_source_recovery_is_picked_up() {
 
 #[tokio::test]
 async fn test_stale_keys_are_refreshed_in_the_background_and_keep_serving() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     let clock = ManualClock::at_ms(1_000_000);
     let opts = JwksOptions { max_age: Duration::from_millis(300), ..manual_options(100, 2_000, &clock) };
-    let auth = direct(&format!("{}/keys", idp.base), opts);
+    let auth = direct(&idp.jwks_url(), opts);
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
     assert_eq!(idp.jwks_hits(), 1);
@@ -397,7 +265,7 @@ async fn test_stale_keys_are_refreshed_in_the_background_and_keep_serving() {
 
     // When the provider drops (revokes) the key, the next background refresh removes it.
     idp.set_jwks_mode(Mode::Normal);
-    *idp.keys.lock().unwrap() = json!({"keys": [jwk(&rsa("b"), Algorithm::RS256, "r2")]});
+    *idp.keys.lock().unwrap() = json!({"keys": [rsa_jwk("b", "r2")]});
     clock.advance(Duration::from_millis(100));
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
     // The fetch is counted when the provider receives it; the keys are swapped in after its
@@ -418,9 +286,9 @@ async fn test_stale_keys_are_refreshed_in_the_background_and_keep_serving() {
 
 #[tokio::test]
 async fn test_caller_that_goes_away_does_not_cancel_the_fetch() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     idp.set_jwks_mode(Mode::Slow(300));
-    let auth = direct(&format!("{}/keys", idp.base), options(10_000, 2_000));
+    let auth = direct(&idp.jwks_url(), options(10_000, 2_000));
     let rs = token(Algorithm::RS256, "r1", &rsa("a"), "any", "u");
     // The request future is dropped mid-fetch, as when a client hangs up.
     let abandoned = tokio::time::timeout(Duration::from_millis(50), auth.authenticate(&bearer(&rs))).await;
@@ -433,7 +301,7 @@ async fn test_caller_that_goes_away_does_not_cancel_the_fetch() {
 
 #[tokio::test]
 async fn test_warm_up_loads_keys_once() {
-    let idp = Idp::start(json!({"keys": [jwk(&rsa("a"), Algorithm::RS256, "r1")]})).await;
+    let idp = JwksServer::start(json!({"keys": [rsa_jwk("a", "r1")]})).await;
     let auth = oidc(&idp, options(10_000, 2_000));
     auth.warm_up().await.unwrap();
     auth.warm_up().await.unwrap();
@@ -442,7 +310,7 @@ async fn test_warm_up_loads_keys_once() {
     assert!(auth.authenticate(&bearer(&rs)).await.is_ok());
     assert_eq!(idp.jwks_hits(), 1);
 
-    let idp = Idp::start(json!({"keys": []})).await;
+    let idp = JwksServer::start(json!({"keys": []})).await;
     let auth = oidc(&idp, options(10_000, 2_000));
     assert_eq!(auth.warm_up().await, Err(AuthError::KeySourceUnavailable));
 }

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Handler, JWT_SECRET, now, settings};
+use common::{Handler, login, now, settings};
 use meschain_functions::client_tokens::{IssuedKey, KeyFetchError};
 use meschain_functions::signalr_rest::entra::{EntraToken, SCOPE};
 use meschain_functions::signalr_rest::retry::RetryPolicy;
@@ -373,17 +373,6 @@ async fn test_issued_key_is_kept_while_a_refresh_fails() {
 
 // ---------------------------------------------------------------------------------------------
 // The real handler binary.
-
-fn login(sub: &str, roles: &[&str]) -> String {
-    let claims = json!({"sub": sub, "roles": roles, "iss": common::ISSUER, "aud": common::AUDIENCE,
-        "iat": now(), "exp": now() + 600});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .unwrap()
-}
 
 fn entra_settings(gateway: &Gateway, identity_endpoint: &str) -> HashMap<&'static str, String> {
     let mut s = settings();

@@ -8,18 +8,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{ACCESS_KEY, AUDIENCE, Handler, ISSUER, JWT_SECRET, now, settings};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use common::auth::{JwksServer, RSA_A_PUB, rsa, rsa_jwk, sign};
+use common::{ACCESS_KEY, AUDIENCE, Handler, ISSUER, JWT_SECRET, login, login_claims, now, settings, sign_login};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde_json::{Value, json};
-
-fn login(claims: Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes()))
-        .unwrap()
-}
-
-fn claims(sub: &str, roles: &[&str]) -> Value {
-    json!({"sub": sub, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 600})
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
@@ -51,7 +43,7 @@ fn decode_client_token(token: &str, hub: &str) -> Value {
 #[tokio::test]
 async fn test_admin_gets_admin_hub_token() {
     let h = Handler::start(&settings());
-    let (status, headers, body) = negotiate(&h, "", &[bearer(&login(claims("alice", &["admin"])))]).await;
+    let (status, headers, body) = negotiate(&h, "", &[bearer(&login("alice", &["admin"]))]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -75,8 +67,9 @@ async fn test_admin_gets_admin_hub_token() {
 #[tokio::test]
 async fn test_role_to_hub_and_hub_requests() {
     let h = Handler::start(&settings());
-    let manager = login(claims("mona", &["marketplace_manager"]));
-    let viewer = login(json!({"sub": "vic", "role": "viewer", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600}));
+    let manager = login("mona", &["marketplace_manager"]);
+    let viewer =
+        sign_login(&json!({"sub": "vic", "role": "viewer", "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600}));
 
     let (status, _, body) = negotiate(&h, "", &[bearer(&manager)]).await;
     assert_eq!((status, body["url"].as_str()), (200, Some("http://localhost:8888/client/?hub=meschainmarketplacehub")));
@@ -112,7 +105,7 @@ async fn test_spoofed_identity_headers_grant_nothing() {
 
     // With a viewer's token: still a viewer.
     let mut with_token = spoof.to_vec();
-    with_token.push(bearer(&login(claims("vic", &["viewer"]))));
+    with_token.push(bearer(&login("vic", &["viewer"])));
     let (status, _, body) = negotiate(&h, "", &with_token).await;
     assert_eq!(status, 200);
     let c = decode_client_token(body["accessToken"].as_str().unwrap(), "MesChainDashboardHub");
@@ -125,29 +118,29 @@ async fn test_spoofed_identity_headers_grant_nothing() {
 #[tokio::test]
 async fn test_bad_login_tokens_are_401() {
     let h = Handler::start(&settings());
-    let mut expired = claims("alice", &["admin"]);
+    let mut expired = login_claims("alice", &["admin"]);
     expired["exp"] = json!(now() - 3600);
-    let mut wrong_issuer = claims("alice", &["admin"]);
+    let mut wrong_issuer = login_claims("alice", &["admin"]);
     wrong_issuer["iss"] = json!("someone-else");
-    let mut wrong_audience = claims("alice", &["admin"]);
+    let mut wrong_audience = login_claims("alice", &["admin"]);
     wrong_audience["aud"] = json!("another-app");
-    let good = login(claims("alice", &["admin"]));
+    let good = login("alice", &["admin"]);
     let unsigned = good.rsplit_once('.').unwrap().0.to_string() + ".";
     let alg_none = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims("alice", &["admin"]).to_string())
+        URL_SAFE_NO_PAD.encode(login_claims("alice", &["admin"]).to_string())
     );
-    let wrong_secret = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims("alice", &["admin"]),
+    let wrong_secret = sign(
+        Algorithm::HS256,
+        None,
         &EncodingKey::from_secret(b"not-the-secret-but-just-as-long-as-it"),
-    )
-    .unwrap();
+        &login_claims("alice", &["admin"]),
+    );
     let cases = [
-        ("expired", format!("Bearer {}", login(expired))),
-        ("wrong issuer", format!("Bearer {}", login(wrong_issuer))),
-        ("wrong audience", format!("Bearer {}", login(wrong_audience))),
+        ("expired", format!("Bearer {}", sign_login(&expired))),
+        ("wrong issuer", format!("Bearer {}", sign_login(&wrong_issuer))),
+        ("wrong audience", format!("Bearer {}", sign_login(&wrong_audience))),
         ("unsigned", format!("Bearer {unsigned}")),
         ("alg none", format!("Bearer {alg_none}")),
         ("wrong secret", format!("Bearer {wrong_secret}")),
@@ -173,7 +166,7 @@ async fn test_bad_login_tokens_are_401() {
 #[tokio::test]
 async fn test_enveloped_negotiate() {
     let h = Handler::start(&settings());
-    let token = login(claims("alice", &["super_admin"]));
+    let token = login("alice", &["super_admin"]);
     let envelope = json!({
         "Data": {"req": {
             "Url": "http://localhost:7071/api/negotiate?hub=MesChainDashboardHub",
@@ -209,34 +202,23 @@ async fn test_enveloped_negotiate() {
 /// secret (algorithm confusion) is refused, while the genuine RS256 token works.
 #[tokio::test]
 async fn test_algorithm_confusion_with_jwks() {
-    const RSA_KEY: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-a.key.pem");
-    const RSA_PUB: &[u8] = include_bytes!("fixtures/auth/test-only-rsa-a.pub.pem");
-    let signing = EncodingKey::from_rsa_pem(RSA_KEY).unwrap();
-    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::RS256).unwrap();
-    jwk.common.key_id = Some("k1".into());
-    let jwks = json!({ "keys": [jwk] });
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let jwks_url = format!("http://{}/keys", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/keys", axum::routing::get(move || async move { axum::Json(jwks) }));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let jwks = JwksServer::start(json!({ "keys": [rsa_jwk("a", "k1")] })).await;
 
     let mut s = settings();
     s.remove("AUTH_JWT_SECRET");
-    s.insert("AUTH_JWKS_URL", jwks_url);
+    s.insert("AUTH_JWKS_URL", jwks.jwks_url());
     let h = Handler::start(&s);
 
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("k1".into());
-    let genuine = jsonwebtoken::encode(&header, &claims("rita", &["admin"]), &signing).unwrap();
+    let genuine = sign(Algorithm::RS256, Some("k1"), &rsa("a"), &login_claims("rita", &["admin"]));
     let (status, _, body) = negotiate(&h, "", &[bearer(&genuine)]).await;
     assert_eq!(status, 200, "{body}");
 
-    let mut confused = Header::new(Algorithm::HS256);
-    confused.kid = Some("k1".into());
-    let forged =
-        jsonwebtoken::encode(&confused, &claims("mallory", &["super_admin"]), &EncodingKey::from_secret(RSA_PUB))
-            .unwrap();
+    let forged = sign(
+        Algorithm::HS256,
+        Some("k1"),
+        &EncodingKey::from_secret(RSA_A_PUB),
+        &login_claims("mallory", &["super_admin"]),
+    );
     let (status, headers, body) = negotiate(&h, "", &[bearer(&forged)]).await;
     assert_eq!(status, 401, "{body}");
     assert!(headers.contains_key("www-authenticate"));

@@ -9,18 +9,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{AUDIENCE, Handler, ISSUER, JWT_SECRET, now, settings};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use common::{AUDIENCE, Handler, ISSUER, login, now, settings};
 use serde_json::{Map, Value, json};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
-}
-
-fn login(sub: &str, roles: &[&str]) -> String {
-    let claims = json!({"sub": sub, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 600});
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes()))
-        .unwrap()
 }
 
 async fn negotiate(h: &Handler, token: &str) -> (u16, Value) {

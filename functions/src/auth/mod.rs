@@ -215,12 +215,6 @@ mod tests {
         sign(Algorithm::HS256, None, &EncodingKey::from_secret(SECRET.as_bytes()), claims)
     }
 
-    fn bearer(token: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
-        h
-    }
-
     async fn check(auth: &Authenticator, claims: &Value) -> Result<Identity, AuthError> {
         auth.authenticate(&bearer(&hs(claims))).await
     }
@@ -347,7 +341,7 @@ mod tests {
         let auth = Authenticator::new(both);
         assert_eq!(auth.authenticate(&bearer(&forged)).await, Err(AuthError::InvalidSignature));
         // Neither path even fetched keys for an HS256 token.
-        assert_eq!(server.hits(), 0);
+        assert_eq!(server.jwks_hits(), 0);
     }
 
     #[tokio::test]
@@ -370,7 +364,7 @@ mod tests {
         assert_eq!(auth.authenticate(&bearer(&rs)).await.unwrap().user_id, "rsa-user");
         assert_eq!(auth.authenticate(&bearer(&es)).await.unwrap().user_id, "ec-user");
         assert_eq!(auth.authenticate(&bearer(&rs)).await.unwrap().user_id, "rsa-user");
-        assert_eq!(server.hits(), 1, "the key set is fetched once and cached");
+        assert_eq!(server.jwks_hits(), 1, "the key set is fetched once and cached");
     }
 
     #[tokio::test]
@@ -407,22 +401,22 @@ mod tests {
         );
         let old = sign(Algorithm::RS256, Some("old"), &rsa("a"), &hs_claims("u"));
         assert!(auth.authenticate(&bearer(&old)).await.is_ok());
-        assert_eq!(server.hits(), 1);
+        assert_eq!(server.jwks_hits(), 1);
         // The provider rotates in a new key; the first token using it refreshes the cache.
         clock.advance(Duration::from_millis(250));
         *server.keys.lock().unwrap() = json!({"keys": [rsa_jwk("a", "old"), rsa_jwk("b", "new")]});
         let new = sign(Algorithm::RS256, Some("new"), &rsa("b"), &hs_claims("u2"));
         assert_eq!(auth.authenticate(&bearer(&new)).await.unwrap().user_id, "u2");
-        assert_eq!(server.hits(), 2);
+        assert_eq!(server.jwks_hits(), 2);
         assert!(auth.authenticate(&bearer(&new)).await.is_ok());
-        assert_eq!(server.hits(), 2);
+        assert_eq!(server.jwks_hits(), 2);
         // A kid nobody knows refreshes at most once per interval.
         let ghost = sign(Algorithm::RS256, Some("ghost"), &rsa("a"), &hs_claims("u"));
         clock.advance(Duration::from_millis(250));
         for _ in 0..5 {
             assert_eq!(auth.authenticate(&bearer(&ghost)).await, Err(AuthError::UnknownKey));
         }
-        assert_eq!(server.hits(), 3);
+        assert_eq!(server.jwks_hits(), 3);
     }
 
     #[tokio::test]
@@ -441,7 +435,7 @@ mod tests {
             let expected = if kid == "r1" { AuthError::InvalidSignature } else { AuthError::UnknownKey };
             assert_eq!(auth.authenticate(&bearer(&token)).await, Err(expected));
         }
-        assert_eq!(attacker.hits(), 0);
+        assert_eq!(attacker.jwks_hits(), 0);
     }
 
     #[tokio::test]

@@ -1,12 +1,24 @@
-//! Test-only helpers: the committed test key pairs, token minting, and a loopback JWKS
-//! server that counts its requests.
+//! Test-only helpers: the committed test key pairs, their public JWKs, token signing, and a
+//! loopback identity-provider stand-in (discovery document and JWKS) that counts its requests
+//! and misbehaves on demand.
+//!
+//! One copy for the crate's tests: the `auth` module's unit tests use it as `auth::testing`, and
+//! the integration tests include this same file as `common::auth` (`tests/common/mod.rs`), so the
+//! key material, the JWK and token helpers and the JWKS server are written once. Each side uses
+//! only part of it, hence `dead_code` allowed.
+
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -51,49 +63,116 @@ pub fn claims(sub: &str) -> Value {
     json!({"sub": sub, "iat": now, "nbf": now, "exp": now + 3600})
 }
 
-/// A JWKS (and discovery document) server on 127.0.0.1:0 whose key set can be changed and
-/// whose JWKS requests are counted.
+/// `Authorization: Bearer {token}`.
+pub fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(http::header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    h
+}
+
+/// How a [`JwksServer`] endpoint answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Normal,
+    /// Accepts the request and never answers.
+    Hang,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 500.
+    Error,
+    /// A JSON body far above the size limit.
+    Huge,
+    /// Answers correctly after a delay (ms).
+    Slow(u64),
+}
+
+/// An identity provider on 127.0.0.1:0: an OpenID discovery document at
+/// `/.well-known/openid-configuration` naming `base` as issuer and `{base}/jwks` as its key set,
+/// and the JWKS there. Both count their requests; the key set and the document can be changed,
+/// and either endpoint made to misbehave.
+#[derive(Clone)]
 pub struct JwksServer {
     pub base: String,
-    pub jwks_hits: Arc<AtomicUsize>,
+    /// The JWKS served: replace it to rotate or revoke keys.
     pub keys: Arc<Mutex<Value>>,
+    /// A discovery document served instead of the right one.
+    pub discovery: Arc<Mutex<Option<Value>>>,
+    pub jwks_mode: Arc<Mutex<Mode>>,
+    pub discovery_mode: Arc<Mutex<Mode>>,
+    jwks_hits: Arc<AtomicUsize>,
+    discovery_hits: Arc<AtomicUsize>,
 }
 
 impl JwksServer {
     pub async fn start(keys: Value) -> Self {
-        #[derive(Clone)]
-        struct S {
-            hits: Arc<AtomicUsize>,
-            keys: Arc<Mutex<Value>>,
-            base: String,
-        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = S { hits: Arc::new(AtomicUsize::new(0)), keys: Arc::new(Mutex::new(keys)), base: base.clone() };
+        let server = JwksServer {
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            keys: Arc::new(Mutex::new(keys)),
+            discovery: Arc::default(),
+            jwks_mode: Arc::new(Mutex::new(Mode::Normal)),
+            discovery_mode: Arc::new(Mutex::new(Mode::Normal)),
+            jwks_hits: Arc::default(),
+            discovery_hits: Arc::default(),
+        };
         let app = Router::new()
-            .route(
-                "/jwks",
-                get(|State(s): State<S>| async move {
-                    s.hits.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(s.keys.lock().unwrap().clone())
-                }),
-            )
-            .route(
-                "/.well-known/openid-configuration",
-                get(|State(s): State<S>| async move {
-                    axum::Json(json!({"issuer": s.base, "jwks_uri": format!("{}/jwks", s.base)}))
-                }),
-            )
-            .with_state(state.clone());
+            .route("/jwks", get(jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .with_state(server.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        JwksServer { base, jwks_hits: state.hits, keys: state.keys }
+        server
     }
 
-    pub fn hits(&self) -> usize {
+    /// JWKS requests so far.
+    pub fn jwks_hits(&self) -> usize {
         self.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// Discovery document requests so far.
+    pub fn discovery_hits(&self) -> usize {
+        self.discovery_hits.load(Ordering::SeqCst)
     }
 
     pub fn jwks_url(&self) -> String {
         format!("{}/jwks", self.base)
     }
+
+    pub fn set_jwks_mode(&self, mode: Mode) {
+        *self.jwks_mode.lock().unwrap() = mode;
+    }
+}
+
+async fn misbehave(mode: Mode, good: Value) -> Response {
+    match mode {
+        Mode::Normal => axum::Json(good).into_response(),
+        Mode::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Mode::Garbage => "<html>not json</html>".into_response(),
+        Mode::Error => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Mode::Huge => {
+            let padding = "x".repeat(2 * 1024 * 1024);
+            axum::Json(json!({"keys": [], "padding": padding})).into_response()
+        }
+        Mode::Slow(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            axum::Json(good).into_response()
+        }
+    }
+}
+
+async fn discovery(State(s): State<JwksServer>) -> Response {
+    s.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    let doc =
+        s.discovery.lock().unwrap().clone().unwrap_or_else(|| json!({"issuer": s.base, "jwks_uri": s.jwks_url()}));
+    let mode = *s.discovery_mode.lock().unwrap();
+    misbehave(mode, doc).await
+}
+
+async fn jwks(State(s): State<JwksServer>) -> Response {
+    s.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let keys = s.keys.lock().unwrap().clone();
+    let mode = *s.jwks_mode.lock().unwrap();
+    misbehave(mode, keys).await
 }

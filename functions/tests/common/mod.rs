@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+/// The test key pairs, JWK and token helpers and the JWKS stand-in: the file the `auth` module's
+/// unit tests use, included here so that they are written once.
+#[path = "../../src/auth/testing.rs"]
+pub mod auth;
 pub mod chaos;
 
 use std::collections::HashMap;
@@ -9,6 +13,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
 
 pub const ACCESS_KEY: &str = "primary-access-key-for-tests";
 pub const SECONDARY_KEY: &str = "secondary-access-key-for-tests";
@@ -34,6 +41,22 @@ pub fn settings() -> HashMap<&'static str, String> {
         ("ADMIN_BROADCAST_SCHEDULE", "*/5 * * * * *".to_string()),
         ("SYNC_QUEUE_NAME", "marketplace-sync".to_string()),
     ])
+}
+
+/// The claims of a login token the handler started with [`settings`] accepts: `sub` and
+/// `roles`, its issuer and audience, valid for ten minutes.
+pub fn login_claims(sub: &str, roles: &[&str]) -> Value {
+    json!({"sub": sub, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 600})
+}
+
+/// `claims` signed as a login token: HS256 with [`JWT_SECRET`].
+pub fn sign_login(claims: &Value) -> String {
+    auth::sign(Algorithm::HS256, None, &EncodingKey::from_secret(JWT_SECRET.as_bytes()), claims)
+}
+
+/// A valid login token for `sub` with `roles` ([`login_claims`], [`sign_login`]).
+pub fn login(sub: &str, roles: &[&str]) -> String {
+    sign_login(&login_claims(sub, roles))
 }
 
 pub struct Handler {
