@@ -8,7 +8,9 @@ bench_setup() {
   eval "$(python3 - <<'PY'
 import json, shlex
 for k, v in json.load(open("local.settings.example.json"))["Values"].items():
-    print(f"export {k}={shlex.quote(v)}")
+    # Host-only settings such as AzureWebJobs.<function>.Disabled are not shell names; the handler does not read them.
+    if k.isidentifier():
+        print(f"export {k}={shlex.quote(v)}")
 PY
 )"
 }

@@ -27,9 +27,11 @@ bench_start_handler
 echo "== $(date -u +%FT%TZ) $(uptime)"
 wrk -t1 -c"$connections" -d"$((seconds + 2))s" -s bench/negotiate.lua "http://127.0.0.1:$port/api/negotiate" \
   > "$results/negotiate-perf-wrk.txt" &
+wrk_pid=$!
 sleep 1
 perf record -F 999 -g -p "$handler_pid" -o "$results/negotiate.perf.data" -- sleep "$seconds" 2>/dev/null
-wait
+# Only wrk: a bare `wait` would also wait for the handler, which runs until the script exits.
+wait "$wrk_pid"
 grep 'Requests/sec' "$results/negotiate-perf-wrk.txt"
 perf script -i "$results/negotiate.perf.data" 2>/dev/null | .tools/bin/inferno-collapse-perf > "$results/negotiate.folded"
 .tools/bin/inferno-flamegraph --title "negotiate, analytics on, $connections connections" \

@@ -45,7 +45,9 @@ cargo build --release -q -p meschain-functions --bin handler
 eval "$(python3 - <<'PY'
 import json, shlex
 for k, v in json.load(open("local.settings.example.json"))["Values"].items():
-    print(f"export {k}={shlex.quote(v)}")
+    # Host-only settings such as AzureWebJobs.<function>.Disabled are not shell names; the handler does not read them.
+    if k.isidentifier():
+        print(f"export {k}={shlex.quote(v)}")
 PY
 )"
 echo "== handler exec -> first answered GET / with literal settings"
