@@ -613,15 +613,21 @@ async fn test_kill9_loses_no_message() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let b = format!("http://127.0.0.1:{port}");
     let mut child = spawn_child(&app, port);
+    // The first 8 messages complete; the rest wait on a gate that opens only after the kill, so
+    // the kill lands with exactly maxConcurrentCalls (4) gated messages in flight, whatever the
+    // machine's load.
+    let gate = app.root.join("gate");
     let mut ids = Vec::new();
     for i in 0..40 {
-        ids.push(enqueue(&b, "work", json!({ "n": i, "sleepMs": 40 })).await);
+        let body = if i < 8 { json!({ "n": i }) } else { json!({ "n": i, "waitForFile": gate.display().to_string() }) };
+        ids.push(enqueue(&b, "work", body).await);
     }
-    wait_records(&app, Duration::from_secs(20), "some progress", |r| r.len() >= 8).await;
+    wait_records(&app, Duration::from_secs(20), "8 completed and 4 held", |r| r.len() >= 12).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let seen_before = records(&app).len();
-    assert!(seen_before < 40, "the kill must happen mid-way ({seen_before} deliveries already)");
+    assert_eq!(seen_before, 12, "only maxConcurrentCalls messages may be held at the kill");
+    std::fs::write(&gate, "").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut child = spawn_child(&app, port);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -647,10 +653,10 @@ async fn test_kill9_loses_no_message() {
         assert!(per_id.contains_key(id), "message {id} was lost");
     }
     assert_eq!(per_id.len(), ids.len(), "no message appeared out of nowhere");
-    // Only messages in flight at the kill (at most maxConcurrentCalls = 4) are delivered twice,
-    // and their second delivery carries a higher DeliveryCount.
+    // Exactly the messages held at the kill are delivered twice (a slot frees only after its
+    // message is settled), and their second delivery carries a higher DeliveryCount.
     let redelivered: Vec<&Vec<u32>> = per_id.values().filter(|c| c.len() > 1).collect();
-    assert!(redelivered.len() <= 4, "{redelivered:?}");
+    assert_eq!(redelivered.len(), 4, "{redelivered:?}");
     for counts in redelivered {
         assert!(counts.windows(2).all(|w| w[1] > w[0]), "{counts:?}");
     }

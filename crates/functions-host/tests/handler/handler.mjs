@@ -4,6 +4,7 @@
 //   queue message body {"fail": N}     -> HTTP 500 while DeliveryCount <= N
 //   queue message body {"output": X}   -> Outputs.out = X
 //   queue message body {"sleepMs": N}  -> answers after N ms
+//   queue message body {"waitForFile": P} -> answers once file P exists (a gate the test opens)
 //   queue message body {"badJson": true} -> 200 with text/plain (invalid for the host)
 //   queue message body {"marketplace": "always-fail"} or with an item {"alwaysFail": true} or {"barcode": "always-fail"} -> HTTP 500 every time
 //   POST /crash (HTTP function "crash") -> exits with code 1
@@ -59,7 +60,10 @@ const server = http.createServer((req, res) => {
       if (told) { json(500, { error: 'told to fail' }); return; }
       if (msg.badJson) { res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('ok'); return; }
       const reply = () => json(200, { Outputs: msg.output !== undefined ? { out: msg.output } : {}, Logs: [`done ${md.MessageId}`], ReturnValue: null });
-      if (msg.sleepMs) setTimeout(reply, msg.sleepMs); else reply();
+      if (msg.waitForFile) {
+        const poll = () => (fs.existsSync(msg.waitForFile) ? reply() : setTimeout(poll, 10));
+        poll();
+      } else if (msg.sleepMs) setTimeout(reply, msg.sleepMs); else reply();
       return;
     }
     if (data.req) {
