@@ -60,6 +60,20 @@ fn login(secret: &str) -> String {
     jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
+/// Whether `token` verifies with `key` (signature only: these tokens are checked for their signer).
+fn signed_by(token: &str, key: &AccessKey) -> bool {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_aud = false;
+    v.validate_exp = false;
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(key.expose().as_bytes()),
+        &v,
+    )
+    .is_ok()
+}
+
 #[tokio::test]
 async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     let vault = FakeVault::start(Options { accepted_tokens: vec!["t".into()], ..Options::default() }).await.unwrap();
@@ -111,25 +125,24 @@ async fn test_signalr_key_and_login_secret_rotate_with_overlap() {
     vault.state().set_secret("signalr-secondary", &signalr("new-secondary-key-0123456789abcdef"));
     vault.state().set_secret("signalr-fallback", &fallback("new-fallback-key-0123456789abcdef"));
     assert_eq!(secrets.refresh().await.rotated.len(), 4);
-    tokio::time::sleep(Duration::from_millis(50)).await; // the followers apply the new values
+    // Each follower applies its new value on its own task: wait until all of them have.
+    let client_token =
+        || state.client_tokens().with_key(|k| k.rest_token("http://localhost/api/v1/hubs/h", 0, 600)).unwrap().unwrap();
+    let applied = || {
+        state.upstream_keys().len() == 4
+            && signed_by(&client_token(), &new_key)
+            && signs_with(fallback_auth(), "new-fallback-key-0123456789abcdef")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(applied() && state.authenticator().verify_token(&login(NEW_JWT)).await.is_ok()) {
+        assert!(std::time::Instant::now() < deadline, "the followers never applied the rotated values");
+        tokio::task::yield_now().await;
+    }
     let rotated_at = std::time::Instant::now();
 
     // New work uses the new key at once (client and REST tokens share the signer).
-    let token = state.client_tokens().with_key(|k| k.rest_token("http://localhost/api/v1/hubs/h", 0, 600)).unwrap();
-    let token = token.unwrap();
-    let verify = |key: &AccessKey| {
-        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        v.validate_aud = false;
-        v.validate_exp = false;
-        v.required_spec_claims.clear();
-        jsonwebtoken::decode::<serde_json::Value>(
-            &token,
-            &jsonwebtoken::DecodingKey::from_secret(key.expose().as_bytes()),
-            &v,
-        )
-        .is_ok()
-    };
-    assert!(verify(&new_key) && !verify(&old_key), "client tokens are signed with the new key");
+    let token = client_token();
+    assert!(signed_by(&token, &new_key) && !signed_by(&token, &old_key), "client tokens are signed with the new key");
     assert!(signs_with(fallback_auth(), "new-fallback-key-0123456789abcdef"), "so are REST calls to the fallback");
 
     // During the overlap both login secrets and both upstream keys are accepted.

@@ -21,9 +21,9 @@ import pytest
 from conftest import REPO, binding_setting_refs, function_dirs, local_settings
 from test_templates import is_set
 
-# The target is 15 MB (README's package table). The store brought the Cosmos DB SDK, whose private HTTP
-# client is reqwest 0.13 on aws-lc-rs (a second TLS stack), and bundled SQLite: the handler is now
-# about 20 MB (README). This bound catches further growth; the target itself is missed for now.
+# The target is 15 MB (README's package table). With one TLS stack (reqwest 0.13 on rustls/aws-lc-rs, the
+# one the Cosmos DB SDK brings), bundled SQLite and the MySQL driver, the handler is 18.9 MB (README). This
+# bound catches further growth; the target itself is missed for now.
 MAX_HANDLER_BYTES = 24 * 1024 * 1024
 GLIBC_BASELINE = (2, 28)
 # What a Rust binary on the glibc baseline may link: glibc's own libraries and the loader.
