@@ -178,14 +178,17 @@ struct Token {
 /// One SKU's fate in a bulk call.
 type Fate = Result<(), Vec<String>>;
 
+/// A SKU's published offer ids (almost always one).
+type OfferIds = Arc<[Box<str>]>;
+
 /// The live eBay connector.
 pub struct Ebay {
     http: reqwest::Client,
     base: String,
     config: EbayConfig,
     token: tokio::sync::Mutex<Option<Token>>,
-    /// Published offer ids per SKU, looked up once.
-    offers: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// Published offer ids per SKU, looked up once (boxed: one entry per SKU ever synced).
+    offers: Mutex<HashMap<Box<str>, OfferIds>>,
     revisions: Mutex<KeyedWindow>,
     answered: Mutex<AnsweredCalls<Arc<HashMap<String, Fate>>>>,
     push_limit: RateLimiter,
@@ -349,7 +352,7 @@ impl Ebay {
     }
 
     /// The SKU's published offer ids on the configured marketplace (looked up once).
-    async fn offers_of(&self, sku: &str) -> Result<Arc<Vec<String>>, ConnectorError> {
+    async fn offers_of(&self, sku: &str) -> Result<OfferIds, ConnectorError> {
         if let Some(ids) = self.offers.lock().unwrap().get(sku) {
             return Ok(ids.clone());
         }
@@ -368,18 +371,15 @@ impl Ebay {
                 )));
             }
         };
-        let ids = Arc::new(ids);
+        let ids: OfferIds = ids.into_iter().map(String::into_boxed_str).collect();
         if !ids.is_empty() {
-            self.offers.lock().unwrap().insert(sku.to_string(), ids.clone());
+            self.offers.lock().unwrap().insert(sku.into(), ids.clone());
         }
         Ok(ids)
     }
 
     /// One bulk call for `elements` (sku, item, offer ids); the fate of each SKU.
-    async fn bulk(
-        &self,
-        elements: &[(String, &Item, Arc<Vec<String>>)],
-    ) -> Result<Arc<HashMap<String, Fate>>, ConnectorError> {
+    async fn bulk(&self, elements: &[(String, &Item, OfferIds)]) -> Result<Arc<HashMap<String, Fate>>, ConnectorError> {
         let requests: Vec<Value> = elements
             .iter()
             .map(|(sku, item, offers)| {
@@ -437,10 +437,13 @@ impl Ebay {
                 if fate.as_ref().err().is_some_and(|r| {
                     r.iter().any(|r| STALE_OFFER_ERRORS.iter().any(|id| r.starts_with(&id.to_string())))
                 }) {
-                    offers.remove(sku);
+                    offers.remove(sku.as_str());
                 }
             }
         }
+        // Only failures are read back (an absent SKU succeeded): the answered-call memory then
+        // holds nothing per successful element.
+        let fates: HashMap<String, Fate> = fates.into_iter().filter(|(_, fate)| fate.is_err()).collect();
         let fates = Arc::new(fates);
         self.answered.lock().unwrap().put(body_digest, Instant::now(), fates.clone());
         Ok(fates)
@@ -655,7 +658,7 @@ impl Connector for Ebay {
                 }
             }
         }
-        let calls: Vec<&[(String, &Item, Arc<Vec<String>>)]> = elements.chunks(self.config.skus_per_call).collect();
+        let calls: Vec<&[(String, &Item, OfferIds)]> = elements.chunks(self.config.skus_per_call).collect();
         for group in calls.chunks(CALLS_IN_FLIGHT) {
             let mut sends = Vec::with_capacity(group.len());
             for call in group {

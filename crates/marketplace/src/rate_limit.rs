@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -129,11 +130,15 @@ impl RateLimiter {
 
 /// The same rule per key (a SKU, a SKU and warehouse pair): at most `requests` changes of one
 /// key in any `per`, plus the margin of [`Window`].
+///
+/// Kept per key for every SKU a sync touches (100,000 and more), so its storage is compact: the
+/// key boxed, and the first change inline (most keys change once in a window; a `VecDeque` would
+/// allocate room for four on its first push).
 #[derive(Debug)]
 pub struct KeyedWindow {
     limit: RateLimit,
     span: Duration,
-    starts: HashMap<String, VecDeque<Instant>>,
+    starts: HashMap<Box<str>, SmallVec<[Instant; 1]>>,
     /// Size of `starts` after the last sweep; the next sweep runs when it has doubled.
     swept_at_len: usize,
 }
@@ -162,14 +167,17 @@ impl KeyedWindow {
     /// Records a change of `key` at `now` (whether or not [`KeyedWindow::check`] allowed it).
     pub fn record(&mut self, key: &str, now: Instant) {
         let span = self.span;
-        let q = self.starts.entry(key.to_string()).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= span) {
-            q.pop_front();
+        // Looked up before inserting so that a known key costs no allocation.
+        if !self.starts.contains_key(key) {
+            self.starts.insert(key.into(), SmallVec::new());
         }
-        q.push_back(now);
+        let q = self.starts.get_mut(key).expect("inserted above");
+        let left = q.iter().take_while(|t| now.duration_since(**t) >= span).count();
+        q.drain(..left);
+        q.push(now);
         if self.starts.len() >= self.swept_at_len * 2 {
             // Keys whose changes all left the window hold nothing worth keeping.
-            self.starts.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < span));
+            self.starts.retain(|_, q| q.last().is_some_and(|t| now.duration_since(*t) < span));
             self.swept_at_len = self.starts.len().max(1024);
         }
     }
