@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top="${1:-20}"
+[[ "$top" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "usage: bash bench/size.sh [TOP crates, 1-9999]" >&2; exit 2; }
 export CARGO_TARGET_DIR="$PWD/target/size"
 CARGO_PROFILE_RELEASE_STRIP=none cargo build --release --quiet -p meschain-functions --bin handler
 bin="$CARGO_TARGET_DIR/release/handler"

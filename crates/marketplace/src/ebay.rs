@@ -360,7 +360,8 @@ impl Ebay {
         let query = [("sku", sku), ("marketplace_id", self.config.marketplace_id.as_str()), ("limit", "100")];
         let (status, body) = self.send(&self.lookup_limit, "getOffers", || self.http.get(&url).query(&query)).await?;
         let ids = match status {
-            StatusCode::OK => parse_offer_ids(&body, sku, &self.config.marketplace_id),
+            StatusCode::OK => parse_offer_ids(&body, sku, &self.config.marketplace_id)
+                .ok_or_else(|| ConnectorError::transient("ebay getOffers: unreadable answer"))?,
             // Documented: 404 when the SKU has no offer.
             StatusCode::NOT_FOUND => Vec::new(),
             s => {
@@ -450,10 +451,12 @@ impl Ebay {
     }
 }
 
-/// Published offers of `sku` on `marketplace` in a getOffers answer.
-pub fn parse_offer_ids(body: &[u8], sku: &str, marketplace: &str) -> Vec<String> {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    v.get("offers")
+/// Published offers of `sku` on `marketplace` in a getOffers answer; `None` when the answer is
+/// not a JSON object (an unreadable answer is not "no offers").
+pub fn parse_offer_ids(body: &[u8], sku: &str, marketplace: &str) -> Option<Vec<String>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let offers = v.as_object()?.get("offers");
+    let ids = offers
         .and_then(Value::as_array)
         .map(|offers| {
             offers
@@ -464,7 +467,8 @@ pub fn parse_offer_ids(body: &[u8], sku: &str, marketplace: &str) -> Vec<String>
                 .filter_map(|o| o.get("offerId").and_then(Value::as_str).map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    Some(ids)
 }
 
 fn describe_error(e: &Value) -> String {
@@ -764,11 +768,26 @@ mod tests {
     }
 
     #[test]
+    fn test_unreadable_bulk_answer_fails_every_sku_with_the_reason() {
+        for garbage in [&b"<html>"[..], b"", b"{}", br#"{"responses":"x"}"#] {
+            let fates = parse_bulk_answer(garbage, &["A", "B"]);
+            assert_eq!(fates.len(), 2);
+            for fate in fates.values() {
+                assert_eq!(fate, &Err(vec!["eBay answered without its documented responses[]".to_string()]));
+            }
+        }
+    }
+
+    #[test]
     fn test_offer_ids_only_published_of_the_sku() {
         let body = br#"{"total":3,"offers":[{"offerId":"1","sku":"A","marketplaceId":"EBAY_US","status":"PUBLISHED"},
             {"offerId":"2","sku":"A","marketplaceId":"EBAY_US","status":"UNPUBLISHED"},
             {"offerId":"3","sku":"A","marketplaceId":"EBAY_DE","status":"PUBLISHED"}]}"#;
-        assert_eq!(parse_offer_ids(body, "A", "EBAY_US"), vec!["1".to_string()]);
+        assert_eq!(parse_offer_ids(body, "A", "EBAY_US"), Some(vec!["1".to_string()]));
+        assert_eq!(parse_offer_ids(br#"{"total":0}"#, "A", "EBAY_US"), Some(vec![]), "no offers");
+        for garbage in [&b"<html>"[..], b"", b"[1]", b"\"offers\""] {
+            assert_eq!(parse_offer_ids(garbage, "A", "EBAY_US"), None, "{:?}", String::from_utf8_lossy(garbage));
+        }
     }
 
     #[test]
