@@ -34,6 +34,22 @@ if ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/nul
 fi
 
 step "cargo test"
+# The connector tests also validate every exchange with the fakes against the marketplaces' own
+# OpenAPI files, which are reference material kept beside the checkout (shared/reference/openapi/),
+# not in the repository. Say plainly whether that validation runs here.
+openapi_dir="${MESCHAIN_OPENAPI_DIR:-}"
+if [ -z "$openapi_dir" ]; then
+  d="$PWD"
+  while [ "$d" != / ]; do
+    if [ -d "$d/shared/reference/openapi" ]; then openapi_dir="$d/shared/reference/openapi"; break; fi
+    d="$(dirname "$d")"
+  done
+fi
+if [ -n "$openapi_dir" ]; then
+  echo "marketplace OpenAPI validation: on ($openapi_dir)"
+else
+  echo "marketplace OpenAPI validation: SKIPPED (no shared/reference/openapi beside the checkout; set MESCHAIN_OPENAPI_DIR)"
+fi
 cargo test --workspace --locked
 
 step "dashboard (web/): npm ci, unit tests, build"
