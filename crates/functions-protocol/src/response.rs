@@ -29,6 +29,22 @@ impl HttpResponse {
         r
     }
 
+    /// `body` serialised straight to JSON, without building a [`Value`] first.
+    pub fn json_of(status: StatusCode, body: &impl serde::Serialize) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => {
+                let mut r = HttpResponse::new(status);
+                r.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+                r.body = Bytes::from(bytes);
+                r
+            }
+            // Only a failing `Serialize` impl or a map with non-string keys gets here.
+            Err(_) => {
+                HttpResponse::error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "could not write the answer")
+            }
+        }
+    }
+
     /// The project's error shape: `{"error": code, "message": text}`.
     pub fn error(status: StatusCode, code: &str, message: &str) -> Self {
         HttpResponse::json(status, &json!({ "error": code, "message": message }))
@@ -89,5 +105,22 @@ mod tests {
         assert_eq!(out["headers"]["content-type"], "application/json; charset=utf-8");
         assert_eq!(out["headers"]["vary"], "Origin, Access-Control-Request-Method");
         assert_eq!(out["body"], r#"{"error":"x"}"#);
+    }
+
+    #[test]
+    fn test_json_of_writes_the_value_or_a_500() {
+        #[derive(serde::Serialize)]
+        struct Answer<'a> {
+            url: &'a str,
+        }
+        let r = HttpResponse::json_of(StatusCode::OK, &Answer { url: "https://x/\"" });
+        assert_eq!(r.headers[CONTENT_TYPE], "application/json; charset=utf-8");
+        assert_eq!(&r.body[..], br#"{"url":"https://x/\""}"#);
+
+        // Non-string map keys cannot be JSON object keys.
+        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let r = HttpResponse::json_of(StatusCode::OK, &bad);
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(std::str::from_utf8(&r.body).unwrap().contains("internal_error"));
     }
 }

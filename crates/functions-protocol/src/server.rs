@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -221,6 +221,10 @@ async fn read_body(
     limits: &Limits,
     budget: &Arc<Semaphore>,
 ) -> Result<ReadBody, BodyError> {
+    // Nothing to read (negotiate's POST, GETs): no timer armed, no buffer made.
+    if body.is_end_stream() {
+        return Ok(ReadBody { bytes: Bytes::new(), _permit: None });
+    }
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limits.max_body_bytes));
     let mut permit: Option<OwnedSemaphorePermit> = None;

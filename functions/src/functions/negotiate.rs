@@ -18,13 +18,13 @@ use meschain_model::clock::Clock;
 use meschain_signalr::connection_string::ConnectionString;
 use meschain_signalr::token::{self, ClientClaims, MintError};
 use meschain_store::Recorder;
-use serde_json::json;
+use std::collections::BTreeMap;
 
 use crate::auth::{AuthError, Authenticator, Identity};
 use crate::client_tokens::ClientTokenSigner;
 use crate::cors::CorsPolicy;
 use crate::hubs::{self, Hub, HubChoiceError};
-use crate::sync_runtime::SyncRuntime;
+use crate::sync_runtime::{CatalogStatus, SyncRuntime};
 use meschain_model::marketplace::SyncOperation;
 
 pub const BINDING: HttpBinding =
@@ -43,6 +43,14 @@ pub struct Deps {
     /// Whether stock and price syncs can read the catalogue, for `syncOperations`.
     sync: Arc<SyncRuntime>,
     clock: Arc<dyn Clock>,
+    /// Admin, marketplace and dashboard hub, made once: they follow from the connection string.
+    addresses: [HubAddresses; 3],
+}
+
+/// Where a hub's clients connect, and the audience of their tokens.
+struct HubAddresses {
+    url: String,
+    audience: String,
 }
 
 /// Mints SignalR client tokens for one instance.
@@ -61,8 +69,38 @@ impl Deps {
         sync: Arc<SyncRuntime>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Deps { cors, identity, tokens, recorder, sync, clock }
+        let at = |hub: Hub| HubAddresses {
+            url: tokens.connection.client_url(hub.name()),
+            audience: tokens.connection.client_audience(hub.name()),
+        };
+        let addresses = [at(Hub::Admin), at(Hub::Marketplace), at(Hub::Dashboard)];
+        Deps { cors, identity, tokens, recorder, sync, clock, addresses }
     }
+
+    fn addresses(&self, hub: Hub) -> &HubAddresses {
+        let [admin, marketplace, dashboard] = &self.addresses;
+        match hub {
+            Hub::Admin => admin,
+            Hub::Marketplace => marketplace,
+            Hub::Dashboard => dashboard,
+        }
+    }
+}
+
+/// negotiate's answer. What the SignalR client reads (`url`, `accessToken`), and beside it the
+/// sync operations this caller's hub can start, so the page offers exactly those and keeps no
+/// list of its own. For the hubs that start syncs, also what the page shows beside the buttons:
+/// whether the catalogue is there (and why not) and how each marketplace would sync.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    url: &'a str,
+    access_token: &'a str,
+    sync_operations: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    catalog: Option<CatalogStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connectors: Option<&'a BTreeMap<&'static str, &'static str>>,
 }
 
 /// Why negotiate refused.
@@ -188,27 +226,30 @@ async fn negotiate(
         }
     })?;
 
-    let TokenMinter { connection: cs, signer, lifetime_secs } = &deps.tokens;
+    let TokenMinter { signer, lifetime_secs, .. } = &deps.tokens;
+    let addresses = deps.addresses(hub);
     let claims = ClientClaims { user_id: Some(&identity.user_id), roles: &identity.roles };
     let now = deps.clock.now_secs();
     let token = signer
-        .with_key(|key| key.client_token(&cs.client_audience(hub.name()), &claims, now, *lifetime_secs))
+        .with_key(|key| key.client_token(&addresses.audience, &claims, now, *lifetime_secs))
         .ok_or(NegotiateError::SigningKeyUnavailable)??;
     ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
-    // Beside what the SignalR client reads (url, accessToken): the sync operations this caller's
-    // hub can start, so the page offers exactly those and keeps no list of its own.
-    // For the hubs that start syncs, also what the page shows beside the buttons: whether the
-    // catalogue is there (and why not) and how each marketplace would sync. Both follow from the
-    // app's settings, which do not change while the process runs.
-    let mut answer = json!({ "url": cs.client_url(hub.name()), "accessToken": token, "syncOperations": [] });
+    let mut answer = Answer {
+        url: &addresses.url,
+        access_token: &token,
+        sync_operations: Vec::new(),
+        catalog: None,
+        connectors: None,
+    };
     if matches!(hub, Hub::Admin | Hub::Marketplace) {
+        // Read each time: the catalogue's settings may be a Key Vault reference that rotates.
         let catalog = deps.sync.catalog_status();
-        let ops = SyncOperation::ALL.iter().filter(|o| o.startable_from_hub(catalog.configured)).map(|o| o.name());
-        answer["syncOperations"] = json!(ops.collect::<Vec<_>>());
-        answer["catalog"] = json!(catalog);
-        answer["connectors"] = json!(deps.sync.connector_modes());
+        answer.sync_operations =
+            SyncOperation::ALL.iter().filter(|o| o.startable_from_hub(catalog.configured)).map(|o| o.name()).collect();
+        answer.catalog = Some(catalog);
+        answer.connectors = Some(deps.sync.connector_modes());
     }
-    let resp = HttpResponse::json(StatusCode::OK, &answer);
+    let resp = HttpResponse::json_of(StatusCode::OK, &answer);
     Ok((resp, hub, identity.user_id))
 }
 
