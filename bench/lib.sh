@@ -1,10 +1,17 @@
 # Shared by the handler benchmarks: build, settings, start and stop. Source it, don't run it.
 
 # Builds the release handler and exports the example settings, as the local stack uses them.
+# HANDLER=path measures that binary instead (the static package: target/x86_64-unknown-linux-musl/release/handler
+# after `bash scripts/package.sh`), without building.
 bench_setup() {
   command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-  cargo build --release -p meschain-functions --bin handler >/dev/null
-  handler=target/release/handler
+  if [ -n "${HANDLER:-}" ]; then
+    [ -x "$HANDLER" ] || { echo "HANDLER=$HANDLER is not an executable" >&2; return 1; }
+    handler=$HANDLER
+  else
+    cargo build --release -p meschain-functions --bin handler >/dev/null
+    handler=target/release/handler
+  fi
   eval "$(python3 - <<'PY'
 import json, shlex
 for k, v in json.load(open("local.settings.example.json"))["Values"].items():
