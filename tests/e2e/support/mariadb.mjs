@@ -4,7 +4,7 @@
 // from tests/fixtures/opencart/schema.sql in database `opencart`, and a read-only user.
 
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -38,13 +38,16 @@ export async function startMariaDb() {
   const dir = mkdtempSync(path.join(os.tmpdir(), "meschain-mariadb-"));
   const f = (name) => path.join(dir, name);
   const user = os.userInfo().username;
-  execFileSync("mariadb-install-db", ["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db", `--datadir=${f("data")}`, `--user=${user}`], { stdio: "ignore" });
+  // Temporary tables in this server's own folder, not the /tmp other servers share (a bootstrap
+  // beside another once failed to remove its temporary table there).
+  mkdirSync(f("tmp"));
+  execFileSync("mariadb-install-db", ["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db", `--datadir=${f("data")}`, `--user=${user}`], { stdio: "ignore", env: { ...process.env, TMPDIR: f("tmp") } });
   const ca = certificates(dir);
   const port = await freePort();
   const proc = spawn(
     "mariadbd",
     [
-      "--no-defaults", `--datadir=${f("data")}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${f("mysqld.sock")}`,
+      "--no-defaults", `--datadir=${f("data")}`, `--tmpdir=${f("tmp")}`, `--port=${port}`, "--bind-address=127.0.0.1", `--socket=${f("mysqld.sock")}`,
       `--pid-file=${f("mysqld.pid")}`, `--log-error=${f("error.log")}`, `--user=${user}`, `--ssl-ca=${ca}`,
       `--ssl-cert=${f("server-cert.pem")}`, `--ssl-key=${f("server-key.pem")}`, "--require-secure-transport=ON",
       "--skip-log-bin", "--innodb-buffer-pool-size=32M",

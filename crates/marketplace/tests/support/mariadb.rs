@@ -74,8 +74,13 @@ impl MariaDb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let user = user();
+        // Each server's temporary tables in its own folder: with the shared /tmp, a bootstrap
+        // running beside another test's once failed ("Could not remove temporary table").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         run(
             Command::new("mariadb-install-db")
+                .env("TMPDIR", &tmp)
                 .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--user={user}")),
@@ -87,6 +92,7 @@ impl MariaDb {
         let child = Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", f("mysqld.sock")))
