@@ -23,10 +23,7 @@ impl HttpResponse {
 
     /// A JSON response. Serialising a `Value` cannot fail.
     pub fn json(status: StatusCode, body: &Value) -> Self {
-        let mut r = HttpResponse::new(status);
-        r.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-        r.body = Bytes::from(body.to_string());
-        r
+        HttpResponse::json_of(status, body)
     }
 
     /// `body` serialised straight to JSON, without building a [`Value`] first.

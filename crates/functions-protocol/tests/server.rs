@@ -91,6 +91,22 @@ async fn test_outputs_only_where_the_transport_carries_them() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_envelope")));
 }
 
+/// A request with no body at all takes the short path past the body limits: an envelope that is
+/// not there is refused with the reason, and the server goes on serving.
+#[tokio::test]
+async fn test_empty_bodies() {
+    let app = router(Arc::new(App));
+    for uri in ["/order", "/tick"] {
+        let (status, body) = call(app.clone(), Request::post(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("bad_envelope")), "{uri}");
+    }
+    let (status, body) = call(app.clone(), Request::post("/api/order").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("cannot_queue")));
+    let tick = json!({"Data": {"timer": {"IsPastDue": false}}});
+    let (status, _) = call(app, Request::post("/tick").body(Body::from(tick.to_string())).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 /// A client that sends part of its headers and goes silent is disconnected after the
 /// header-read timeout, and the server stops within its grace period even while it waits.
 #[tokio::test]
