@@ -290,10 +290,8 @@ async fn test_a_token_near_expiry_is_refreshed_before_use() {
 
 #[tokio::test]
 async fn test_identity_endpoint_down_fails_clearly_within_the_budget() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = common::RefusedPort::new();
+    let closed = refused.port();
     let gateway = Gateway::start().await;
     let client = entra_client(&gateway, managed_identity(&format!("http://127.0.0.1:{closed}/msi/token"), None));
     let started = Instant::now();
@@ -438,10 +436,8 @@ async fn test_negotiate_signs_with_the_service_issued_key() {
 
 #[tokio::test]
 async fn test_negotiate_is_503_until_a_key_is_issued() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = common::RefusedPort::new();
+    let closed = refused.port();
     let gateway = Gateway::start().await;
     let h = Handler::start(&entra_settings(&gateway, &format!("http://127.0.0.1:{closed}/msi/token")));
     // Asked after the first key fetch has failed (its log line), not after a fixed time.

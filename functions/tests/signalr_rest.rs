@@ -99,10 +99,8 @@ async fn test_total_time_is_bounded() {
 #[tokio::test]
 async fn test_connection_refused_fails_over_to_the_fallback() {
     let svc = service().await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = common::RefusedPort::new();
+    let closed = refused.port();
     let client = SignalRRest::new(vec![endpoint(closed), endpoint(svc.local_addr().port())], policy());
     let started = Instant::now();
     send_all(&client).await.unwrap();

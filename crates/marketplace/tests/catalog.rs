@@ -310,7 +310,11 @@ async fn test_database_failures_say_why_and_never_show_the_password() {
     assert!(!err.to_string().contains(support::mariadb::READER_PASSWORD), "{err}");
 
     // Unreachable: worth retrying, so the engine keeps the run and retries until its deadline.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Bound and never listening, so it refuses for as long as it lives (a released port could
+    // be handed to a server of a test running in parallel).
+    let refused = tokio::net::TcpSocket::new_v4().unwrap();
+    refused.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let port = refused.local_addr().unwrap().port();
     let gone = Catalog::new(settings(&db, &format!("mysql://u:p@127.0.0.1:{port}/opencart"), &[])).unwrap();
     let err = gone.snapshot(Operation::Inventory, Mode::Full, None, 1000).await.unwrap_err();
     assert!(matches!(&err, CatalogError::Unavailable(m) if m.contains("unreachable")), "{err}");

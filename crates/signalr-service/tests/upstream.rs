@@ -180,9 +180,11 @@ async fn test_msgpack_invocation_and_template_patterns() {
 
 #[tokio::test]
 async fn test_unreachable_upstream_fails_the_invocation() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
-    drop(listener);
+    // Bound and never listening, so it refuses for as long as it lives (a released port could
+    // be handed to a server of a test running in parallel).
+    let refused = tokio::net::TcpSocket::new_v4().unwrap();
+    refused.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let dead = format!("http://127.0.0.1:{}/", refused.local_addr().unwrap().port());
     let svc = start(Config { upstream: vec![UpstreamTemplate::any(dead)], ..test_config() }).await;
     let mut c = connect(&svc, "chat", None, Protocol::Json).await;
     c.send(&blocking("0", "x", vec![])).await;

@@ -130,9 +130,10 @@ impl Handler {
         panic!("handler did not exit within 5 s of SIGTERM");
     }
 
-    /// Lines printed from now on until one contains `needle` (or 5 s pass).
+    /// Lines printed from now on until one contains `needle` (or 15 s pass: longer than any
+    /// of the handler's own time budgets, so a slow machine shows the line rather than `[]`).
     pub fn output_until(&self, needle: &str) -> Vec<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
         let mut lines = Vec::new();
         while let Ok(line) = self.output.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
             let found = line.contains(needle);
@@ -170,3 +171,20 @@ pub fn start_failure(settings: &HashMap<&'static str, String>) -> (Option<i32>, 
 
 #[allow(unused_imports)]
 pub use meschain_model::clock::now_secs as now;
+
+/// A loopback port that refuses connections for as long as this lives: bound, never listening.
+/// A port taken from a listener and then released would not do: with tests running in
+/// parallel, another test's server can be given it and answer (or hang) instead.
+pub struct RefusedPort(tokio::net::TcpSocket);
+
+impl RefusedPort {
+    pub fn new() -> RefusedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+        RefusedPort(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("bound socket").port()
+    }
+}
