@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use meschain_functions::app::{AppState, app};
 use meschain_functions::settings::{Settings, names};
 use meschain_functions_protocol::Limits;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 const USAGE: &str = "usage: handler [--port PORT]\n\
     Serves the MesChain Realtime functions on 127.0.0.1:PORT (default: $FUNCTIONS_CUSTOMHANDLER_PORT).\n\
@@ -21,11 +24,14 @@ const USAGE: &str = "usage: handler [--port PORT]\n\
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_ansi(false)
-        .with_target(false)
+    let (filter, filter_error) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false))
+        .with(filter)
         .init();
+    if let Some(e) = filter_error {
+        tracing::warn!("RUST_LOG ignored, logging at info: {e}");
+    }
     // Panic messages can carry request data; log where, not what (the server fails only that invocation).
     meschain_functions_protocol::install_panic_hook();
 
@@ -68,6 +74,22 @@ fn main() -> ExitCode {
             eprintln!("handler: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The log filter from `RUST_LOG`: a level (`debug`) or `target=level` directives
+/// (`info,meschain_store=debug`). `Targets` rather than `EnvFilter`: the handler has no use for span
+/// or field filters, and `EnvFilter` brings a regex engine (for field values) into the binary and
+/// per-span bookkeeping into every event. Unset means `info`; an unreadable value also means
+/// `info`, with the reason, since the handler must start either way.
+fn log_filter(rust_log: Option<&str>) -> (Targets, Option<String>) {
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (info(), None),
+        Some(value) => match value.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(e) => (info(), Some(e.to_string())),
+        },
     }
 }
 
@@ -164,5 +186,21 @@ mod tests {
         assert!(port_from(args(&["--port", "x"]), None).is_err());
         assert!(port_from(args(&["--port", "70000"]), None).is_err());
         assert!(port_from(args(&["--verbose"]), None).is_err());
+    }
+
+    #[test]
+    fn test_log_filter() {
+        use tracing::Level;
+        let level = |rust_log, target| log_filter(rust_log).0.would_enable(target, &Level::DEBUG);
+        assert!(!level(None, "meschain_functions"));
+        assert!(!level(Some("  "), "meschain_functions"));
+        assert!(level(Some("debug"), "meschain_functions"));
+        assert!(level(Some("info,meschain_store=debug"), "meschain_store::recorder"));
+        assert!(!level(Some("info,meschain_store=debug"), "meschain_functions"));
+        assert!(log_filter(Some("info")).1.is_none());
+        let (filter, error) = log_filter(Some("meschain=loud"));
+        assert!(error.is_some());
+        assert!(filter.would_enable("meschain_functions", &Level::INFO));
+        assert!(!filter.would_enable("meschain_functions", &Level::DEBUG));
     }
 }
