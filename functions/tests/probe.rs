@@ -169,3 +169,15 @@ async fn test_a_newline_in_a_logged_value_cannot_forge_a_log_line() {
     assert!(refused.contains(&format!("eve\\n{forged}")), "escaped in place: {refused}");
     assert!(!lines.iter().any(|l| l.starts_with("2026-12-02T00:00:00")), "{lines:#?}");
 }
+
+/// A `RUST_LOG` the handler cannot read is named in a warning at start, and the handler still
+/// starts and serves, logging at info.
+#[tokio::test]
+async fn test_an_unreadable_rust_log_is_a_warning_and_the_handler_serves() {
+    let h = Handler::start_logging(&settings(), "meschain=loud,,=");
+    let warning = h.startup.iter().find(|l| l.contains("RUST_LOG ignored")).expect("a warning at start");
+    assert!(warning.contains("WARN") && warning.contains("logging at info"), "{warning}");
+    assert_eq!(negotiate(&h, &login("ada", &["admin"])).await.0, 200);
+    let lines = h.output_until("invocation done");
+    assert!(lines.iter().any(|l| l.contains("INFO") && l.contains("function=\"negotiate\"")), "{lines:#?}");
+}

@@ -63,6 +63,8 @@ pub struct Handler {
     child: Child,
     pub base: String,
     pub output: mpsc::Receiver<String>,
+    /// What the handler printed up to and including its listening line.
+    pub startup: Vec<String>,
     /// The embedded store's folder, one per handler (removed after the process is reaped).
     _data: tempfile::TempDir,
 }
@@ -100,7 +102,7 @@ impl Handler {
             });
         }
         // Owned from here on, so the process is killed and reaped even if the wait below fails.
-        let mut handler = Handler { child, base: String::new(), output: rx, _data: data };
+        let mut handler = Handler { child, base: String::new(), output: rx, startup: Vec::new(), _data: data };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let line = handler
@@ -109,8 +111,10 @@ impl Handler {
                 .expect("handler did not report its address");
             if let Some(addr) = line.split("addr=").nth(1) {
                 handler.base = format!("http://{}", addr.split_whitespace().next().unwrap());
+                handler.startup.push(line);
                 return handler;
             }
+            handler.startup.push(line);
         }
     }
 
