@@ -24,7 +24,7 @@ use meschain_store::{Recorder, Store};
 use crate::auth::Authenticator;
 use crate::client_tokens::ClientTokenSigner;
 use crate::dashboard::Snapshots;
-use crate::functions::connection_events::upstream::{KeySource, UpstreamKeys};
+use crate::functions::connection_events::upstream::UpstreamKeys;
 use crate::functions::{Function, admin_broadcast, catalog_sync, connection_events, marketplace_sync, negotiate};
 use crate::settings::Settings;
 use crate::signalr_rest::entra::EntraError;
@@ -132,14 +132,14 @@ impl AppState {
         // Upstream signatures: each key as it rotates when it follows Key Vault, else as set.
         // The secondary lends only its access key, to these checks.
         let primary_key = match rotating {
-            Some(keys) => Some(KeySource::Rotating(keys)),
-            None => signalr.primary_key.clone().map(KeySource::Fixed),
+            Some(keys) => Some(keys),
+            None => signalr.primary_key.clone().map(Derived::fixed),
         };
         let secondary_key = match &signalr.secondary_key {
             Some(fixed) => {
                 Some(match RotatingSignalRKey::follow(&secrets, names::SIGNALR_SECONDARY_CONNECTION_STRING)? {
-                    Some(keys) => KeySource::Rotating(keys.access),
-                    None => KeySource::Fixed(fixed.clone()),
+                    Some(keys) => keys.access,
+                    None => Derived::fixed(fixed.clone()),
                 })
             }
             None => None,

@@ -8,12 +8,13 @@
 //! in use (the service still knows it), so a short identity or service outage does not stop
 //! logins; until a first key has been obtained, negotiate answers 503.
 //!
-//! The hot path (every negotiate) is one uncontended `RwLock` read; the only writer is the
-//! refresh task, once an hour.
+//! The hot path (every negotiate) reads the key without writing memory the other cores share
+//! (`ArcSwap`, see `meschain_secrets::Derived`); the only writer is the refresh task, once an hour.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use meschain_functions_protocol::Escaped;
 use meschain_secrets::Derived;
 use meschain_signalr::token::SigningKey;
@@ -64,8 +65,8 @@ impl ClientTokenSigner {
     /// Runs `sign` with the current key; `None` when no key has been obtained yet.
     pub fn with_key<R>(&self, sign: impl FnOnce(&SigningKey) -> R) -> Option<R> {
         match self {
-            ClientTokenSigner::Fixed(k) => Some(sign(&k.current())),
-            ClientTokenSigner::Issued(k) => k.current().map(|k| sign(&k)),
+            ClientTokenSigner::Fixed(k) => Some(sign(k.snapshot().current())),
+            ClientTokenSigner::Issued(k) => k.with_current(sign),
         }
     }
 
@@ -80,7 +81,7 @@ impl ClientTokenSigner {
 
 /// The service-issued signing key and how to get a new one.
 pub struct IssuedKey {
-    current: RwLock<Option<Arc<SigningKey>>>,
+    current: ArcSwapOption<SigningKey>,
     url: String,
     token: EntraToken,
     http: reqwest::Client,
@@ -123,17 +124,21 @@ pub fn retry_delay(failures: u32, has_key: bool) -> Duration {
 impl IssuedKey {
     pub fn new(connection: &ConnectionString, token: EntraToken, http: reqwest::Client) -> Self {
         IssuedKey {
-            current: RwLock::new(None),
+            current: ArcSwapOption::empty(),
             url: format!("{}api/v1/auth/accessKey", connection.server_base()),
             token,
             http,
         }
     }
 
+    /// The key to sign with now, as a handle that outlives a refresh.
     pub fn current(&self) -> Option<Arc<SigningKey>> {
-        // A poisoned lock only means a writer panicked mid-assignment of an `Option<Arc>`,
-        // which cannot leave it torn: keep using the value.
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current.load_full()
+    }
+
+    /// Runs `sign` with the key now, if there is one, without touching its reference count.
+    fn with_current<R>(&self, sign: impl FnOnce(&SigningKey) -> R) -> Option<R> {
+        self.current.load().as_deref().map(sign)
     }
 
     /// Fetches a key now and makes it current. On failure the previous key stays current.
@@ -155,7 +160,7 @@ impl IssuedKey {
         }
         let (kid, key) = parse_key_response(&body)?;
         let signer = Arc::new(SigningKey::hs256_with_kid(&key, &kid));
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(signer);
+        self.current.store(Some(signer));
         tracing::info!(key_id = %Escaped(&kid), "SignalR client-token signing key obtained");
         Ok(())
     }

@@ -16,6 +16,7 @@
 //!   the snapshot is read from (shared with the `requestDashboardUpdate` hub command).
 //!   Presence, counters and analytics live in the store (`meschain-store`), shared by every
 //!   instance.
+//! - [`log_output`]: the handler's log lines on stdout, batched per worker thread.
 //! - [`sync_runtime`]: what `marketplace-sync` keeps between invocations (connectors, their
 //!   rate limits, the sync settings), part of its `Deps`.
 
@@ -26,6 +27,7 @@ pub mod cors;
 pub mod dashboard;
 pub mod functions;
 pub mod hubs;
+pub mod log_output;
 pub mod marketplace;
 pub mod settings;
 pub mod signalr_rest;

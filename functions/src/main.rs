@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use meschain_functions::app::{AppState, app};
+use meschain_functions::log_output;
 use meschain_functions::settings::{Settings, names};
 use meschain_functions_protocol::Limits;
 use tracing_subscriber::filter::Targets;
@@ -26,7 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let (filter, filter_error) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false))
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(log_output::Stdout))
         .with(filter)
         .init();
     if let Some(e) = filter_error {
@@ -42,7 +43,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(log_output::worker_parked)
+        .on_thread_stop(log_output::worker_stopping)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("handler: cannot start the async runtime: {e}");

@@ -181,3 +181,46 @@ async fn test_an_unreadable_rust_log_is_a_warning_and_the_handler_serves() {
     let lines = h.output_until("invocation done");
     assert!(lines.iter().any(|l| l.contains("INFO") && l.contains("function=\"negotiate\"")), "{lines:#?}");
 }
+
+/// Worker threads batch their log lines (`log_output`): after a burst of concurrent requests
+/// every invocation's line is written, once, whole, without waiting for more traffic, and a
+/// warning in the middle of a busy stretch is written too.
+#[tokio::test]
+async fn test_a_burst_logs_every_invocation_once_and_whole() {
+    const BURST: usize = 400;
+    let h = Handler::start(&settings());
+    let token = login("ada", &["admin"]);
+    let client = client();
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let request = client
+            .post(format!("{}/api/negotiate", h.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("x-azure-functions-invocationid", format!("burst-{i}"));
+        requests.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    // A refused enveloped invocation logs a warning among the info lines.
+    let bad = client.post(format!("{}/admin-broadcast", h.base)).body("{not json").send().await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+
+    let mut seen = std::collections::HashSet::new();
+    let mut warned = false;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while seen.len() < BURST && Instant::now() < deadline {
+        let Ok(line) = h.output.recv_timeout(Duration::from_millis(200)) else { continue };
+        warned |= line.contains("WARN") && line.contains("bad envelope");
+        if let Some(id) = line.split("invocation_id=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+            if !id.starts_with("burst-") {
+                continue;
+            }
+            assert_eq!(line.matches("invocation done").count(), 1, "one whole line: {line}");
+            assert!(line.starts_with("20"), "starts with its timestamp: {line}");
+            assert!(seen.insert(id.to_string()), "{id} logged twice");
+        }
+    }
+    assert_eq!(seen.len(), BURST, "every invocation is logged once the burst is over");
+    assert!(warned, "the warning was written");
+}

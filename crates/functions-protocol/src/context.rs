@@ -39,10 +39,24 @@ impl Context {
     /// Records a line. Callers must never pass secrets or tokens. Control characters are
     /// escaped ([`escape`]), so a value from a request cannot forge a log line. Traced at
     /// debug level: the per-invocation summary line is the info-level record, these detail it.
-    pub fn log(&mut self, line: impl AsRef<str>) {
-        let line = escape(line.as_ref()).into_owned();
+    ///
+    /// A forwarded request has no `Logs` to carry the line, so there it is not even formatted
+    /// unless debug logging is on: negotiate logs one on every call. Pass `format_args!` rather
+    /// than `format!` to keep that free.
+    pub fn log(&mut self, line: impl fmt::Display) {
+        let keep = self.outputs.is_some();
+        if !keep && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let line = line.to_string();
+        let line = match escape(&line) {
+            Cow::Borrowed(_) => line,
+            Cow::Owned(escaped) => escaped,
+        };
         tracing::debug!(function = self.function, invocation_id = %escape(&self.invocation_id), "{line}");
-        self.logs.push(line);
+        if keep {
+            self.logs.push(line);
+        }
     }
 
     /// The sink for this invocation's output bindings, or why there is none. A function that

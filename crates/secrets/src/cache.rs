@@ -24,6 +24,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
@@ -150,10 +151,32 @@ impl SecretHandle {
 }
 
 /// A value derived from a secret (a parsed key, a connection string), kept in step with the
-/// secret's rotations: [`Derived::current`] for new work, [`Derived::accepted`] for checks.
-/// Reads are one uncontended `RwLock` read; the only writer is the task following the secret.
+/// secret's rotations: [`Derived::snapshot`] for the hot paths, [`Derived::current`] for an owned
+/// handle.
+///
+/// Why `ArcSwap` and not a lock: every negotiate and upstream call reads these, on every core.
+/// An `RwLock` read, or cloning the `Arc`, writes a counter that all cores share, so two cores
+/// reading at once pass that cache line back and forth. A snapshot only reads the shared pointer
+/// (arc-swap keeps its bookkeeping per thread); the only writer is the task following the
+/// secret.
 pub struct Derived<T> {
-    inner: Arc<std::sync::RwLock<Rotating<Arc<T>>>>,
+    inner: Arc<ArcSwap<Rotating<Arc<T>>>>,
+}
+
+/// A [`Derived`] value as it was when the snapshot was taken. Hold it for one request, not
+/// across waits: a rotation frees the replaced value only once its snapshots are gone.
+pub struct Snapshot<T>(arc_swap::Guard<Arc<Rotating<Arc<T>>>>);
+
+impl<T> Snapshot<T> {
+    /// The value for anything new.
+    pub fn current(&self) -> &T {
+        self.0.current()
+    }
+
+    /// The values checks accept now: the current one, then the previous one during an overlap.
+    pub fn accepted(&self) -> impl Iterator<Item = &T> {
+        self.0.accepted(Instant::now()).map(|v| &**v)
+    }
 }
 
 impl<T> Clone for Derived<T> {
@@ -171,7 +194,7 @@ impl<T> fmt::Debug for Derived<T> {
 impl<T: Send + Sync + 'static> Derived<T> {
     /// A value that never rotates.
     pub fn fixed(value: T) -> Self {
-        Derived { inner: Arc::new(std::sync::RwLock::new(Rotating::new(Arc::new(value)))) }
+        Derived { inner: Arc::new(ArcSwap::from_pointee(Rotating::new(Arc::new(value)))) }
     }
 
     /// Derives from `handle` now (an error if the current value is unusable), then follows its
@@ -184,13 +207,13 @@ impl<T: Send + Sync + 'static> Derived<T> {
     ) -> Result<Self, E> {
         let derive_arc = move |v: &SecretValue| derive(v).map(Arc::new);
         let first = handle.rotating().try_map(&derive_arc)?;
-        let inner = Arc::new(std::sync::RwLock::new(first));
+        let inner = Arc::new(ArcSwap::from_pointee(first));
         let target = Arc::downgrade(&inner);
         tokio::spawn(async move {
             while handle.changed().await.is_ok() {
                 let Some(target) = target.upgrade() else { return };
                 match handle.rotating().try_map(&derive_arc) {
-                    Ok(next) => *target.write().unwrap_or_else(|p| p.into_inner()) = next,
+                    Ok(next) => target.store(Arc::new(next)),
                     Err(e) => tracing::error!(setting, "the new value is unusable ({e}); keeping the current one"),
                 }
             }
@@ -198,15 +221,14 @@ impl<T: Send + Sync + 'static> Derived<T> {
         Ok(Derived { inner })
     }
 
-    /// The value for anything new.
-    pub fn current(&self) -> Arc<T> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).current().clone()
+    /// The value now, without writing memory other threads read (see [`Derived`]).
+    pub fn snapshot(&self) -> Snapshot<T> {
+        Snapshot(self.inner.load())
     }
 
-    /// The values checks accept now: the current one, then the previous one during an overlap.
-    pub fn accepted(&self) -> Vec<Arc<T>> {
-        let now = Instant::now();
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).accepted(now).cloned().collect()
+    /// The value for anything new, as a handle that outlives rotations.
+    pub fn current(&self) -> Arc<T> {
+        self.inner.load().current().clone()
     }
 }
 

@@ -20,7 +20,7 @@ pub mod transport;
 pub mod value;
 pub mod vault;
 
-pub use cache::{Derived, HealthStatus, SecretHandle, Secrets, SecretsHealth};
+pub use cache::{Derived, HealthStatus, SecretHandle, Secrets, SecretsHealth, Snapshot};
 pub use reference::{SecretRef, SettingValue, parse_setting};
 pub use rotation::Rotating;
 pub use value::SecretValue;

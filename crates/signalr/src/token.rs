@@ -55,11 +55,19 @@ struct ClientPayload<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     nameid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<Value>,
+    role: Option<Roles<'a>>,
     nbf: u64,
     exp: u64,
     iat: u64,
     aud: &'a str,
+}
+
+/// .NET serialises one claim of a type as a string and several as an array.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Roles<'a> {
+    One(&'a str),
+    Many(&'a [String]),
 }
 
 /// A signing key ready for repeated use on a hot path.
@@ -94,11 +102,10 @@ impl SigningKey {
         if !claims.user_id.is_none_or(carries_intact) || !claims.roles.iter().all(|r| carries_intact(r)) {
             return Err(MintError::UnsafeClaim);
         }
-        // .NET serialises one claim of a type as a string and several as an array.
         let role = match claims.roles {
             [] => None,
-            [one] => Some(Value::String(one.clone())),
-            many => Some(Value::Array(many.iter().cloned().map(Value::String).collect())),
+            [one] => Some(Roles::One(one)),
+            many => Some(Roles::Many(many)),
         };
         let payload = ClientPayload {
             uid: claims.user_id,

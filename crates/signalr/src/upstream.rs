@@ -35,8 +35,8 @@ pub fn sign(connection_id: &str, keys: &[AccessKey]) -> String {
 /// Whether any entry of `header` is a valid signature of `connection_id` under any of `keys`.
 /// Entries are trimmed, the `sha256=` prefix is case-insensitive, hex of either case is
 /// accepted, and the comparison is constant-time.
-pub fn verify(connection_id: &str, header: &str, keys: &[AccessKey]) -> bool {
-    let expected: Vec<[u8; 32]> = keys.iter().map(|k| mac(k, connection_id)).collect();
+pub fn verify<'k>(connection_id: &str, header: &str, keys: impl IntoIterator<Item = &'k AccessKey>) -> bool {
+    let expected: Vec<[u8; 32]> = keys.into_iter().map(|k| mac(k, connection_id)).collect();
     let mut ok = false;
     for entry in header.split(',') {
         let entry = entry.trim();

@@ -176,8 +176,12 @@ impl Event {
     }
 }
 
+/// `s` cut to its first `max` characters (one copy; events are built on the request path).
 fn bounded(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    match s.char_indices().nth(max) {
+        Some((end, _)) => s[..end].to_owned(),
+        None => s.to_owned(),
+    }
 }
 
 /// Credential markers masked in free text: connection-string keys, query-string signatures,
@@ -261,5 +265,15 @@ mod tests {
             assert_eq!(EventKind::parse(k.as_str()), Some(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
+    }
+
+    #[test]
+    fn test_bounded_cuts_at_a_character_boundary() {
+        assert_eq!(bounded("hub", 100), "hub");
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("ğüşiöç", 3), "ğüş");
+        assert_eq!(bounded("🙂🙂", 1), "🙂");
+        assert_eq!(bounded("", 0), "");
+        assert_eq!(bounded("abc", 0), "");
     }
 }

@@ -8,8 +8,10 @@
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::{AuthError, Identity, IdentitySource};
 
@@ -74,49 +76,96 @@ fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>, leew
 #[derive(Deserialize)]
 struct LoginClaims {
     #[serde(default)]
-    sub: Option<StringClaim>,
+    sub: Claim,
     #[serde(default)]
-    roles: Option<RolesClaim>,
+    roles: Claim,
     #[serde(default)]
-    role: Option<RolesClaim>,
+    role: Claim,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringClaim {
+/// A claim's value, as far as identity cares: a string, the strings of an array (anything
+/// else in it skipped), or something else.
+#[derive(Default)]
+enum Claim {
     Str(String),
-    Other(IgnoredAny),
+    Strings(Vec<String>),
+    #[default]
+    Other,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RolesClaim {
-    One(String),
-    Many(Vec<StringClaim>),
-    Other(IgnoredAny),
+impl Claim {
+    /// `roles` and `role` hold one role or an array of them.
+    fn into_roles(self) -> Vec<String> {
+        match self {
+            Claim::Str(role) => vec![role],
+            Claim::Strings(roles) => roles,
+            Claim::Other => Vec::new(),
+        }
+    }
+}
+
+// A hand-written visitor rather than `#[serde(untagged)]`, which buffers each value into an
+// intermediate tree before trying the variants: these claims are read on every negotiate.
+impl<'de> Deserialize<'de> for Claim {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ClaimVisitor)
+    }
+}
+
+struct ClaimVisitor;
+
+impl<'de> Visitor<'de> for ClaimVisitor {
+    type Value = Claim;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Claim, E> {
+        Ok(Claim::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Claim, E> {
+        Ok(Claim::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim, A::Error> {
+        let mut strings = Vec::new();
+        while let Some(item) = seq.next_element::<Claim>()? {
+            if let Claim::Str(s) = item {
+                strings.push(s);
+            }
+        }
+        Ok(Claim::Strings(strings))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claim, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Claim::Other)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Claim, E> {
+        Ok(Claim::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Claim, E> {
+        Ok(Claim::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Claim, E> {
+        Ok(Claim::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Claim, E> {
+        Ok(Claim::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Claim, E> {
+        Ok(Claim::Other)
+    }
 }
 
 /// Verifies `token` with `key` under `validation` and builds the caller's identity.
 pub fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Identity, AuthError> {
-    let data = jsonwebtoken::decode::<LoginClaims>(token, key, validation).map_err(map_error)?;
-    let claims = data.claims;
+    let claims = jsonwebtoken::decode::<LoginClaims>(token, key, validation).map_err(map_error)?.claims;
     let user_id = match claims.sub {
-        Some(StringClaim::Str(s)) if !s.trim().is_empty() => s,
+        Claim::Str(s) if !s.trim().is_empty() => s,
         _ => return Err(AuthError::NoUserId),
     };
     let mut roles = Vec::new();
-    for claim in [claims.roles, claims.role].into_iter().flatten() {
-        match claim {
-            RolesClaim::One(r) => push_role(&mut roles, r),
-            RolesClaim::Many(items) => {
-                for item in items {
-                    if let StringClaim::Str(r) = item {
-                        push_role(&mut roles, r);
-                    }
-                }
-            }
-            RolesClaim::Other(_) => {}
-        }
+    for role in claims.roles.into_roles().into_iter().chain(claims.role.into_roles()) {
+        push_role(&mut roles, role);
     }
     Ok(Identity { user_id, roles, source: IdentitySource::BearerToken })
 }

@@ -141,30 +141,48 @@ impl Authenticator {
         if token.len() > MAX_AUTHORIZATION_BYTES {
             return Err(AuthError::Malformed);
         }
-        let (alg, kid) = jwt::header_algorithm(token)?;
         let inner = &*self.inner;
+        if inner.jwks.is_none()
+            && let Some(keys) = &inner.hs256
+        {
+            // Only HS256 can verify, and jsonwebtoken refuses a header naming any other
+            // algorithm, so on the hot path the header is read once, by it. It is read again
+            // only to say why a token that could not be read was refused (`alg: none`, say).
+            return match self.verify_hs256(keys, token) {
+                Err(AuthError::Malformed) => Err(jwt::header_algorithm(token).err().unwrap_or(AuthError::Malformed)),
+                other => other,
+            };
+        }
+        let (alg, kid) = jwt::header_algorithm(token)?;
         if alg == Algorithm::HS256 {
             // Only the configured secret verifies HS256; never a key from the JWKS.
-            let keys = inner.hs256.as_ref().ok_or(AuthError::DisallowedAlgorithm)?.accepted();
-            let mut result = Err(AuthError::InvalidSignature);
-            for key in &keys {
-                result = jwt::verify(token, key, &inner.validations.hs256);
-                if !matches!(result, Err(AuthError::InvalidSignature)) {
-                    return result;
-                }
-            }
-            if let Some(secrets) = &inner.secrets
-                && secrets.request_early_refresh()
-            {
-                tracing::info!("a login token matched no accepted secret: reading Key Vault early");
-            }
-            return result;
+            return self.verify_hs256(inner.hs256.as_ref().ok_or(AuthError::DisallowedAlgorithm)?, token);
         }
         let (Some(jwks), Some(validation)) = (&inner.jwks, inner.validations.for_asymmetric(alg)) else {
             return Err(AuthError::DisallowedAlgorithm);
         };
         let key = jwks.key_for(kid.as_deref(), alg).await?;
         jwt::verify(token, &key.key, validation)
+    }
+
+    /// Tries each accepted secret (two during a rotation's overlap); when none verifies the
+    /// token, asks for an early Key Vault read, as the token may be signed with a newer secret.
+    fn verify_hs256(&self, keys: &Derived<DecodingKey>, token: &str) -> Result<Identity, AuthError> {
+        let inner = &*self.inner;
+        let keys = keys.snapshot();
+        let mut result = Err(AuthError::InvalidSignature);
+        for key in keys.accepted() {
+            result = jwt::verify(token, key, &inner.validations.hs256);
+            if !matches!(result, Err(AuthError::InvalidSignature)) {
+                return result;
+            }
+        }
+        if let Some(secrets) = &inner.secrets
+            && secrets.request_early_refresh()
+        {
+            tracing::info!("a login token matched no accepted secret: reading Key Vault early");
+        }
+        result
     }
 }
 
@@ -283,7 +301,7 @@ mod tests {
     async fn test_missing_or_empty_sub() {
         let auth = Authenticator::new(config());
         let mut c = hs_claims("u");
-        for sub in [json!(null), json!(""), json!("  "), json!(42)] {
+        for sub in [json!(null), json!(""), json!("  "), json!(42), json!(true)] {
             c["sub"] = sub.clone();
             assert_eq!(check(&auth, &c).await, Err(AuthError::NoUserId), "{sub}");
         }
@@ -466,6 +484,7 @@ mod tests {
             (json!({"roles": ["a"], "role": ["a", "b"]}), vec!["a", "b"]),
             (json!({"roles": "solo"}), vec!["solo"]),
             (json!({"roles": [1, "x", null, ""]}), vec!["x"]),
+            (json!({"roles": [["admin"], {"admin": "admin"}, "x", 1.5, true]}), vec!["x"]),
             (json!({"roles": 5, "role": {"admin": true}}), vec![]),
             (json!({}), vec![]),
         ];

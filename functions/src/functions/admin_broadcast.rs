@@ -58,7 +58,7 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
     let now = deps.clock.now_ms();
     let Built { snapshot, store_error } = deps.snapshots.build(now).await;
     if let Some(e) = store_error {
-        ctx.log(format!("store unavailable, broadcasting the last known numbers: {e}"));
+        ctx.log(format_args!("store unavailable, broadcasting the last known numbers: {e}"));
     }
 
     let op = Operation::SendToGroup { group: groups::ADMINS, excluded: &[] };
@@ -86,6 +86,6 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
         ctx.log(message.clone());
         return Err(TriggerFailure::unavailable(message));
     }
-    ctx.log(format!("dashboard snapshot sent to admins and {} metric groups", updates.len()));
+    ctx.log(format_args!("dashboard snapshot sent to admins and {} metric groups", updates.len()));
     Ok(())
 }

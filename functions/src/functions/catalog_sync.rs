@@ -71,7 +71,7 @@ pub async fn run(deps: &Deps, ctx: &mut Context, _payload: &InvocationRequest) -
         outputs.push(SYNC_OUTPUT, serde_json::to_value(r).map_err(|e| TriggerFailure::bad_input(e.to_string()))?);
     }
     let names: Vec<&str> = marketplaces.iter().map(|m| m.name()).collect();
-    ctx.log(format!("catalog-sync: {} changed-items syncs enqueued for {}", requests.len(), names.join(", ")));
+    ctx.log(format_args!("catalog-sync: {} changed-items syncs enqueued for {}", requests.len(), names.join(", ")));
     Ok(())
 }
 

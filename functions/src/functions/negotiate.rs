@@ -209,10 +209,10 @@ async fn negotiate(
     req: &HttpRequest,
 ) -> Result<(HttpResponse, Hub, String), NegotiateError> {
     let identity = deps.identity.authenticate(&req.headers).await.inspect_err(|e| {
-        ctx.log(format!("negotiate refused: {}", e.description()));
+        ctx.log(format_args!("negotiate refused: {}", e.description()));
     })?;
     check_representable(&identity).inspect_err(|_| {
-        ctx.log(format!("negotiate refused: user id {} or a role cannot be carried in a token", identity.user_id));
+        ctx.log(format_args!("negotiate refused: user id {} or a role cannot be carried in a token", identity.user_id));
     })?;
 
     let mut hubs_asked = req.query_all("hub");
@@ -222,7 +222,7 @@ async fn negotiate(
     }
     let hub = hubs::choose(&identity.roles, requested).inspect_err(|e| {
         if let HubChoiceError::Forbidden(hub) = e {
-            ctx.log(format!("negotiate refused: user {} may not use {hub}", identity.user_id));
+            ctx.log(format_args!("negotiate refused: user {} may not use {hub}", identity.user_id));
         }
     })?;
 
@@ -233,7 +233,7 @@ async fn negotiate(
     let token = signer
         .with_key(|key| key.client_token(&addresses.audience, &claims, now, *lifetime_secs))
         .ok_or(NegotiateError::SigningKeyUnavailable)??;
-    ctx.log(format!("negotiated {hub} for user {}", identity.user_id));
+    ctx.log(format_args!("negotiated {hub} for user {}", identity.user_id));
     let mut answer = Answer {
         url: &addresses.url,
         access_token: &token,

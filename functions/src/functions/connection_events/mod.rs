@@ -69,7 +69,7 @@ impl Deps {
 
     /// The access keys accepted on upstream signatures now.
     pub fn upstream_keys(&self) -> Vec<meschain_signalr::AccessKey> {
-        self.keys.accepted()
+        self.keys.accepted().iter().cloned().collect()
     }
 }
 
@@ -113,7 +113,7 @@ async fn handle(deps: &Deps, ctx: &mut Context, req: &HttpRequest) -> Result<Htt
         return Err(UpstreamError::MethodNotAllowed);
     }
     let up = upstream::validate(req, &deps.keys.accepted()).inspect_err(|r| {
-        ctx.log(format!("upstream request refused: {r}"));
+        ctx.log(format_args!("upstream request refused: {r}"));
         // Signed with a key newer than ours?
         if r.status() == StatusCode::UNAUTHORIZED && deps.keys.signature_failed() {
             ctx.log("reading Key Vault early after an upstream signature failure");
@@ -146,7 +146,7 @@ async fn connection_event(deps: &Deps, ctx: &mut Context, up: &UpstreamRequest) 
     } else {
         return Err(UpstreamError::UnknownEvent);
     };
-    ctx.log(format!("{} {} on {}", event.kind.as_str(), up.connection_id, up.hub));
+    ctx.log(format_args!("{} {} on {}", event.kind.as_str(), up.connection_id, up.hub));
     event = event.with_hub(hub).with_connection(&up.connection_id).with_user(user);
     deps.recorder.record(event);
     Ok(HttpResponse::new(StatusCode::OK))
@@ -161,7 +161,7 @@ fn disconnect_error(body: &[u8]) -> Option<String> {
 async fn invocation(deps: &Deps, ctx: &mut Context, up: &UpstreamRequest) -> Result<HttpResponse, UpstreamError> {
     let invocation =
         hub_protocol::parse_invocation_body(up.protocol == Protocol::MessagePack, &up.body).map_err(|e| {
-            ctx.log(format!("invalid invocation body: {e}"));
+            ctx.log(format_args!("invalid invocation body: {e}"));
             UpstreamError::InvalidInvocation
         })?;
     if !invocation.target.eq_ignore_ascii_case(&up.event) {
@@ -200,8 +200,8 @@ async fn invocation(deps: &Deps, ctx: &mut Context, up: &UpstreamRequest) -> Res
     }
     deps.recorder.record(event);
     match &result {
-        Ok(_) => ctx.log(format!("{} by {who} on {}: ok", invocation.target, up.hub)),
-        Err(e) => ctx.log(format!("{} by {who} on {}: refused ({e:?})", invocation.target, up.hub)),
+        Ok(_) => ctx.log(format_args!("{} by {who} on {}: ok", invocation.target, up.hub)),
+        Err(e) => ctx.log(format_args!("{} by {who} on {}: refused ({e:?})", invocation.target, up.hub)),
     }
 
     let response = match &invocation.invocation_id {

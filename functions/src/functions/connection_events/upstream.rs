@@ -14,7 +14,7 @@ use meschain_signalr::hub_protocol::Protocol;
 use meschain_signalr::upstream::{self, parse_claims};
 
 use meschain_functions_protocol::HttpRequest;
-use meschain_secrets::{Derived, Secrets};
+use meschain_secrets::{Derived, Secrets, Snapshot};
 
 use crate::hubs::Hub;
 
@@ -29,37 +29,35 @@ const MAX_HEADER_LEN: usize = 16 * 1024;
 /// secondary's, each fixed or following a Key Vault rotation (then the key it replaced is
 /// accepted too while the overlap lasts).
 pub struct UpstreamKeys {
-    keys: Vec<KeySource>,
+    /// Primary, then secondary; a key set as is never rotates ([`Derived::fixed`]).
+    keys: Vec<Derived<AccessKey>>,
     /// Asked for an early read when a signature matches none of the keys.
     secrets: Secrets,
 }
 
-/// One instance key, as a setting gives it.
-pub enum KeySource {
-    Fixed(AccessKey),
-    Rotating(Derived<AccessKey>),
+/// The keys accepted at one moment, read without copying a key (see [`Derived::snapshot`]).
+pub struct AcceptedKeys(Vec<Snapshot<AccessKey>>);
+
+impl AcceptedKeys {
+    /// In order: each instance key, then its previous value while a rotation's overlap lasts.
+    pub fn iter(&self) -> impl Iterator<Item = &AccessKey> {
+        self.0.iter().flat_map(Snapshot::accepted)
+    }
 }
 
 impl UpstreamKeys {
-    pub fn new(keys: Vec<KeySource>, secrets: Secrets) -> Self {
+    pub fn new(keys: Vec<Derived<AccessKey>>, secrets: Secrets) -> Self {
         UpstreamKeys { keys, secrets }
     }
 
     /// Keys that never rotate.
     pub fn fixed(keys: impl IntoIterator<Item = AccessKey>) -> Self {
-        Self::new(keys.into_iter().map(KeySource::Fixed).collect(), Secrets::empty())
+        Self::new(keys.into_iter().map(Derived::fixed).collect(), Secrets::empty())
     }
 
-    /// The keys accepted now, in order.
-    pub fn accepted(&self) -> Vec<AccessKey> {
-        let mut accepted = Vec::new();
-        for key in &self.keys {
-            match key {
-                KeySource::Fixed(key) => accepted.push(key.clone()),
-                KeySource::Rotating(keys) => accepted.extend(keys.accepted().iter().map(|k| AccessKey::clone(k))),
-            }
-        }
-        accepted
+    /// The keys accepted now.
+    pub fn accepted(&self) -> AcceptedKeys {
+        AcceptedKeys(self.keys.iter().map(Derived::snapshot).collect())
     }
 
     /// After a signature matched no key: the service may hold a newer one, so read Key Vault
@@ -120,7 +118,7 @@ fn header<'a>(req: &'a HttpRequest, name: &'static str) -> Result<&'a str, Rejec
 }
 
 /// Validates `req` against `keys` (primary and secondary).
-pub fn validate(req: &HttpRequest, keys: &[AccessKey]) -> Result<UpstreamRequest, Rejection> {
+pub fn validate(req: &HttpRequest, keys: &AcceptedKeys) -> Result<UpstreamRequest, Rejection> {
     let protocol = Protocol::from_upstream_content_type(req.header("content-type").unwrap_or(""))
         .ok_or(Rejection::UnsupportedMediaType)?;
     let connection_id = header(req, upstream::HEADER_CONNECTION_ID)?;
@@ -128,7 +126,7 @@ pub fn validate(req: &HttpRequest, keys: &[AccessKey]) -> Result<UpstreamRequest
     let category = header(req, upstream::HEADER_CATEGORY)?;
     let event = header(req, upstream::HEADER_EVENT)?;
     let signature = header(req, upstream::HEADER_SIGNATURE).map_err(|_| Rejection::BadSignature)?;
-    if !upstream::verify(connection_id, signature, keys) {
+    if !upstream::verify(connection_id, signature, keys.iter()) {
         return Err(Rejection::BadSignature);
     }
     let hub = Hub::from_name(hub).ok_or(Rejection::UnknownHub)?;
@@ -177,6 +175,11 @@ pub(crate) mod tests {
         vec![AccessKey::new("primary"), AccessKey::new("secondary")]
     }
 
+    /// [`keys`] as the handler reads them.
+    fn accepted() -> AcceptedKeys {
+        UpstreamKeys::fixed(keys()).accepted()
+    }
+
     pub(crate) fn request(headers: &[(&'static str, &str)], body: &[u8]) -> HttpRequest {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
@@ -217,7 +220,7 @@ pub(crate) mod tests {
             "JoinAdminGroup",
             "asrs.s.uid: alice, role: admin, role: super_admin, name: Doe, Jane",
         );
-        let r = validate(&request(&as_refs(&h), b"{}"), &keys()).unwrap();
+        let r = validate(&request(&as_refs(&h), b"{}"), &accepted()).unwrap();
         assert_eq!(r.hub, Hub::Admin);
         assert_eq!(r.category, Category::Messages);
         assert_eq!(r.user_id.as_deref(), Some("alice"));
@@ -229,7 +232,7 @@ pub(crate) mod tests {
     fn test_signed_with_secondary_only() {
         let mut h = signed("c1", "meschainadminhub", "connections", "connected", "");
         h[5].1 = sign("c1", &[AccessKey::new("secondary")]);
-        assert!(validate(&request(&as_refs(&h), b"{}"), &keys()).is_ok());
+        assert!(validate(&request(&as_refs(&h), b"{}"), &accepted()).is_ok());
     }
 
     #[test]
@@ -241,7 +244,7 @@ pub(crate) mod tests {
                 let k = good.iter().find(|(k, _)| *k == name).unwrap().0;
                 h.push((k, v.to_string()));
             }
-            validate(&request(&as_refs(&h), b"{}"), &keys()).unwrap_err()
+            validate(&request(&as_refs(&h), b"{}"), &accepted()).unwrap_err()
         };
         assert_eq!(with("content-type", Some("text/plain")), Rejection::UnsupportedMediaType);
         assert_eq!(with("content-type", None), Rejection::UnsupportedMediaType);
@@ -264,9 +267,9 @@ pub(crate) mod tests {
     fn test_msgpack_content_type_and_parameters() {
         let mut h = signed("c1", "MesChainDashboardHub", "messages", "X", "");
         h[0].1 = "application/x-msgpack".into();
-        assert_eq!(validate(&request(&as_refs(&h), b""), &keys()).unwrap().protocol, Protocol::MessagePack);
+        assert_eq!(validate(&request(&as_refs(&h), b""), &accepted()).unwrap().protocol, Protocol::MessagePack);
         h[0].1 = "Application/JSON; charset=utf-8".into();
-        assert_eq!(validate(&request(&as_refs(&h), b""), &keys()).unwrap().protocol, Protocol::Json);
+        assert_eq!(validate(&request(&as_refs(&h), b""), &accepted()).unwrap().protocol, Protocol::Json);
     }
 
     #[test]
@@ -278,7 +281,7 @@ pub(crate) mod tests {
             "x",
             "roles: marketplace_manager, http://schemas.microsoft.com/ws/2008/06/identity/claims/role: admin, rolex: no",
         );
-        let r = validate(&request(&as_refs(&h), b""), &keys()).unwrap();
+        let r = validate(&request(&as_refs(&h), b""), &accepted()).unwrap();
         assert_eq!(r.roles, vec!["marketplace_manager", "admin"]);
     }
 }

@@ -98,7 +98,7 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
         options,
         clock: deps.clock.clone(),
     };
-    ctx.log(format!(
+    ctx.log(format_args!(
         "sync {} ({} {}), delivery {delivery}, continuation {}",
         plan.sync_id,
         plan.marketplace.name(),
@@ -109,7 +109,7 @@ pub async fn run(deps: &Deps, ctx: &mut Context, envelope: &InvocationRequest) -
         Ok(Outcome::Continue) => {
             let next = continuation_body(&body, &plan);
             ctx.outputs().map_err(|e| TriggerFailure::unavailable(e.to_string()))?.push(CONTINUATION_OUTPUT, next);
-            ctx.log(format!("sync {} continues in a new message", plan.sync_id));
+            ctx.log(format_args!("sync {} continues in a new message", plan.sync_id));
             Ok(())
         }
         Ok(outcome) => {
@@ -156,7 +156,7 @@ async fn refuse(
     message_id: Option<&str>,
     reason: &str,
 ) -> TriggerFailure {
-    ctx.log(format!("sync request refused (delivery {delivery}): {reason}"));
+    ctx.log(format_args!("sync request refused (delivery {delivery}): {reason}"));
     if delivery <= 1 {
         let alert = json!({
             "severity": "error",
