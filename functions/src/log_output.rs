@@ -9,7 +9,8 @@
 //! - when it runs out of work (tokio's park hook calls [`worker_parked`]): on a quiet server a
 //!   line is written as soon as its request is done;
 //! - when the buffer passes [`FLUSH_AT`]: under load, lines leave in batches a few
-//!   milliseconds late at most;
+//!   milliseconds late at most (a worker parks whenever it runs out of tasks, and nothing here
+//!   holds a worker for long: blocking work runs on the blocking pool, which writes directly);
 //! - at once for warnings and errors, with the lines before them, so what explains a failure
 //!   is never waiting in a buffer;
 //! - when the thread stops ([`worker_stopping`], and the buffer's destructor as a last resort).

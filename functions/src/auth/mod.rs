@@ -495,6 +495,25 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn test_deeply_nested_claims_are_refused_not_overflowed() {
+        let auth = Authenticator::new(config());
+        let mut c = hs_claims("u");
+        let nested: Value = serde_json::from_str(&format!("{}\"admin\"{}", "[".repeat(120), "]".repeat(120))).unwrap();
+        c["roles"] = nested;
+        assert_eq!(check(&auth, &c).await.unwrap().roles, Vec::<String>::new(), "an array of arrays grants nothing");
+        // Deeper than serde_json reads (128 levels): the token is malformed, and the process is fine.
+        let deep = format!("{}\"admin\"{}", "[".repeat(2000), "]".repeat(2000));
+        let header = hs(&hs_claims("u")).split('.').next().unwrap().to_owned();
+        let mut claims = hs_claims("u").to_string();
+        claims.insert_str(1, &format!("\"roles\":{deep},"));
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims);
+        let message = format!("{header}.{b64}");
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+        assert_eq!(auth.verify_token(&format!("{message}.{signature}")).await, Err(AuthError::Malformed));
+    }
+
     fn principal_headers(user: &str, role: &str) -> HeaderMap {
         let p = json!({
             "auth_typ": "aad",
