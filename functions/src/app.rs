@@ -131,17 +131,12 @@ impl AppState {
         }
         // Upstream signatures: each key as it rotates when it follows Key Vault, else as set.
         // The secondary lends only its access key, to these checks.
-        let primary_key = match rotating {
-            Some(keys) => Some(keys),
-            None => signalr.primary_key.clone().map(Derived::fixed),
-        };
+        let primary_key = rotating.or_else(|| signalr.primary_key.clone().map(Derived::fixed));
         let secondary_key = match &signalr.secondary_key {
-            Some(fixed) => {
-                Some(match RotatingSignalRKey::follow(&secrets, names::SIGNALR_SECONDARY_CONNECTION_STRING)? {
-                    Some(keys) => keys.access,
-                    None => Derived::fixed(fixed.clone()),
-                })
-            }
+            Some(fixed) => Some(
+                RotatingSignalRKey::follow(&secrets, names::SIGNALR_SECONDARY_CONNECTION_STRING)?
+                    .map_or_else(|| Derived::fixed(fixed.clone()), |keys| keys.access),
+            ),
             None => None,
         };
         let upstream_keys = UpstreamKeys::new(primary_key.into_iter().chain(secondary_key).collect(), secrets.clone());
