@@ -1,4 +1,6 @@
 //! Verifying a login JWT once its key is known, and turning its claims into an [`Identity`].
+//! RS256 and ES256 tokens go through jsonwebtoken here; HS256 tokens, the hot path, through
+//! `hs256.rs`, which keeps jsonwebtoken's outcomes (the validation below is what it matches).
 //!
 //! The accepted algorithm is decided by *which key* verifies the token, and that key was
 //! chosen by configuration and by the key's own type (see `jwks.rs`), never by the header
@@ -13,11 +15,11 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::{AuthError, Identity, IdentitySource};
+use super::{AuthError, Identity, IdentitySource, hs256};
 
 /// The three validations this deployment can apply, built once.
 pub struct Validations {
-    pub hs256: Validation,
+    pub hs256: hs256::Rules,
     pub rs256: Validation,
     pub es256: Validation,
 }
@@ -32,7 +34,11 @@ impl Validations {
         leeway_secs: u64,
     ) -> Self {
         Validations {
-            hs256: validation(Algorithm::HS256, issuer, audience, leeway_secs),
+            hs256: hs256::Rules {
+                issuer: issuer.map(str::to_owned),
+                audience: audience.map(str::to_owned),
+                leeway_secs,
+            },
             rs256: validation(Algorithm::RS256, issuer.or(key_source_issuer), audience, leeway_secs),
             es256: validation(Algorithm::ES256, issuer.or(key_source_issuer), audience, leeway_secs),
         }
@@ -47,7 +53,7 @@ impl Validations {
     }
 }
 
-fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>, leeway_secs: u64) -> Validation {
+pub(super) fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>, leeway_secs: u64) -> Validation {
     let mut v = Validation::new(alg);
     v.leeway = leeway_secs;
     v.validate_exp = true;
@@ -83,23 +89,36 @@ struct LoginClaims {
     role: Claim,
 }
 
-/// A claim's value, as far as identity cares: a string, the strings of an array (anything
-/// else in it skipped), or something else.
+/// A claim's value, as far as identity cares: a string, the strings of an array, or something
+/// else.
 #[derive(Default)]
-enum Claim {
+pub(super) enum Claim {
     Str(String),
-    Strings(Vec<String>),
+    /// An array; `complete` when every item was a string (the others are skipped).
+    Strings {
+        strings: Vec<String>,
+        complete: bool,
+    },
     #[default]
     Other,
 }
 
 impl Claim {
-    /// `roles` and `role` hold one role or an array of them.
+    /// `roles` and `role` hold one role or an array of them; what is not a string grants nothing.
     fn into_roles(self) -> Vec<String> {
         match self {
             Claim::Str(role) => vec![role],
-            Claim::Strings(roles) => roles,
+            Claim::Strings { strings, .. } => strings,
             Claim::Other => Vec::new(),
+        }
+    }
+
+    /// `iss` and `aud`: one name or an array of names, none other than strings.
+    pub(super) fn names(&self) -> Option<impl Iterator<Item = &str>> {
+        match self {
+            Claim::Str(name) => Some(std::slice::from_ref(name).iter().map(String::as_str)),
+            Claim::Strings { strings, complete: true } => Some(strings.iter().map(String::as_str)),
+            _ => None,
         }
     }
 }
@@ -128,12 +147,14 @@ impl<'de> Visitor<'de> for ClaimVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim, A::Error> {
         let mut strings = Vec::new();
+        let mut complete = true;
         while let Some(item) = seq.next_element::<Claim>()? {
-            if let Claim::Str(s) = item {
-                strings.push(s);
+            match item {
+                Claim::Str(s) => strings.push(s),
+                _ => complete = false,
             }
         }
-        Ok(Claim::Strings(strings))
+        Ok(Claim::Strings { strings, complete })
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claim, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -159,15 +180,22 @@ impl<'de> Visitor<'de> for ClaimVisitor {
 /// Verifies `token` with `key` under `validation` and builds the caller's identity.
 pub fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Identity, AuthError> {
     let claims = jsonwebtoken::decode::<LoginClaims>(token, key, validation).map_err(map_error)?.claims;
-    let user_id = match claims.sub {
-        Claim::Str(s) if !s.trim().is_empty() => s,
-        _ => return Err(AuthError::NoUserId),
+    let sub = match claims.sub {
+        Claim::Str(s) => Some(s),
+        _ => None,
     };
-    let mut roles = Vec::new();
-    for role in claims.roles.into_roles().into_iter().chain(claims.role.into_roles()) {
-        push_role(&mut roles, role);
+    identity(sub, claims.roles, claims.role)
+}
+
+/// The identity a verified token's claims make: `sub` its user id (not blank), `roles` and
+/// `role` its roles, each once.
+pub(super) fn identity(sub: Option<String>, roles: Claim, role: Claim) -> Result<Identity, AuthError> {
+    let user_id = sub.filter(|s| !s.trim().is_empty()).ok_or(AuthError::NoUserId)?;
+    let mut all = Vec::new();
+    for role in roles.into_roles().into_iter().chain(role.into_roles()) {
+        push_role(&mut all, role);
     }
-    Ok(Identity { user_id, roles, source: IdentitySource::BearerToken })
+    Ok(Identity { user_id, roles: all, source: IdentitySource::BearerToken })
 }
 
 fn push_role(roles: &mut Vec<String>, role: String) {

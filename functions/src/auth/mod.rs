@@ -11,13 +11,14 @@
 //!   configuration says the platform authenticates in front of us; they are then preferred,
 //!   since the platform may forward a bearer token it verified for an audience we don't know.
 //!
-//! The HS256 path is the hot one (every negotiate): no locks, no I/O, and the only
-//! allocations are jsonwebtoken's decoding and the identity itself.
+//! The HS256 path is the hot one (every negotiate): no locks, no I/O, the HMAC keyed once per
+//! secret, and the only allocations are the decoded parts and the identity ([`hs256`]).
 
 mod bearer;
 mod config;
 mod easy_auth;
 mod error;
+mod hs256;
 mod jwks;
 mod jwt;
 #[cfg(test)]
@@ -26,8 +27,9 @@ mod testing;
 use std::fmt;
 use std::sync::Arc;
 
+use hs256::Hs256Key;
 use http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use meschain_model::settings as names;
 use meschain_secrets::{Derived, Secrets};
 
@@ -63,7 +65,7 @@ pub struct Authenticator {
 
 struct Inner {
     /// The HS256 secret; during a Key Vault rotation's overlap, the previous one too.
-    hs256: Option<Derived<DecodingKey>>,
+    hs256: Option<Derived<Hs256Key>>,
     /// Asked for an early Key Vault refresh when no accepted secret verifies a token (it may be
     /// signed with a secret newer than ours).
     secrets: Option<Secrets>,
@@ -81,7 +83,7 @@ impl Authenticator {
     pub fn with_options(config: AuthConfig, options: JwksOptions) -> Self {
         // The config (and its Secret, zeroed on drop) is consumed: the key below is the
         // only copy of the secret left.
-        let hs256 = config.hs256_secret.as_ref().map(|s| Derived::fixed(DecodingKey::from_secret(s.expose())));
+        let hs256 = config.hs256_secret.as_ref().map(|s| Derived::fixed(Hs256Key::new(s.expose())));
         let jwks = config.jwks.map(|source| Arc::new(jwks::JwksCache::new(source, options)));
         let validations = jwt::Validations::new(
             config.issuer.as_deref(),
@@ -106,7 +108,7 @@ impl Authenticator {
             }
         };
         match Derived::follow(handle, names::AUTH_JWT_SECRET, |v| {
-            Ok::<_, std::convert::Infallible>(DecodingKey::from_secret(v.expose().as_bytes()))
+            Ok::<_, std::convert::Infallible>(Hs256Key::new(v.expose().as_bytes()))
         }) {
             Ok(keys) => inner.hs256 = Some(keys),
             Err(never) => match never {},
@@ -145,7 +147,7 @@ impl Authenticator {
         if inner.jwks.is_none()
             && let Some(keys) = &inner.hs256
         {
-            // Only HS256 can verify, and jsonwebtoken refuses a header naming any other
+            // Only HS256 can verify, and `hs256::verify` refuses a header naming any other
             // algorithm, so on the hot path the header is read once, by it. It is read again
             // only to say why a token that could not be read was refused (`alg: none`, say).
             return match self.verify_hs256(keys, token) {
@@ -167,12 +169,13 @@ impl Authenticator {
 
     /// Tries each accepted secret (two during a rotation's overlap); when none verifies the
     /// token, asks for an early Key Vault read, as the token may be signed with a newer secret.
-    fn verify_hs256(&self, keys: &Derived<DecodingKey>, token: &str) -> Result<Identity, AuthError> {
+    fn verify_hs256(&self, keys: &Derived<Hs256Key>, token: &str) -> Result<Identity, AuthError> {
         let inner = &*self.inner;
         let keys = keys.snapshot();
+        let now = meschain_model::clock::now_secs();
         let mut result = Err(AuthError::InvalidSignature);
         for key in keys.accepted() {
-            result = jwt::verify(token, key, &inner.validations.hs256);
+            result = hs256::verify(token, key, &inner.validations.hs256, now);
             if !matches!(result, Err(AuthError::InvalidSignature)) {
                 return result;
             }
@@ -266,7 +269,7 @@ mod tests {
         let mut c = hs_claims("u");
         c.as_object_mut().unwrap().remove("exp");
         assert_eq!(check(&auth, &c).await, Err(AuthError::MissingExpiry));
-        // jsonwebtoken treats an `exp` it cannot read as absent.
+        // An `exp` that cannot be read counts as absent (as it does to jsonwebtoken).
         c["exp"] = json!("tomorrow");
         assert_eq!(check(&auth, &c).await, Err(AuthError::MissingExpiry));
     }
@@ -307,7 +310,7 @@ mod tests {
         }
         c.as_object_mut().unwrap().remove("sub");
         assert_eq!(check(&auth, &c).await, Err(AuthError::NoUserId));
-        // jsonwebtoken's own claim reader fails on a structured `sub`: refused all the same.
+        // A structured `sub` is a malformed token (jsonwebtoken's reader fails on it too).
         for sub in [json!(["u"]), json!({"id": "u"})] {
             c["sub"] = sub;
             assert_eq!(check(&auth, &c).await, Err(AuthError::Malformed));
