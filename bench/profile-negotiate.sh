@@ -17,8 +17,8 @@ mkdir -p "$results"
 [ -x .tools/bin/inferno-flamegraph ] || cargo install --locked inferno --root .tools >/dev/null
 CARGO_PROFILE_RELEASE_STRIP=none RUSTFLAGS="-C force-frame-pointers=yes" \
   cargo build --release --target-dir target/profile -p meschain-functions --bin handler >/dev/null
-bench_setup
-handler=${PROFILE_HANDLER:-target/profile/release/handler}
+# bench_setup builds the release handler unless HANDLER names one: here it is the profiling build.
+HANDLER=${PROFILE_HANDLER:-target/profile/release/handler} bench_setup
 export LOGIN_TOKEN
 LOGIN_TOKEN=$(python3 bench/handler_probe.py token "$AUTH_JWT_SECRET" "$AUTH_ISSUER" "$AUTH_AUDIENCE")
 export MESCHAIN_DATA_DIR
