@@ -1,6 +1,7 @@
 //! Verifying a login JWT once its key is known, and turning its claims into an [`Identity`].
 //! RS256 and ES256 tokens go through jsonwebtoken here; HS256 tokens, the hot path, through
-//! `hs256.rs`, which keeps jsonwebtoken's outcomes (the validation below is what it matches).
+//! `hs256.rs`, which keeps jsonwebtoken's outcomes under [`validation`] (a test in `mod.rs`
+//! holds it to them).
 //!
 //! The accepted algorithm is decided by *which key* verifies the token, and that key was
 //! chosen by configuration and by the key's own type (see `jwks.rs`), never by the header
@@ -10,16 +11,14 @@
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use std::fmt;
 
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use super::{AuthError, Identity, IdentitySource, hs256};
+use super::claims::{Claim, identity};
+use super::{AuthError, Identity};
 
-/// The three validations this deployment can apply, built once.
+/// The validations of tokens signed with a provider's keys, built once.
 pub struct Validations {
-    pub hs256: hs256::Rules,
     pub rs256: Validation,
     pub es256: Validation,
 }
@@ -34,11 +33,6 @@ impl Validations {
         leeway_secs: u64,
     ) -> Self {
         Validations {
-            hs256: hs256::Rules {
-                issuer: issuer.map(str::to_owned),
-                audience: audience.map(str::to_owned),
-                leeway_secs,
-            },
             rs256: validation(Algorithm::RS256, issuer.or(key_source_issuer), audience, leeway_secs),
             es256: validation(Algorithm::ES256, issuer.or(key_source_issuer), audience, leeway_secs),
         }
@@ -89,94 +83,6 @@ struct LoginClaims {
     role: Claim,
 }
 
-/// A claim's value, as far as identity cares: a string, the strings of an array, or something
-/// else.
-#[derive(Default)]
-pub(super) enum Claim {
-    Str(String),
-    /// An array; `complete` when every item was a string (the others are skipped).
-    Strings {
-        strings: Vec<String>,
-        complete: bool,
-    },
-    #[default]
-    Other,
-}
-
-impl Claim {
-    /// `roles` and `role` hold one role or an array of them; what is not a string grants nothing.
-    fn into_roles(self) -> Vec<String> {
-        match self {
-            Claim::Str(role) => vec![role],
-            Claim::Strings { strings, .. } => strings,
-            Claim::Other => Vec::new(),
-        }
-    }
-
-    /// `iss` and `aud`: one name or an array of names, none other than strings.
-    pub(super) fn names(&self) -> Option<impl Iterator<Item = &str>> {
-        match self {
-            Claim::Str(name) => Some(std::slice::from_ref(name).iter().map(String::as_str)),
-            Claim::Strings { strings, complete: true } => Some(strings.iter().map(String::as_str)),
-            _ => None,
-        }
-    }
-}
-
-// A hand-written visitor rather than `#[serde(untagged)]`, which buffers each value into an
-// intermediate tree before trying the variants: these claims are read on every negotiate.
-impl<'de> Deserialize<'de> for Claim {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ClaimVisitor)
-    }
-}
-
-struct ClaimVisitor;
-
-impl<'de> Visitor<'de> for ClaimVisitor {
-    type Value = Claim;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Claim, E> {
-        Ok(Claim::Str(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Claim, E> {
-        Ok(Claim::Str(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim, A::Error> {
-        let mut strings = Vec::new();
-        let mut complete = true;
-        while let Some(item) = seq.next_element::<Claim>()? {
-            match item {
-                Claim::Str(s) => strings.push(s),
-                _ => complete = false,
-            }
-        }
-        Ok(Claim::Strings { strings, complete })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claim, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Claim::Other)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Claim, E> {
-        Ok(Claim::Other)
-    }
-}
-
 /// Verifies `token` with `key` under `validation` and builds the caller's identity.
 pub fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Identity, AuthError> {
     let claims = jsonwebtoken::decode::<LoginClaims>(token, key, validation).map_err(map_error)?.claims;
@@ -185,23 +91,6 @@ pub fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result
         _ => None,
     };
     identity(sub, claims.roles, claims.role)
-}
-
-/// The identity a verified token's claims make: `sub` its user id (not blank), `roles` and
-/// `role` its roles, each once.
-pub(super) fn identity(sub: Option<String>, roles: Claim, role: Claim) -> Result<Identity, AuthError> {
-    let user_id = sub.filter(|s| !s.trim().is_empty()).ok_or(AuthError::NoUserId)?;
-    let mut all = Vec::new();
-    for role in roles.into_roles().into_iter().chain(role.into_roles()) {
-        push_role(&mut all, role);
-    }
-    Ok(Identity { user_id, roles: all, source: IdentitySource::BearerToken })
-}
-
-fn push_role(roles: &mut Vec<String>, role: String) {
-    if !role.is_empty() && !roles.contains(&role) {
-        roles.push(role);
-    }
 }
 
 fn map_error(e: jsonwebtoken::errors::Error) -> AuthError {

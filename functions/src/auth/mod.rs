@@ -15,6 +15,7 @@
 //! secret, and the only allocations are the decoded parts and the identity ([`hs256`]).
 
 mod bearer;
+mod claims;
 mod config;
 mod easy_auth;
 mod error;
@@ -70,6 +71,9 @@ struct Inner {
     /// signed with a secret newer than ours).
     secrets: Option<Secrets>,
     jwks: Option<Arc<jwks::JwksCache>>,
+    /// What HS256 claims must satisfy.
+    hs256_rules: hs256::Rules,
+    /// RS256 and ES256 tokens' validations.
     validations: jwt::Validations,
     trust_easy_auth: bool,
 }
@@ -91,8 +95,12 @@ impl Authenticator {
             config.audience.as_deref(),
             config.leeway_secs,
         );
+        let hs256_rules =
+            hs256::Rules { issuer: config.issuer, audience: config.audience, leeway_secs: config.leeway_secs };
         let trust_easy_auth = config.trust_easy_auth;
-        Authenticator { inner: Arc::new(Inner { hs256, secrets: None, jwks, validations, trust_easy_auth }) }
+        Authenticator {
+            inner: Arc::new(Inner { hs256, secrets: None, jwks, hs256_rules, validations, trust_easy_auth }),
+        }
     }
 
     /// Follows `AUTH_JWT_SECRET` through Key Vault rotations when it is a vault reference:
@@ -175,7 +183,7 @@ impl Authenticator {
         let now = meschain_model::clock::now_secs();
         let mut result = Err(AuthError::InvalidSignature);
         for key in keys.accepted() {
-            result = hs256::verify(token, key, &inner.validations.hs256, now);
+            result = hs256::verify(token, key, &inner.hs256_rules, now);
             if !matches!(result, Err(AuthError::InvalidSignature)) {
                 return result;
             }
@@ -628,6 +636,165 @@ mod tests {
         let e = auth.authenticate(&bearer(&expired)).await.unwrap_err();
         for text in [e.to_string(), format!("{e:?}"), e.description().to_string()] {
             assert!(!text.contains(&expired) && !text.contains(&token[..20]) && !text.contains(SECRET));
+        }
+    }
+
+    /// HS256 tokens through `hs256::verify` and through `jsonwebtoken::decode` as this deployment
+    /// configured it before `hs256.rs` (`jwt::validation`): the same identity or the same refusal, for headers, claims of every type
+    /// and place, signatures and shapes. Times are an hour from now either way, as jsonwebtoken
+    /// reads the system clock.
+    #[test]
+    fn test_hs256_outcomes_are_jsonwebtokens() {
+        let now = meschain_model::clock::now_secs();
+        let (future, past) = (now + 3600, now - 3600);
+        let headers = [
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"alg":"HS256"}"#,
+            r#" {"typ":"JWT","alg":"HS\u0032\u0035\u0036"}"#,
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS512"}"#,
+            r#"{"alg":"RS256"}"#,
+            r#"{"alg":"hs256"}"#,
+            r#"{"alg":5}"#,
+            r#"{"alg":null}"#,
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+            r#"{}"#,
+            r#"["HS256"]"#,
+            r#""HS256""#,
+            "not json",
+        ];
+        let base = |name: &str| -> serde_json::Map<String, serde_json::Value> {
+            let mut m = serde_json::Map::new();
+            for (k, v) in [
+                ("sub", serde_json::json!("user-1")),
+                ("iss", serde_json::json!(ISS)),
+                ("aud", serde_json::json!(AUD)),
+                ("exp", serde_json::json!(future)),
+                ("roles", serde_json::json!(["admin"])),
+            ] {
+                if k != name {
+                    m.insert(k.into(), v);
+                }
+            }
+            m
+        };
+        let odd_values = [
+            "null",
+            "true",
+            "5",
+            "-5",
+            "1.5",
+            "1e30",
+            "\"text\"",
+            "\"\"",
+            "\"  \"",
+            "[]",
+            "[1]",
+            "[\"x\"]",
+            "[\"x\",5]",
+            "{}",
+            "{\"a\":1}",
+            "[[\"admin\"]]",
+        ];
+        let mut payloads = Vec::new();
+        for claim in ["sub", "iss", "aud", "exp", "nbf", "roles", "role"] {
+            let without = serde_json::Value::Object(base(claim)).to_string();
+            payloads.push(without.clone());
+            for value in odd_values.iter().map(|v| v.to_string()).chain([
+                format!("{future}"),
+                format!("{past}"),
+                format!("\"{ISS}\""),
+                format!("[\"{AUD}\"]"),
+            ]) {
+                let open = &without[..without.len() - 1];
+                let comma = if open.len() > 1 { "," } else { "" };
+                payloads.push(format!("{open}{comma}\"{claim}\":{value}}}"));
+            }
+        }
+        let valid = serde_json::Value::Object(base("")).to_string();
+        payloads.extend([
+            valid.clone(),
+            format!("  {valid}"),
+            format!("{valid} x"),
+            valid.replacen('{', r#"{"sub":"other","#, 1),
+            format!(r#"["user-1",["admin"],null,{future},null,"{ISS}","{AUD}"]"#),
+            "[]".into(),
+            "\"claims\"".into(),
+            "not json".into(),
+            String::new(),
+        ]);
+        let configs = [
+            (
+                jwt::validation(Algorithm::HS256, Some(ISS), Some(AUD), 30),
+                hs256::Rules { issuer: Some(ISS.into()), audience: Some(AUD.into()), leeway_secs: 30 },
+            ),
+            (
+                jwt::validation(Algorithm::HS256, None, None, 0),
+                hs256::Rules { issuer: None, audience: None, leeway_secs: 0 },
+            ),
+        ];
+        let theirs_key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
+        let ours_key = hs256::Hs256Key::new(SECRET.as_bytes());
+        // `header.payload.signature` from raw JSON texts, signed by jsonwebtoken with `secret`.
+        let token = |header: &str, payload: &str, secret: &[u8]| {
+            use base64::Engine;
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            let message = format!("{}.{}", b64(header), b64(payload));
+            let signature =
+                jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256)
+                    .unwrap();
+            format!("{message}.{signature}")
+        };
+        // What `Authenticator::verify_token` does with a token that could not be read.
+        let reclassify = |token: &str, r: Result<Identity, AuthError>| match r {
+            Err(AuthError::Malformed) => Err(jwt::header_algorithm(token).err().unwrap_or(AuthError::Malformed)),
+            other => other,
+        };
+        let mut compared = 0;
+        let mut seen = Vec::new();
+        for header in headers {
+            for payload in &payloads {
+                let signed = token(header, payload, SECRET.as_bytes());
+                let (message, signature) = signed.rsplit_once('.').unwrap();
+                let variants = [
+                    signed.clone(),
+                    token(header, payload, b"another secret"),
+                    format!("{message}.{}", &signature[..20]),
+                    format!("{message}.!{signature}"),
+                    message.to_string(),
+                    format!("{signed}.x"),
+                    format!("{message}=.{signature}"),
+                ];
+                for variant in &variants {
+                    for (validation, rules) in &configs {
+                        let theirs = reclassify(variant, jwt::verify(variant, &theirs_key, validation));
+                        let ours = reclassify(variant, hs256::verify(variant, &ours_key, rules, now));
+                        assert_eq!(ours, theirs, "header {header}, payload {payload}, token {variant}");
+                        let outcome = ours.map(|_| ());
+                        if !seen.contains(&outcome) {
+                            seen.push(outcome);
+                        }
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
+        // The corpus reaches every outcome the HS256 path has.
+        use AuthError::*;
+        for outcome in [
+            Ok(()),
+            Err(Malformed),
+            Err(InvalidSignature),
+            Err(Expired),
+            Err(NotYetValid),
+            Err(MissingExpiry),
+            Err(WrongIssuer),
+            Err(WrongAudience),
+            Err(DisallowedAlgorithm),
+            Err(NoUserId),
+        ] {
+            assert!(seen.contains(&outcome), "{outcome:?} never seen");
         }
     }
 }
