@@ -137,6 +137,13 @@ async fn test_bad_login_tokens_are_401() {
         &EncodingKey::from_secret(b"not-the-secret-but-just-as-long-as-it"),
         &login_claims("alice", &["admin"]),
     );
+    // HS256-signed with the right secret, so only the reader can refuse them.
+    let raw_login = |header: &str, claims: &str| {
+        let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
+        format!("{message}.{}", jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap())
+    };
+    let deep = format!(r#"{{"sub":"alice","roles":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
     let cases = [
         ("expired", format!("Bearer {}", sign_login(&expired))),
         ("wrong issuer", format!("Bearer {}", sign_login(&wrong_issuer))),
@@ -145,6 +152,14 @@ async fn test_bad_login_tokens_are_401() {
         ("alg none", format!("Bearer {alg_none}")),
         ("wrong secret", format!("Bearer {wrong_secret}")),
         ("not a jwt", "Bearer abc".to_string()),
+        (
+            "header an array",
+            format!("Bearer {}", raw_login(r#"["HS256"]"#, &login_claims("alice", &["admin"]).to_string())),
+        ),
+        ("claims an array", format!("Bearer {}", raw_login(r#"{"alg":"HS256"}"#, r#"["alice",["admin"]]"#))),
+        ("claims not json", format!("Bearer {}", raw_login(r#"{"alg":"HS256"}"#, "{\"sub\":"))),
+        ("claims nested past the JSON depth limit", format!("Bearer {}", raw_login(r#"{"alg":"HS256"}"#, &deep))),
+        ("signature not base64", format!("Bearer {}!", good.rsplit_once('.').unwrap().0)),
         ("basic scheme", "Basic YWRtaW46YWRtaW4=".to_string()),
         ("empty bearer", "Bearer ".to_string()),
     ];
@@ -158,6 +173,9 @@ async fn test_bad_login_tokens_are_401() {
             assert!(!body.to_string().contains(presented), "{what}: the token was echoed");
         }
     }
+    // None of that disturbed the handler: a good token still gets its SignalR token.
+    let (status, _, body) = negotiate(&h, "", &[bearer(&good)]).await;
+    assert_eq!(status, 200, "{body}");
     // The secret never reaches the logs.
     let logs = h.drain_output().join("\n");
     assert!(!logs.contains(JWT_SECRET) && !logs.contains(ACCESS_KEY), "secret in logs");

@@ -276,27 +276,13 @@ impl<'de> Visitor<'de> for SubjectVisitor {
 
 #[cfg(test)]
 mod tests {
-    use jsonwebtoken::{Algorithm, EncodingKey};
-
+    use super::super::testing::hs256_token as token;
     use super::*;
 
     const SECRET: &[u8] = b"test-only-secret-0123456789abcdef";
     const ISS: &str = "https://login.meschain.test";
     const AUD: &str = "meschain-realtime";
     const NOW: u64 = 1_800_000_000;
-
-    fn b64(s: &str) -> String {
-        URL_SAFE_NO_PAD.encode(s)
-    }
-
-    /// `header.payload.signature` from raw JSON texts, signed by jsonwebtoken with `secret`.
-    fn token(header: &str, payload: &str, secret: &[u8]) -> String {
-        let message = format!("{}.{}", b64(header), b64(payload));
-        let signature =
-            jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256)
-                .unwrap();
-        format!("{message}.{signature}")
-    }
 
     fn rules(leeway_secs: u64) -> Rules {
         Rules { issuer: Some(ISS.into()), audience: Some(AUD.into()), leeway_secs }
@@ -348,7 +334,7 @@ mod tests {
         let good = token(HEADER, &claims(""), SECRET);
         let (message, signature) = good.rsplit_once('.').unwrap();
         let (header, _) = message.split_once('.').unwrap();
-        let forged = format!("{header}.{}.{signature}", b64(&claims(r#""role":"super_admin","#)));
+        let forged = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(claims(r#""role":"super_admin","#)));
         assert_eq!(check(&forged, &rules(0)), Err(AuthError::InvalidSignature));
         assert_eq!(check(&format!("{message}.{}", &signature[1..]), &rules(0)), Err(AuthError::Malformed));
         assert_eq!(check(&format!("{message}.{}", &signature[..40]), &rules(0)), Err(AuthError::InvalidSignature));

@@ -515,14 +515,10 @@ mod tests {
         assert_eq!(check(&auth, &c).await.unwrap().roles, Vec::<String>::new(), "an array of arrays grants nothing");
         // Deeper than serde_json reads (128 levels): the token is malformed, and the process is fine.
         let deep = format!("{}\"admin\"{}", "[".repeat(2000), "]".repeat(2000));
-        let header = hs(&hs_claims("u")).split('.').next().unwrap().to_owned();
         let mut claims = hs_claims("u").to_string();
         claims.insert_str(1, &format!("\"roles\":{deep},"));
-        let b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims);
-        let message = format!("{header}.{b64}");
-        let key = EncodingKey::from_secret(SECRET.as_bytes());
-        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
-        assert_eq!(auth.verify_token(&format!("{message}.{signature}")).await, Err(AuthError::Malformed));
+        let token = hs256_token(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, SECRET.as_bytes());
+        assert_eq!(auth.verify_token(&token).await, Err(AuthError::Malformed));
     }
 
     fn principal_headers(user: &str, role: &str) -> HeaderMap {
@@ -735,16 +731,6 @@ mod tests {
         ];
         let theirs_key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
         let ours_key = hs256::Hs256Key::new(SECRET.as_bytes());
-        // `header.payload.signature` from raw JSON texts, signed by jsonwebtoken with `secret`.
-        let token = |header: &str, payload: &str, secret: &[u8]| {
-            use base64::Engine;
-            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-            let message = format!("{}.{}", b64(header), b64(payload));
-            let signature =
-                jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256)
-                    .unwrap();
-            format!("{message}.{signature}")
-        };
         // What `Authenticator::verify_token` does with a token that could not be read.
         let reclassify = |token: &str, r: Result<Identity, AuthError>| match r {
             Err(AuthError::Malformed) => Err(jwt::header_algorithm(token).err().unwrap_or(AuthError::Malformed)),
@@ -754,11 +740,11 @@ mod tests {
         let mut seen = Vec::new();
         for header in headers {
             for payload in &payloads {
-                let signed = token(header, payload, SECRET.as_bytes());
+                let signed = hs256_token(header, payload, SECRET.as_bytes());
                 let (message, signature) = signed.rsplit_once('.').unwrap();
                 let variants = [
                     signed.clone(),
-                    token(header, payload, b"another secret"),
+                    hs256_token(header, payload, b"another secret"),
                     format!("{message}.{}", &signature[..20]),
                     format!("{message}.!{signature}"),
                     message.to_string(),

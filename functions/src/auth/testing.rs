@@ -57,6 +57,17 @@ pub fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value
     jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
+/// `header.payload.signature` from raw JSON texts, HS256-signed by jsonwebtoken with `secret`:
+/// for headers and claims a `Value` cannot express (duplicate keys, arrays, bad JSON).
+pub fn hs256_token(header: &str, payload: &str, secret: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let message = format!("{}.{}", b64(header), b64(payload));
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
+    format!("{message}.{signature}")
+}
+
 /// Claims valid for an hour for `sub`.
 pub fn claims(sub: &str) -> Value {
     let now = now();
