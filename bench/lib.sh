@@ -40,3 +40,31 @@ bench_wrk() {
   wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$script" "$url" \
     | grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%'
 }
+
+# Writes to $1 the envelope the Functions host sends for one SignalR upstream hub invocation
+# (SubscribeToDashboard with no metrics, so no REST call leaves the handler), signed with the
+# access key of the example settings (bench_setup exports them).
+bench_upstream_envelope() {
+  python3 - "$1" <<'PY'
+import hashlib, hmac, json, os, re, sys
+cs = os.environ["AzureSignalRConnectionString"]
+key = re.search(r"AccessKey=([^;]+)", cs).group(1)
+conn = "bench-connection-0001"
+sig = "sha256=" + hmac.new(key.encode(), conn.encode(), hashlib.sha256).hexdigest().upper()
+body = json.dumps({"type": 1, "invocationId": "1", "target": "SubscribeToDashboard", "arguments": [[]]})
+headers = {
+    "Content-Type": ["application/json"],
+    "X-ASRS-Connection-Id": [conn],
+    "X-ASRS-Hub": ["meschaindashboardhub"],
+    "X-ASRS-Category": ["messages"],
+    "X-ASRS-Event": ["SubscribeToDashboard"],
+    "X-ASRS-Signature": [sig],
+    "X-ASRS-User-Id": ["bench-user"],
+    "X-ASRS-User-Claims": ["asrs.s.uid: bench-user, role: viewer"],
+}
+envelope = {"Data": {"req": {"Url": "http://localhost:7071/api/signalr/upstream", "Method": "POST",
+                             "Query": {}, "Headers": headers, "Params": {}, "Body": body}},
+            "Metadata": {"sys": {"MethodName": "connection-events"}}}
+open(sys.argv[1], "w").write(json.dumps(envelope))
+PY
+}

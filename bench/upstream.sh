@@ -12,28 +12,7 @@ connections=${2:-64}
 bench_setup
 export UPSTREAM_BODY_FILE
 UPSTREAM_BODY_FILE=$(mktemp)
-python3 - "$UPSTREAM_BODY_FILE" <<'PY'
-import hashlib, hmac, json, os, re, sys
-cs = os.environ["AzureSignalRConnectionString"]
-key = re.search(r"AccessKey=([^;]+)", cs).group(1)
-conn = "bench-connection-0001"
-sig = "sha256=" + hmac.new(key.encode(), conn.encode(), hashlib.sha256).hexdigest().upper()
-body = json.dumps({"type": 1, "invocationId": "1", "target": "SubscribeToDashboard", "arguments": [[]]})
-headers = {
-    "Content-Type": ["application/json"],
-    "X-ASRS-Connection-Id": [conn],
-    "X-ASRS-Hub": ["meschaindashboardhub"],
-    "X-ASRS-Category": ["messages"],
-    "X-ASRS-Event": ["SubscribeToDashboard"],
-    "X-ASRS-Signature": [sig],
-    "X-ASRS-User-Id": ["bench-user"],
-    "X-ASRS-User-Claims": ["asrs.s.uid: bench-user, role: viewer"],
-}
-envelope = {"Data": {"req": {"Url": "http://localhost:7071/api/signalr/upstream", "Method": "POST",
-                             "Query": {}, "Headers": headers, "Params": {}, "Body": body}},
-            "Metadata": {"sys": {"MethodName": "connection-events"}}}
-open(sys.argv[1], "w").write(json.dumps(envelope))
-PY
+bench_upstream_envelope "$UPSTREAM_BODY_FILE"
 bench_start_handler
 out=$(curl -s -X POST -H 'Content-Type: application/json' --data-binary "@$UPSTREAM_BODY_FILE" "http://127.0.0.1:$port/connection-events")
 echo "$out" | grep -q '"statusCode":200' || { echo "unexpected answer: $out" >&2; exit 1; }

@@ -3,7 +3,7 @@
 //!
 //! Why: the handler logs one line per invocation (the host protocol's summary line), and one
 //! `write(2)` per line, each under stdout's lock that both cores take, was about 3 % of
-//! negotiate's CPU (`bash bench/profile-negotiate.sh`). So a worker thread appends its lines to
+//! negotiate's CPU (`bash bench/profile.sh negotiate`). So a worker thread appends its lines to
 //! a buffer of its own and writes the buffer out:
 //!
 //! - when it runs out of work (tokio's park hook calls [`worker_parked`]): on a quiet server a

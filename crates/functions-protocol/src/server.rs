@@ -35,7 +35,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::context::{Context, Escaped};
-use crate::envelope::{InvocationRequest, InvocationResponse};
+use crate::envelope::{EnvelopeError, InvocationRequest, InvocationResponse};
 use crate::function::{FunctionSet, Handler};
 use crate::isolation::{isolated, panicked};
 use crate::request::HttpRequest;
@@ -308,15 +308,12 @@ async fn invoke_enveloped<H: Handler>(
         Ok(b) => b,
         Err(e) => return e.into(),
     };
-    let envelope = match InvocationRequest::parse(&body.bytes) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(function = function.name(), invocation_id = %Escaped(&id), "bad envelope: {e}");
-            return e.into();
-        }
-    };
     let mut ctx = Context::enveloped(id.clone(), function.name());
     let Some(binding) = function.http_binding() else {
+        let envelope = match InvocationRequest::parse(&body.bytes) {
+            Ok(e) => e,
+            Err(e) => return bad_envelope(function.name(), &id, e),
+        };
         let outcome = isolated(function.name(), &id, shared.handler.call_trigger(function, &mut ctx, &envelope)).await;
         return match outcome {
             Some(Ok(())) => {
@@ -332,15 +329,10 @@ async fn invoke_enveloped<H: Handler>(
             None => panicked(),
         };
     };
-    let http_req = match envelope.binding(binding.request).and_then(|v| HttpRequest::from_envelope(binding.request, v))
-    {
+    let http_req = match HttpRequest::from_invocation(&body.bytes, binding.request) {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(function = function.name(), invocation_id = %Escaped(ctx.invocation_id()), "bad envelope: {e}");
-            return e.into();
-        }
+        Err(e) => return bad_envelope(function.name(), &id, e),
     };
-    drop(envelope);
     let response = isolated(function.name(), &id, shared.handler.call_http(function, &mut ctx, http_req)).await;
     let (mut outputs, logs) = ctx.finish();
     let response = response.unwrap_or_else(|| {
@@ -350,6 +342,12 @@ async fn invoke_enveloped<H: Handler>(
     });
     outputs.insert(binding.response.to_string(), response.to_envelope_output());
     envelope_response(InvocationResponse { outputs, logs, ..InvocationResponse::default() })
+}
+
+/// A refused envelope: logged, since the host keeps no `Logs` of a failed invocation.
+fn bad_envelope(function: &str, id: &str, e: EnvelopeError) -> HttpResponse {
+    tracing::warn!(function, invocation_id = %Escaped(id), "bad envelope: {e}");
+    e.into()
 }
 
 fn envelope_response(out: InvocationResponse) -> HttpResponse {

@@ -9,7 +9,9 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
-use crate::envelope::{EnvelopeError, get_ci};
+use crate::envelope::{EnvelopeError, InvocationRequest, get_ci};
+
+mod direct;
 
 /// Most header values an enveloped request may carry. Forwarded requests are held to hyper's
 /// 100; the host's own front end (Kestrel) refuses more than 32 KiB of headers, so a real
@@ -37,33 +39,43 @@ impl HttpRequest {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Builds the request from the envelope's `Data.<binding>` object (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers#request-payload).
+    /// Builds the request for HTTP binding `binding` from an invocation body, the envelope
+    /// (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers#request-payload).
+    /// Reads it straight into the request when the envelope has the host's usual shape
+    /// ([`direct`]); otherwise, and to name what is wrong, through the whole envelope.
+    pub fn from_invocation(body: &[u8], binding: &str) -> Result<Self, EnvelopeError> {
+        match direct::read(body, binding) {
+            Some(req) => Ok(req),
+            None => InvocationRequest::parse(body).and_then(|e| Self::from_envelope(binding, e.binding(binding)?)),
+        }
+    }
+
+    /// Builds the request from the envelope's `Data.<binding>` object.
     pub fn from_envelope(binding: &str, value: &Value) -> Result<Self, EnvelopeError> {
         let bad =
             |problem: &str| EnvelopeError::BadBinding { binding: binding.to_string(), problem: problem.to_string() };
         let Value::Object(req) = value else { return Err(bad("must be an HTTP request object")) };
 
         let method = match get_ci(req, "Method") {
-            Some(Value::String(m)) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| bad("Method is not an HTTP method"))?,
+            Some(Value::String(m)) => parse_method(m).ok_or_else(|| bad("Method is not an HTTP method"))?,
             _ => return Err(bad("Method is missing")),
         };
 
         let mut headers = HeaderMap::new();
-        let mut count = 0usize;
+        let mut budget = HeaderBudget::default();
         match get_ci(req, "Headers") {
             Some(Value::Object(map)) => {
                 for (name, values) in map {
                     let name = HeaderName::from_bytes(name.as_bytes())
                         .map_err(|_| bad("Headers has an invalid header name"))?;
-                    let mut push = |v: &str| -> Result<(), EnvelopeError> {
-                        count += 1;
-                        if count > MAX_ENVELOPE_HEADERS {
-                            return Err(EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS));
-                        }
-                        let v = HeaderValue::from_str(v).map_err(|_| bad("Headers has an invalid header value"))?;
+                    let mut push = |v: &str| {
+                        let value = budget.value(v).map_err(|e| match e {
+                            HeaderError::TooMany => EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS),
+                            HeaderError::BadValue => bad("Headers has an invalid header value"),
+                        })?;
+                        // `HeaderMap` panics past 32,768 names; its fallible API reports that instead.
                         headers
-                            .try_append(name.clone(), v)
+                            .try_append(name.clone(), value)
                             .map_err(|_| EnvelopeError::TooManyHeaders(MAX_ENVELOPE_HEADERS))?;
                         Ok(())
                     };
@@ -82,38 +94,11 @@ impl HttpRequest {
             Some(_) => return Err(bad("Headers must be an object")),
         }
 
-        // The query arrives as an object (current host) or as JSON text (older docs: "{}").
-        // Repeated keys were joined with commas by the host; that cannot be undone, so each
-        // key yields one value, as the host presents it.
-        let query_value = match get_ci(req, "Query") {
-            Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| bad("Query is not an object"))?,
-            Some(v) => v.clone(),
-            None => Value::Null,
-        };
-        let query = match query_value {
-            Value::Object(map) => map
-                .into_iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => Ok((k, s)),
-                    Value::Null => Ok((k, String::new())),
-                    _ => Err(bad("Query values must be strings")),
-                })
-                .collect::<Result<_, _>>()?,
-            Value::Null => Vec::new(),
-            _ => return Err(bad("Query must be an object")),
-        };
+        let query = query_pairs(get_ci(req, "Query").cloned().unwrap_or(Value::Null)).map_err(bad)?;
 
         let body = match get_ci(req, "Body") {
             None | Some(Value::Null) => Bytes::new(),
-            Some(Value::String(s)) => {
-                // The host base64-encodes binary bodies (octet-stream and multipart).
-                let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-                if ct.starts_with("application/octet-stream") || ct.starts_with("multipart/") {
-                    Bytes::from(STANDARD.decode(s).map_err(|_| bad("Body is not valid base64"))?)
-                } else {
-                    Bytes::from(s.clone().into_bytes())
-                }
-            }
+            Some(Value::String(s)) => body_from_text(s.clone(), &headers).map_err(bad)?,
             // A JSON body that the host parsed into an object: hand it back as JSON text.
             Some(other) => Bytes::from(other.to_string().into_bytes()),
         };
@@ -129,6 +114,71 @@ impl HttpRequest {
             .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
         HttpRequest { method: parts.method.clone(), query, headers: parts.headers.clone(), body }
+    }
+}
+
+/// `Method` as the host writes it (`"post"` or `"POST"`); `None` if it is not a method.
+fn parse_method(m: &str) -> Option<Method> {
+    if m.bytes().any(|b| b.is_ascii_lowercase()) {
+        Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok()
+    } else {
+        Method::from_bytes(m.as_bytes()).ok()
+    }
+}
+
+/// Why a header value was not added.
+enum HeaderError {
+    TooMany,
+    BadValue,
+}
+
+/// Counts a request's header values against [`MAX_ENVELOPE_HEADERS`] as they are read.
+#[derive(Default)]
+struct HeaderBudget {
+    used: usize,
+}
+
+impl HeaderBudget {
+    /// `value` as a header value, if the request may carry one more.
+    fn value(&mut self, value: &str) -> Result<HeaderValue, HeaderError> {
+        self.used += 1;
+        if self.used > MAX_ENVELOPE_HEADERS {
+            return Err(HeaderError::TooMany);
+        }
+        HeaderValue::from_str(value).map_err(|_| HeaderError::BadValue)
+    }
+}
+
+/// The query arrives as an object (current host) or as JSON text (older docs: "{}").
+/// Repeated keys were joined with commas by the host; that cannot be undone, so each key
+/// yields one value, as the host presents it.
+fn query_pairs(value: Value) -> Result<Vec<(String, String)>, &'static str> {
+    let value = match value {
+        Value::String(s) => serde_json::from_str(&s).map_err(|_| "Query is not an object")?,
+        other => other,
+    };
+    match value {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                Value::Null => Ok((k, String::new())),
+                _ => Err("Query values must be strings"),
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err("Query must be an object"),
+    }
+}
+
+/// The body the host sent as a string: base64 for binary content types (octet-stream and
+/// multipart), the text itself otherwise.
+fn body_from_text(text: String, headers: &HeaderMap) -> Result<Bytes, &'static str> {
+    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if ct.starts_with("application/octet-stream") || ct.starts_with("multipart/") {
+        Ok(Bytes::from(STANDARD.decode(text).map_err(|_| "Body is not valid base64")?))
+    } else {
+        Ok(Bytes::from(text.into_bytes()))
     }
 }
 
