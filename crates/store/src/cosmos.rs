@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::doc::{Precondition, Retention, Versioned, check_name, doc_size_ok};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, prepare_batch};
 use crate::settings::CosmosSettings;
 use crate::{Store, StoreError, StoreKind};
 
@@ -331,8 +331,7 @@ impl Store for CosmosStore {
     }
 
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut items = Vec::with_capacity(events.len());
-        for event in events {
+        let items = prepare_batch(events, |event| {
             let n = self.sequence.fetch_add(1, Ordering::Relaxed);
             let id = event.id.clone().unwrap_or_else(|| format!("{}-{n}", self.writer));
             // The shard follows from the id, so a retried event lands where its first attempt did.
@@ -343,8 +342,9 @@ impl Store for CosmosStore {
             item["id"] = json!(id);
             item["pk"] = json!(pk);
             item["c"] = json!("event");
-            items.push((pk, id, item));
-        }
+            Ok::<_, StoreError>((pk, id, item))
+        })
+        .await?;
         let container = &self.container();
         let writes = items.into_iter().map(|(pk, id, item)| async move {
             match container.create_item(pk, &id, &item, None).await {

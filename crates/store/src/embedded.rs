@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use crate::doc::{Precondition, Retention, Versioned, check_name, doc_size_ok};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, prepare_batch};
 use crate::{Store, StoreError, StoreKind};
 use meschain_model::clock::now_ms;
 
@@ -249,13 +249,11 @@ impl Store for EmbeddedStore {
         if events.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(i64, &'static str, String)> = events
-            .iter()
-            .map(|e| {
-                let body = serde_json::to_string(e).map_err(|e| StoreError::Invalid(format!("event: {e}")))?;
-                Ok((e.at_ms as i64, e.kind.as_str(), body))
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let rows: Vec<(i64, &'static str, String)> = prepare_batch(events, |e| {
+            let body = serde_json::to_string(e).map_err(|e| StoreError::Invalid(format!("event: {e}")))?;
+            Ok((e.at_ms as i64, e.kind.as_str(), body))
+        })
+        .await?;
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {

@@ -239,9 +239,70 @@ fn looks_like_jwt(word: &str) -> bool {
         && parts.iter().all(|p| p.len() >= 4 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
+/// Events prepared for the store between two yields to the runtime.
+const PREPARED_PER_YIELD: usize = 64;
+
+/// Prepares each event of a batch for writing (`prepare` serialises it), yielding to the
+/// runtime every [`PREPARED_PER_YIELD`] events. Serialising a batch of a thousand takes
+/// 0.3 ms as JSON text and 0.6-0.8 ms as JSON values (release build, 2026-12-07); done in one
+/// go on a worker thread, it holds up the requests queued behind it on that worker as long.
+pub(crate) async fn prepare_batch<T, E>(
+    events: &[Event],
+    mut prepare: impl FnMut(&Event) -> Result<T, E>,
+) -> Result<Vec<T>, E> {
+    let mut prepared = Vec::with_capacity(events.len());
+    for slice in events.chunks(PREPARED_PER_YIELD) {
+        for event in slice {
+            prepared.push(prepare(event)?);
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(prepared)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On one thread, another task runs between slices of a batch; results keep their order;
+    /// the first error ends the batch.
+    #[tokio::test(flavor = "current_thread")]
+    async fn test_prepare_batch_lets_other_tasks_run() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let events: Vec<Event> = (0..200).map(|i| Event::new(EventKind::Error, i)).collect();
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let at: Vec<u64> = prepare_batch(&events, |e| {
+            seen.push(ticks.load(Ordering::Relaxed));
+            Ok::<_, ()>(e.at_ms)
+        })
+        .await
+        .unwrap();
+        ticker.abort();
+        assert_eq!(at, (0..200).collect::<Vec<u64>>());
+        // Nothing else ran while the first slice was prepared; something did before the last.
+        assert_eq!(seen[PREPARED_PER_YIELD - 1], seen[0]);
+        assert!(seen[199] > seen[0], "{seen:?}");
+
+        let mut calls = 0;
+        let failed = prepare_batch(&events, |e| {
+            calls += 1;
+            if e.at_ms == 70 { Err("bad event") } else { Ok(()) }
+        })
+        .await;
+        assert_eq!(failed, Err("bad event"));
+        assert_eq!(calls, 71);
+    }
 
     #[test]
     fn test_redact_masks_credentials() {
