@@ -119,7 +119,7 @@ impl SyncSettings {
 impl SyncRuntime {
     /// `settings` reads connector settings (the environment in the handler).
     pub fn new(settings: Lookup, sync: SyncSettings) -> Self {
-        let http = reqwest::Client::builder()
+        let http = meschain_tls::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

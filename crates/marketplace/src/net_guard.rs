@@ -261,7 +261,7 @@ impl ItemsHttp {
     pub fn new(policy: UrlPolicy) -> Self {
         let policy = Arc::new(policy);
         let redirects = policy.clone();
-        let client = reqwest::Client::builder()
+        let client = meschain_tls::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
             .no_proxy()

@@ -110,20 +110,24 @@ impl VaultEndpointOverrides {
 }
 
 /// The HTTP client for vault and identity calls: the process's reqwest/rustls stack with
-/// bounded timeouts, plus the overrides for `vault_hosts` when set.
+/// bounded timeouts, plus the overrides for `vault_hosts` when set. A CA override gets
+/// reqwest's own TLS setup with that root added, so the process's other clients do not trust it.
 pub fn http_client<'a>(
     overrides: &VaultEndpointOverrides,
     vault_hosts: impl IntoIterator<Item = &'a str>,
 ) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let builder = match &overrides.ca_pem {
+        Some(pem) => {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|_| format!("{VAULT_CA_FILE_SETTING} is not a PEM certificate"))?;
+            reqwest::Client::builder().add_root_certificate(cert)
+        }
+        None => meschain_tls::client_builder(),
+    };
+    let mut builder = builder
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .pool_idle_timeout(Duration::from_secs(90));
-    if let Some(pem) = &overrides.ca_pem {
-        let cert = reqwest::Certificate::from_pem(pem)
-            .map_err(|_| format!("{VAULT_CA_FILE_SETTING} is not a PEM certificate"))?;
-        builder = builder.add_root_certificate(cert);
-    }
     if let Some(address) = overrides.address {
         for host in vault_hosts {
             builder = builder.resolve(host, address);

@@ -152,7 +152,7 @@ pub struct JwksCache {
 impl JwksCache {
     pub fn new(source: JwksSource, options: JwksOptions) -> Self {
         let fetch_timeout = options.fetch_timeout;
-        let client = reqwest::Client::builder()
+        let client = meschain_tls::client_builder()
             .connect_timeout(fetch_timeout)
             .timeout(fetch_timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {

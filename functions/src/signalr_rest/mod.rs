@@ -144,7 +144,7 @@ impl SignalRRest {
 
     /// The pooled client REST calls (and the identity requests behind Entra tokens) share.
     pub fn http_client(policy: &RetryPolicy) -> reqwest::Client {
-        reqwest::Client::builder()
+        meschain_tls::client_builder()
             .connect_timeout(policy.attempt_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
