@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use http::header::{Entry, HeaderName, HeaderValue, OccupiedEntry, VacantEntry};
+use http::header::{Entry, HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -326,8 +326,11 @@ impl<'de> Visitor<'de> for HeaderSet {
         while let Some(name) = map.next_key_seed(Name)? {
             // Two keys for one name ("X-A" and "x-a"): the reference reader orders their
             // values by key, so it decides.
-            let Ok(Entry::Vacant(entry)) = headers.try_entry(name) else { return Err(give_up()) };
-            let mut slot = Slot { budget: &mut budget, vacant: Some(entry), filled: None };
+            let entry = match headers.try_entry(name) {
+                Ok(vacant @ Entry::Vacant(_)) => vacant,
+                _ => return Err(give_up()),
+            };
+            let mut slot = Slot { budget: &mut budget, entry: Some(entry) };
             map.next_value_seed(Values(&mut slot))?;
         }
         Ok(headers)
@@ -358,19 +361,23 @@ impl Visitor<'_> for Name {
 /// the name is hashed once and never copied.
 struct Slot<'a, 'm> {
     budget: &'a mut HeaderBudget,
-    vacant: Option<VacantEntry<'m, HeaderValue>>,
-    filled: Option<OccupiedEntry<'m, HeaderValue>>,
+    /// Vacant until the first value; `None` only after a value could not be added.
+    entry: Option<Entry<'m, HeaderValue>>,
 }
 
 impl Slot<'_, '_> {
     fn add<E: de::Error>(&mut self, value: &str) -> Result<(), E> {
         let value = self.budget.value(value).map_err(|_| give_up())?;
-        match (&mut self.filled, self.vacant.take()) {
-            (Some(filled), _) => filled.append(value),
+        let filled = match self.entry.take() {
+            Some(Entry::Occupied(mut entry)) => {
+                entry.append(value);
+                entry
+            }
             // `HeaderMap` panics past 32,768 names; its fallible API reports that instead.
-            (None, Some(vacant)) => self.filled = Some(vacant.try_insert_entry(value).map_err(|_| give_up())?),
-            (None, None) => return Err(give_up()),
-        }
+            Some(Entry::Vacant(entry)) => entry.try_insert_entry(value).map_err(|_| give_up())?,
+            None => return Err(give_up()),
+        };
+        self.entry = Some(Entry::Occupied(filled));
         Ok(())
     }
 }
