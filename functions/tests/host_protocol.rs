@@ -55,6 +55,21 @@ async fn test_bad_envelopes_get_4xx_and_the_handler_keeps_serving() {
         ("bad header", br#"{"Data":{"req":{"Method":"POST","Headers":{"a b":["x"]}}}}"#.to_vec()),
         ("invalid utf-8", vec![0xff, 0xfe, 0x00]),
         ("deep nesting", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes()),
+        // What the direct reader hands to the reference reader, which names it.
+        (
+            "nesting past the limit in a field not read",
+            format!(r#"{{"Data":{{"req":{{"Method":"POST","Params":{}{}}}}}}}"#, "[".repeat(200), "]".repeat(200))
+                .into_bytes(),
+        ),
+        (
+            "header value with a newline",
+            br#"{"Data":{"req":{"Method":"POST","Headers":{"x":["a
+b"]}}}}"#
+                .to_vec(),
+        ),
+        ("header value not a string", br#"{"Data":{"req":{"Method":"POST","Headers":{"x":[["a"]]}}}}"#.to_vec()),
+        ("Metadata not object", br#"{"Data":{"req":{"Method":"POST"}},"Metadata":5}"#.to_vec()),
+        ("trailing bytes", br#"{"Data":{"req":{"Method":"POST"}}} x"#.to_vec()),
     ];
     for (what, body) in cases {
         let (status, json) = json_of(c.post(format!("{}/negotiate", h.base)).body(body).send().await.unwrap()).await;

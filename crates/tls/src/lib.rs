@@ -12,7 +12,9 @@
 //! checked: that handshake takes a few milliseconds longer, once per process, and a handler
 //! that makes no HTTPS call (locally) never reads them. Verification itself is the
 //! platform verifier's, unchanged: the same roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` are
-//! honoured), the same WebPKI checks; if no root can be loaded, every handshake fails.
+//! honoured), the same WebPKI checks. If no root can be loaded, the handshake fails, saying so,
+//! and the next one reads them again: roots installed or mounted later are picked up without a
+//! restart.
 //! The rest of the configuration is what reqwest would build: TLS 1.2 and 1.3, the process's
 //! default crypto provider (aws-lc-rs when none is installed), SNI, and ALPN `h2` then
 //! `http/1.1`.
@@ -67,12 +69,18 @@ fn shared() -> &'static Arc<LazyPlatformVerifier> {
 #[derive(Debug)]
 struct LazyPlatformVerifier {
     provider: Arc<CryptoProvider>,
-    platform: OnceLock<Result<Verifier, rustls::Error>>,
+    platform: OnceLock<Verifier>,
 }
 
 impl LazyPlatformVerifier {
     fn platform(&self) -> Result<&Verifier, rustls::Error> {
-        self.platform.get_or_init(|| Verifier::new(self.provider.clone())).as_ref().map_err(Clone::clone)
+        if let Some(verifier) = self.platform.get() {
+            return Ok(verifier);
+        }
+        // A failure is not kept (see the crate docs). Two first handshakes at once may both
+        // read the roots; one result is kept.
+        let verifier = Verifier::new(self.provider.clone())?;
+        Ok(self.platform.get_or_init(|| verifier))
     }
 }
 
